@@ -1,0 +1,103 @@
+// Package web serves the telemetry endpoints both binaries share: /metrics,
+// /healthz and /readyz, plus whatever extra handlers a program adds.
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Config configures a Server.
+type Config struct {
+	// ListenAddress is the host:port to listen on. Default ":9153" is not
+	// assumed: callers pass their own.
+	ListenAddress string
+	// Gatherer is served on /metrics.
+	Gatherer prometheus.Gatherer
+	// Ready reports readiness for /readyz: nil means ready. A nil func is
+	// always ready.
+	Ready func() error
+	// Handlers are extra paths to serve (for example "/members").
+	Handlers map[string]http.Handler
+	// Logger receives errors; nil discards them.
+	Logger *slog.Logger
+}
+
+// Server is the telemetry HTTP server.
+type Server struct {
+	cfg Config
+	srv *http.Server
+	ln  net.Listener
+}
+
+// Listen binds the address, so callers know the port before serving
+// (":0" picks a free one).
+func Listen(cfg Config) (*Server, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddress)
+	if err != nil {
+		return nil, fmt.Errorf("web: listen: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(cfg.Gatherer, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelError),
+	}))
+	// Liveness never depends on the API server or on peers: an outage
+	// must not turn into a restart storm.
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
+		if cfg.Ready != nil {
+			if err := cfg.Ready(); err != nil {
+				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+				return
+			}
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	for path, h := range cfg.Handlers {
+		mux.Handle(path, h)
+	}
+	return &Server{
+		cfg: cfg,
+		ln:  ln,
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 5 * time.Second,
+			ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		},
+	}, nil
+}
+
+// Addr is the address the server listens on.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// Serve serves until ctx is done, then shuts down gracefully.
+func (s *Server) Serve(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("web: serve: %w", err)
+	case <-ctx.Done():
+	}
+	// ctx is already done; shut down on a fresh context so in-flight
+	// scrapes and probes can finish, but never wait forever.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("web: shutdown: %w", err)
+	}
+	return nil
+}
