@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler), kwok and CoreDNS into $1 (default .cache/bin), skipping what
+# kube-scheduler), kwok, CoreDNS and helm into $1 (default .cache/bin), skipping what
 # is already built at the pinned version. Installs the Debian tools the tests
-# use (dig, dnsperf, ip) when they are missing.
+# use (dig, dnsperf, ip, promtool) when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -22,6 +22,7 @@ install_debian() {
 	command -v dig >/dev/null || missing+=(bind9-dnsutils)
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v ip >/dev/null || missing+=(iproute2)
+	command -v promtool >/dev/null || missing+=(prometheus)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	say "installing Debian packages: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -67,4 +68,5 @@ build_etcd
 build_kubernetes
 go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
+go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 say "control plane ready in $bin"
