@@ -22,6 +22,8 @@ type zone struct {
 	// labelsToArpa is how many of the zone's labels sit left of
 	// "in-addr.arpa"/"ip6.arpa".
 	labelsToArpa int
+	// static holds the zone's records that never change, in wire form.
+	static staticRecords
 }
 
 func newZone(name string) (zone, error) {
@@ -29,6 +31,10 @@ func newZone(name string) (zone, error) {
 		return zone{}, fmt.Errorf("zone %q: not a domain name", name)
 	}
 	name = dns.CanonicalName(name)
+	if len(name)+len("dns-version.") > maxName {
+		// Room for the names peerdns publishes at the apex.
+		return zone{}, fmt.Errorf("zone %q: longer than %d characters", name, maxName-len("dns-version."))
+	}
 	z := zone{name: name, wire: appendWire(nil, name)}
 	for _, tree := range []struct {
 		suffix string

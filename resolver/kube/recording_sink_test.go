@@ -20,8 +20,15 @@ type recordingSink struct {
 	mu       sync.Mutex
 	services map[string]resolver.Service // "<ns>/<name>"
 	calls    []string                    // "upsert ns/name", "delete ns/name", "synced"
+	history  []change                    // every state the sink went through
 	synced   bool
 	changed  chan struct{} // capacity 1: a call happened
+}
+
+// change is one state a service took in the sink: its formatService text,
+// or "" once deleted.
+type change struct {
+	key, state string
 }
 
 func newRecordingSink() *recordingSink {
@@ -33,6 +40,7 @@ func (s *recordingSink) Upsert(svc resolver.Service) {
 		k := svc.Namespace + "/" + svc.Name
 		s.services[k] = svc
 		s.calls = append(s.calls, "upsert "+k)
+		s.history = append(s.history, change{k, formatService(svc)})
 	})
 }
 
@@ -41,6 +49,7 @@ func (s *recordingSink) Delete(namespace, name string) {
 		k := namespace + "/" + name
 		delete(s.services, k)
 		s.calls = append(s.calls, "delete "+k)
+		s.history = append(s.history, change{k, ""})
 	})
 }
 
@@ -77,6 +86,19 @@ func (s *recordingSink) callLog() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return slices.Clone(s.calls)
+}
+
+// changesSince returns the changes after the first n.
+func (s *recordingSink) changesSince(n int) []change {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.history[n:])
+}
+
+func (s *recordingSink) changeCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.history)
 }
 
 func (s *recordingSink) isSynced() bool {

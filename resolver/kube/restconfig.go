@@ -25,10 +25,15 @@ func RESTConfig(kubeconfig string) (*rest.Config, error) {
 	if err != nil {
 		return nil, err
 	}
+	setClientDefaults(cfg)
+	return cfg, nil
+}
+
+// setClientDefaults selects protobuf and sets peerdns's user agent.
+func setClientDefaults(cfg *rest.Config) {
 	cfg.ContentType = runtime.ContentTypeProtobuf
 	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 	cfg.UserAgent = "peerdns/" + version.Version
-	return cfg, nil
 }
 
 func loadRESTConfig(kubeconfig string) (*rest.Config, error) {

@@ -19,13 +19,16 @@ type sliceSpec struct {
 	notHeadless     bool      // leave out service.kubernetes.io/headless
 }
 
-// build returns the slice as the endpointslice controller would write it.
+// build returns the slice, labelled as the endpointslice controller labels
+// the slices of a headless service.
 func (s sliceSpec) build() *discoveryv1.EndpointSlice {
 	at := s.addressType
 	if at == "" {
 		at = discoveryv1.AddressTypeIPv4
 	}
-	labels := map[string]string{discoveryv1.LabelManagedBy: "endpointslice-controller.k8s.io"}
+	// Not the endpointslice controller's name: a controller manager running
+	// beside the tests must leave these slices alone.
+	labels := map[string]string{discoveryv1.LabelManagedBy: "peerdns-tests"}
 	if s.service != "" {
 		labels[labelServiceName] = s.service
 	}

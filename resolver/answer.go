@@ -1,0 +1,274 @@
+package resolver
+
+import (
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// An answer is a response kept in wire form: everything after the question
+// section, compressed against a question of exactly this name at offset 12.
+// A query for the same name in any letter case has a question of the same
+// length, so the handler copies the client's header ID and question in front
+// of body and sends it: no unpacking, building or packing per query.
+type answer struct {
+	full       []byte // the whole message, with the lower-case question
+	qend       int    // offset just past the question in full
+	an, ns, ar uint16
+	// trunc is the last truncated form asked for (the size limit of the
+	// clients that ask for it is nearly always the same).
+	trunc atomic.Pointer[truncated]
+}
+
+// truncated is an answer cut to fit limit bytes (with room for an OPT
+// record when opt is set), with TC set.
+type truncated struct {
+	limit      int
+	opt        bool
+	body       []byte
+	an, ns, ar uint16
+}
+
+// nodata marks a slot whose name exists but has no records of the type:
+// the handler answers NODATA with the zone's current SOA.
+var nodata = &answer{}
+
+func (a *answer) body() []byte { return a.full[a.qend:] }
+
+// newAnswer packs rrs as the answer to qname/qtype. extra goes to the
+// additional section.
+func newAnswer(qname string, qtype uint16, rrs, extra []dns.RR) *answer {
+	if len(rrs) == 0 {
+		return nodata
+	}
+	m := &dns.Msg{Compress: true}
+	m.Question = []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}}
+	m.Answer, m.Extra = rrs, extra
+	b, err := m.Pack()
+	if err != nil {
+		// Only names too long for the wire get here (a 63-byte label on a
+		// long zone); such a name cannot be asked for either.
+		return nodata
+	}
+	return &answer{
+		full: b,
+		qend: 12 + len(qname) + 1 + 4, // presentation "a.b." is one byte shorter than wire
+		an:   uint16(len(m.Answer)),
+		ns:   uint16(len(m.Ns)),
+		ar:   uint16(len(m.Extra)),
+	}
+}
+
+// truncate returns a form of a that fits in limit bytes, leaving room for
+// an OPT record when opt is set. Records that do not fit are left out and
+// TC is set, so the client retries over TCP.
+func (a *answer) truncate(limit int, opt bool) *truncated {
+	if t := a.trunc.Load(); t != nil && t.limit == limit && t.opt == opt {
+		return t
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(a.full); err != nil {
+		return &truncated{limit: limit, opt: opt}
+	}
+	if opt {
+		m.SetEdns0(dns.MinMsgSize, false) // a placeholder the size of ours
+	}
+	m.Truncate(limit)
+	m.Truncated = true
+	b, err := m.Pack()
+	if err != nil {
+		return &truncated{limit: limit, opt: opt}
+	}
+	t := &truncated{limit: limit, opt: opt, an: uint16(len(m.Answer)), ns: uint16(len(m.Ns)), ar: uint16(len(m.Extra))}
+	if opt {
+		b = b[:len(b)-optLen] // Truncate put the OPT last; the handler writes its own
+		t.ar--
+	}
+	t.body = b[a.qend:]
+	a.trunc.Store(t)
+	return t
+}
+
+// Answer slots of a node: which records a query type asks for.
+const (
+	slotA = iota
+	slotAAAA
+	slotSRV // SRV on forward names, PTR on reverse ones
+	slotANY
+	numSlots
+)
+
+// slotOf maps a query type to the slot of node kind k, or -1 when a name of
+// that kind never has records of the type (NODATA).
+func slotOf(k nodeKind, qtype uint16) int {
+	if k == kindPTR {
+		switch qtype {
+		case dns.TypePTR:
+			return slotSRV
+		case dns.TypeANY:
+			return slotANY
+		}
+		return -1
+	}
+	switch qtype {
+	case dns.TypeA:
+		return slotA
+	case dns.TypeAAAA:
+		return slotAAAA
+	case dns.TypeSRV:
+		return slotSRV
+	case dns.TypeANY:
+		return slotANY
+	}
+	return -1
+}
+
+// answerFor returns n's answer for slot in zone zi, building it on first use.
+func (h *Handler) answerFor(n *node, zi, slot int) *answer {
+	cache := n.cache.Load()
+	if cache == nil {
+		c := make([]atomic.Pointer[answer], len(h.zones)*numSlots)
+		if !n.cache.CompareAndSwap(nil, &c) {
+			cache = n.cache.Load()
+		} else {
+			cache = &c
+		}
+	}
+	p := &(*cache)[zi*numSlots+slot]
+	if a := p.Load(); a != nil {
+		return a
+	}
+	a := h.build(n, &h.zones[zi], slot)
+	p.Store(a) // racing builders store equal answers; either is right
+	return a
+}
+
+// build makes n's answer for slot in zone z from its view.
+func (h *Handler) build(n *node, z *zone, slot int) *answer {
+	if n.kind == kindPTR {
+		qname := reverseName(n.ptr.addr) + "."
+		if slot == slotANY {
+			return newAnswer(qname, dns.TypeANY, h.ptrRecords(qname, n.ptr), nil)
+		}
+		return newAnswer(qname, dns.TypePTR, h.ptrRecords(qname, n.ptr), nil)
+	}
+	qname := h.nodeName(n, z.name)
+	switch slot {
+	case slotA:
+		return newAnswer(qname, dns.TypeA, h.addrRecords(qname, n, true), nil)
+	case slotAAAA:
+		return newAnswer(qname, dns.TypeAAAA, h.addrRecords(qname, n, false), nil)
+	case slotSRV:
+		rrs, extra := h.srvRecords(qname, n, z.name)
+		return newAnswer(qname, dns.TypeSRV, rrs, extra)
+	}
+	// ANY (RFC 8482): one RRset the name has, not all of them.
+	if rrs := h.addrRecords(qname, n, true); len(rrs) > 0 {
+		return newAnswer(qname, dns.TypeANY, rrs, nil)
+	}
+	if rrs := h.addrRecords(qname, n, false); len(rrs) > 0 {
+		return newAnswer(qname, dns.TypeANY, rrs, nil)
+	}
+	rrs, extra := h.srvRecords(qname, n, z.name)
+	return newAnswer(qname, dns.TypeANY, rrs, extra)
+}
+
+// nodeName is the lower-case owner name of a forward node in zone.
+func (h *Handler) nodeName(n *node, zone string) string {
+	v := n.v
+	svc := v.name + "." + v.namespace + "." + v.tree + "." + zone
+	switch n.kind {
+	case kindHost:
+		return v.hosts[n.i].label + "." + svc
+	case kindPort:
+		p := v.ports[n.i]
+		return "_" + p.Name + "._" + p.Protocol + "." + svc
+	}
+	return svc
+}
+
+func (h *Handler) hdr(name string, t uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: h.cfg.TTL}
+}
+
+// addrRecords are the A (v4) or AAAA records of a service or host name.
+func (h *Handler) addrRecords(qname string, n *node, v4 bool) []dns.RR {
+	var hosts []host
+	switch n.kind {
+	case kindService:
+		hosts = n.v.hosts
+	case kindHost:
+		hosts = n.v.hosts[n.i : n.i+1]
+	default:
+		return nil
+	}
+	var rrs []dns.RR
+	seen := map[netip.Addr]bool{}
+	for _, hs := range hosts {
+		for _, a := range hs.addrs {
+			if a.Is4() != v4 || seen[a] {
+				continue
+			}
+			seen[a] = true
+			rrs = append(rrs, h.addrRR(qname, a))
+		}
+	}
+	return rrs
+}
+
+func (h *Handler) addrRR(name string, a netip.Addr) dns.RR {
+	if a.Is4() {
+		return &dns.A{Hdr: h.hdr(name, dns.TypeA), A: a.AsSlice()}
+	}
+	return &dns.AAAA{Hdr: h.hdr(name, dns.TypeAAAA), AAAA: a.AsSlice()}
+}
+
+// srvRecords are the SRV records of a service name (every named port) or a
+// port name, one per endpoint in ordinal order, with the targets' addresses
+// as additional records. Priority is 0 and every target of a port has the
+// same weight, 100/N (at least 1), so clients spread load evenly.
+func (h *Handler) srvRecords(qname string, n *node, zone string) (rrs, extra []dns.RR) {
+	v := n.v
+	var ports []Port
+	switch n.kind {
+	case kindService:
+		ports = v.ports
+	case kindPort:
+		ports = v.ports[n.i : n.i+1]
+	default:
+		return nil, nil
+	}
+	if len(ports) == 0 {
+		return nil, nil
+	}
+	svc := v.name + "." + v.namespace + "." + v.tree + "." + zone
+	weight := uint16(max(1, 100/len(v.hosts)))
+	targets := make([]string, len(v.hosts))
+	for i, hs := range v.hosts {
+		targets[i] = hs.label + "." + svc
+	}
+	for _, p := range ports {
+		for _, t := range targets {
+			rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Weight: weight, Port: p.Port, Target: t})
+		}
+	}
+	for i, hs := range v.hosts {
+		for _, a := range hs.addrs {
+			extra = append(extra, h.addrRR(targets[i], a))
+		}
+	}
+	return rrs, extra
+}
+
+// ptrRecords name every ready endpoint that has the address, in the first
+// forward zone.
+func (h *Handler) ptrRecords(qname string, e *ptrEntry) []dns.RR {
+	rrs := make([]dns.RR, 0, len(e.targets))
+	for _, t := range e.targets {
+		v := t.v
+		target := v.hosts[t.i].label + "." + v.name + "." + v.namespace + "." + v.tree + "." + h.ptrZone
+		rrs = append(rrs, &dns.PTR{Hdr: h.hdr(qname, dns.TypePTR), Ptr: target})
+	}
+	return rrs
+}

@@ -1,0 +1,79 @@
+package resolver
+
+import (
+	"github.com/miekg/dns"
+)
+
+// SchemaVersion is the Kubernetes DNS specification version served at
+// dns-version.<zone>.
+const SchemaVersion = "1.1.0"
+
+// SOA timers. Nothing transfers these zones, so refresh, retry and expire
+// only document intent; the minimum is the negative TTL.
+const (
+	soaRefresh = 7200
+	soaRetry   = 1800
+	soaExpire  = 86400
+	// versionTTL is the TTL of the dns-version record, which changes only
+	// with the software.
+	versionTTL = 28800
+)
+
+// staticRecords are a zone's records that never change, each packed alone
+// and uncompressed, so they can follow any question.
+type staticRecords struct {
+	ns      []byte // <zone> NS ns.dns.<zone>
+	version []byte // dns-version.<zone> TXT "1.1.0"
+}
+
+// soaRecord is a zone's SOA packed alone, for one serial.
+type soaRecord struct {
+	serial uint32
+	b      []byte
+}
+
+func (h *Handler) newStaticRecords(z *zone) staticRecords {
+	return staticRecords{
+		ns: packAlone(&dns.NS{
+			Hdr: dns.RR_Header{Name: z.name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: h.cfg.TTL},
+			Ns:  "ns.dns." + z.name,
+		}),
+		version: packAlone(&dns.TXT{
+			Hdr: dns.RR_Header{Name: "dns-version." + z.name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: versionTTL},
+			Txt: []string{SchemaVersion},
+		}),
+	}
+}
+
+// soa returns zone zi's SOA record at the store's current serial.
+func (h *Handler) soa(zi int) []byte {
+	serial := h.store.serial.Load()
+	if c := h.soas[zi].Load(); c != nil && c.serial == serial {
+		return c.b
+	}
+	z := &h.zones[zi]
+	c := &soaRecord{serial: serial, b: packAlone(&dns.SOA{
+		// The SOA's own TTL is the negative TTL too: RFC 2308 §5 caches a
+		// negative answer for min(SOA TTL, MINIMUM).
+		Hdr:     dns.RR_Header{Name: z.name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: h.cfg.NegativeTTL},
+		Ns:      "ns.dns." + z.name,
+		Mbox:    "hostmaster." + z.name,
+		Serial:  serial,
+		Refresh: soaRefresh,
+		Retry:   soaRetry,
+		Expire:  soaExpire,
+		Minttl:  h.cfg.NegativeTTL,
+	})}
+	h.soas[zi].Store(c)
+	return c.b
+}
+
+// packAlone packs rr uncompressed, with no reference to any other name.
+func packAlone(rr dns.RR) []byte {
+	b := make([]byte, dns.Len(rr))
+	n, err := dns.PackRR(rr, b, 0, nil, false)
+	if err != nil {
+		panic("resolver: pack " + rr.String() + ": " + err.Error()) // zone names were validated
+	}
+	return b[:n]
+}

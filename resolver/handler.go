@@ -1,0 +1,528 @@
+package resolver
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures a Handler.
+type Config struct {
+	// Zones are the zones to answer for, forward ("cluster.local.") and
+	// reverse ("10.in-addr.arpa."). Every service is served under every
+	// forward zone; PTR targets use the first forward zone. Default
+	// ["cluster.local."].
+	Zones []string
+	// TTL of every positive record. Default 5 seconds, as CoreDNS's
+	// kubernetes plugin: long enough to absorb bursts, short enough that a
+	// moved pod is found again quickly.
+	TTL uint32
+	// NegativeTTL is the TTL and the SOA minimum of negative answers
+	// (NXDOMAIN and NODATA), which caches keep that long (RFC 2308). Default
+	// 1 second, so a pod that starts a second later is not hidden for 30
+	// seconds by a cache in front (kubernetes/kubernetes#92559).
+	NegativeTTL uint32
+	// UDPSize is the EDNS payload size this server advertises. Default 1232
+	// (DNS flag day 2020: fits every path without fragmenting).
+	UDPSize uint16
+	// MaxUDPSize caps the UDP response size whatever a client advertises;
+	// larger answers are truncated so the client retries over TCP. Default
+	// 4096.
+	MaxUDPSize int
+	// Registerer receives the handler's metrics; nil registers none.
+	Registerer prometheus.Registerer
+	// Logger receives rare events; nil discards them. Queries are counted,
+	// never logged.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the defaults documented on Config.
+func DefaultConfig() Config {
+	return Config{
+		Zones:       []string{"cluster.local."},
+		TTL:         5,
+		NegativeTTL: 1,
+		UDPSize:     1232,
+		MaxUDPSize:  4096,
+	}
+}
+
+// Handler answers DNS queries from a Store. It is safe for concurrent use
+// and does not allocate for answers it has answered before.
+type Handler struct {
+	cfg     Config
+	store   *Store
+	zones   []zone
+	ptrZone string // forward zone of PTR targets
+	metrics *metrics
+	// soas caches each zone's SOA record for the store's current serial.
+	soas []atomic.Pointer[soaRecord]
+	// draining is set in the lame-duck period before shutdown; it only
+	// affects readiness, answers go on.
+	draining atomic.Bool
+}
+
+// Transport is how a query arrived; it decides the response size limit.
+type Transport uint8
+
+// Transports.
+const (
+	UDP Transport = iota
+	TCP
+)
+
+func (t Transport) String() string {
+	if t == TCP {
+		return "tcp"
+	}
+	return "udp"
+}
+
+// NewHandler returns a handler answering from store with cfg; zero fields
+// of cfg take their defaults.
+func NewHandler(store *Store, cfg Config) (*Handler, error) {
+	def := DefaultConfig()
+	if len(cfg.Zones) == 0 {
+		cfg.Zones = def.Zones
+	}
+	if cfg.TTL == 0 {
+		cfg.TTL = def.TTL
+	}
+	if cfg.NegativeTTL == 0 {
+		cfg.NegativeTTL = def.NegativeTTL
+	}
+	if cfg.UDPSize == 0 {
+		cfg.UDPSize = def.UDPSize
+	}
+	if cfg.MaxUDPSize == 0 {
+		cfg.MaxUDPSize = def.MaxUDPSize
+	}
+	if cfg.MaxUDPSize < dns.MinMsgSize || cfg.MaxUDPSize > dns.MaxMsgSize {
+		return nil, fmt.Errorf("max UDP size %d: not in [%d, %d]", cfg.MaxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	h := &Handler{cfg: cfg, store: store}
+	seen := map[string]bool{}
+	for _, name := range cfg.Zones {
+		z, err := newZone(name)
+		if err != nil {
+			return nil, err
+		}
+		if seen[z.name] {
+			return nil, fmt.Errorf("zone %q: given twice", z.name)
+		}
+		seen[z.name] = true
+		h.zones = append(h.zones, z)
+		if !z.reverse && h.ptrZone == "" {
+			h.ptrZone = z.name
+		}
+	}
+	if h.ptrZone == "" {
+		h.ptrZone = def.Zones[0]
+	}
+	for i := range h.zones {
+		h.zones[i].static = h.newStaticRecords(&h.zones[i])
+	}
+	h.soas = make([]atomic.Pointer[soaRecord], len(h.zones))
+	h.metrics = newMetrics(cfg.Registerer, store)
+	return h, nil
+}
+
+// Ready reports whether the handler should receive traffic: the store has
+// synced and shutdown has not begun.
+func (h *Handler) Ready() error {
+	if h.draining.Load() {
+		return errors.New("shutting down")
+	}
+	if !h.store.Synced() {
+		return errors.New("endpoints not synced yet")
+	}
+	return nil
+}
+
+// Drain makes Ready fail while answers go on: the lame-duck period lets
+// load balancers and caches move away before the server stops.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// result is the outcome of a lookup: a cached answer, or a response made of
+// at most one static record and the zone's SOA.
+type result struct {
+	rcode  int
+	ans    *answer
+	static []byte // one record for the answer section (apex SOA/NS, TXT)
+	soa    bool   // the zone's SOA in the authority section
+	zi     int    // the zone the name is in
+}
+
+// Header bits.
+const (
+	flagQR = 1 << 15
+	flagAA = 1 << 10
+	flagTC = 1 << 9
+	flagRD = 1 << 8
+	flagCD = 1 << 4
+
+	optLen     = 11 // an OPT record without options
+	headerSize = 12
+)
+
+// Answer writes the response to query q, received over t, to dst[:0] and
+// returns it; nil means send nothing (the packet was not a query). It never
+// panics on malformed input and keeps no reference to q or dst.
+func (h *Handler) Answer(dst, q []byte, t Transport) []byte {
+	start := time.Now()
+	resp, qtype, rcode := h.answer(dst[:0], q, t)
+	h.metrics.observe(t, qtype, rcode, resp, start)
+	return resp
+}
+
+func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
+	if len(q) < headerSize || q[2]&0x80 != 0 {
+		return nil, 0, -1 // no header, or a response: any reply could amplify
+	}
+	flags := binary.BigEndian.Uint16(q[2:])
+	qd := binary.BigEndian.Uint16(q[4:])
+	an := binary.BigEndian.Uint16(q[6:])
+	ns := binary.BigEndian.Uint16(q[8:])
+	ar := binary.BigEndian.Uint16(q[10:])
+	if qd != 1 {
+		return h.header(dst, q, flags, dns.RcodeFormatError), 0, dns.RcodeFormatError
+	}
+	var w wireName
+	qend, ok := parseName(q, headerSize, &w)
+	if !ok || qend+4 > len(q) {
+		return h.header(dst, q, flags, dns.RcodeFormatError), 0, dns.RcodeFormatError
+	}
+	qtype := binary.BigEndian.Uint16(q[qend:])
+	qclass := binary.BigEndian.Uint16(q[qend+2:])
+	question := q[headerSize : qend+4]
+	if opcode := flags >> 11 & 0xf; opcode != dns.OpcodeQuery {
+		return h.header(dst, q, flags, dns.RcodeNotImplemented), qtype, dns.RcodeNotImplemented
+	}
+	e, ok := parseEDNS(q, qend+4, an, ns, ar)
+	if !ok {
+		return h.header(dst, q, flags, dns.RcodeFormatError), qtype, dns.RcodeFormatError
+	}
+	if e.present && e.version != 0 {
+		return h.write(dst, q, flags, question, result{rcode: dns.RcodeBadVers}, e, t), qtype, dns.RcodeBadVers
+	}
+	var r result
+	switch {
+	case qclass != dns.ClassINET:
+		r.rcode = dns.RcodeRefused
+	case qtype == dns.TypeOPT || qtype == 0:
+		r.rcode = dns.RcodeFormatError
+	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR || qtype == dns.TypeMAILA || qtype == dns.TypeMAILB:
+		r.rcode = dns.RcodeRefused // no zone transfers
+	default:
+		r = h.resolve(&w, qtype)
+	}
+	return h.write(dst, q, flags, question, r, e, t), qtype, r.rcode
+}
+
+// header writes a response with no sections, for queries too broken to echo.
+func (h *Handler) header(dst, q []byte, flags uint16, rcode int) []byte {
+	dst = append(dst, q[0], q[1])
+	dst = binary.BigEndian.AppendUint16(dst, flagQR|flags&(0xf<<11|flagRD|flagCD)|uint16(rcode&0xf))
+	return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
+}
+
+// edns is what a query's OPT record asked for.
+type edns struct {
+	present bool
+	size    uint16
+	version uint8
+	do      bool
+}
+
+// parseEDNS walks the query's additional section from off, which must hold
+// nothing but at most one OPT record besides records we ignore (TSIG).
+// Answer and authority sections must be empty in a query.
+func parseEDNS(q []byte, off int, an, ns, ar uint16) (edns, bool) {
+	var e edns
+	if an != 0 || ns != 0 || ar > 2 {
+		return e, false
+	}
+	for range ar {
+		// Owner name: labels, possibly ending in a pointer.
+		name := off
+		for {
+			if off >= len(q) {
+				return e, false
+			}
+			l := int(q[off])
+			if l == 0 {
+				off++
+				break
+			}
+			if l&0xc0 == 0xc0 {
+				off += 2
+				break
+			}
+			if l > 63 {
+				return e, false
+			}
+			off += 1 + l
+		}
+		if off+10 > len(q) {
+			return e, false
+		}
+		typ := binary.BigEndian.Uint16(q[off:])
+		rdlen := int(binary.BigEndian.Uint16(q[off+8:]))
+		if off+10+rdlen > len(q) {
+			return e, false
+		}
+		if typ == dns.TypeOPT {
+			if e.present || q[name] != 0 {
+				return e, false // RFC 6891 §6.1.1: one OPT, owned by the root
+			}
+			e = edns{
+				present: true,
+				size:    binary.BigEndian.Uint16(q[off+2:]),
+				version: q[off+5],
+				do:      q[off+6]&0x80 != 0,
+			}
+		}
+		off += 10 + rdlen
+	}
+	return e, true
+}
+
+// resolve looks the question up in the zones and the store.
+func (h *Handler) resolve(w *wireName, qtype uint16) result {
+	zi, n := -1, 0
+	for i := range h.zones {
+		if k, ok := h.zones[i].match(w); ok && (zi < 0 || len(h.zones[i].wire) > len(h.zones[zi].wire)) {
+			zi, n = i, k
+		}
+	}
+	if zi < 0 {
+		return result{rcode: dns.RcodeRefused}
+	}
+	var r result
+	switch {
+	case n == 0:
+		r = h.apex(zi, qtype)
+	case h.zones[zi].reverse:
+		r = h.resolveReverse(w, zi, n, qtype)
+	default:
+		r = h.resolveForward(w, zi, n, qtype)
+	}
+	r.zi = zi
+	return r
+}
+
+func (h *Handler) apex(zi int, qtype uint16) result {
+	switch qtype {
+	case dns.TypeSOA, dns.TypeANY:
+		return result{static: h.soa(zi)}
+	case dns.TypeNS:
+		return result{static: h.zones[zi].static.ns}
+	}
+	return result{soa: true}
+}
+
+var (
+	labelSvc        = []byte(treeService)
+	labelPeers      = []byte(treePeers)
+	labelDNS        = []byte("dns")
+	labelNS         = []byte("ns")
+	labelDNSVersion = []byte("dns-version")
+)
+
+// resolveForward answers names below a forward zone; n labels are left of
+// the zone. The names (see README, "Names served"):
+//
+//	dns-version.<zone>                     TXT "1.1.0"
+//	ns.dns.<zone>                          the NS target (no records)
+//	<svc>.<ns>.svc.<zone>                  A/AAAA of ready endpoints, SRV of all named ports
+//	<host>.<svc>.<ns>.svc.<zone>           A/AAAA of one endpoint
+//	_<port>._<proto>.<svc>.<ns>.svc.<zone> SRV
+//	… the same under peers.<zone> for every endpoint, ready or not.
+func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
+	top := w.label(n - 1)
+	var peers bool
+	switch {
+	case eq(top, labelSvc):
+	case eq(top, labelPeers):
+		peers = true
+	case n == 1 && eq(top, labelDNSVersion):
+		if qtype == dns.TypeTXT || qtype == dns.TypeANY {
+			return result{static: h.zones[zi].static.version}
+		}
+		return result{soa: true}
+	case eq(top, labelDNS) && (n == 1 || n == 2 && eq(w.label(0), labelNS)):
+		return result{soa: true} // exists, has no records of its own
+	default:
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	if n == 1 {
+		return result{soa: true} // svc.<zone>, peers.<zone>: empty non-terminals
+	}
+	if !h.store.Synced() {
+		return result{rcode: dns.RcodeServerFailure}
+	}
+	s := h.store
+	s.mu.RLock()
+	if n == 2 {
+		exists := s.namespaceExists(w.label(0), peers)
+		s.mu.RUnlock()
+		return nxIf(!exists)
+	}
+	var v *view
+	if e := s.lookup(w.label(n-3), w.label(n-2)); e != nil {
+		v = e.ready
+		if peers {
+			v = e.all
+		}
+	}
+	s.mu.RUnlock()
+	if v == nil {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	var nd *node
+	switch n {
+	case 3:
+		nd = &v.service
+	case 4:
+		l := w.label(0)
+		if len(l) > 1 && l[0] == '_' {
+			return nxIf(!v.hasProto(l[1:])) // _tcp.<svc>…: empty non-terminal
+		}
+		nd = v.host(l)
+	case 5:
+		p, proto := w.label(0), w.label(1)
+		if len(p) > 1 && p[0] == '_' && len(proto) > 1 && proto[0] == '_' {
+			nd = v.port(p[1:], proto[1:])
+		}
+	}
+	if nd == nil {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	return h.nodeResult(nd, zi, qtype)
+}
+
+// resolveReverse answers names below a reverse zone: PTR for the address of
+// every ready endpoint, NODATA for the names above them.
+func (h *Handler) resolveReverse(w *wireName, zi, n int, qtype uint16) result {
+	if !h.store.Synced() {
+		return result{rcode: dns.RcodeServerFailure}
+	}
+	z := &h.zones[zi]
+	labels := n + z.labelsToArpa
+	full := 4
+	if z.v6 {
+		full = 32
+	}
+	if labels > full {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	p, ok := parseReverse(w, labels, z.v6)
+	if !ok {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	if labels < full {
+		return nxIf(!h.store.reverseExists(p))
+	}
+	h.store.mu.RLock()
+	e := h.store.ptr[p.Addr()]
+	h.store.mu.RUnlock()
+	if e == nil {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	return h.nodeResult(&e.node, zi, qtype)
+}
+
+func (h *Handler) nodeResult(nd *node, zi int, qtype uint16) result {
+	slot := slotOf(nd.kind, qtype)
+	if slot < 0 {
+		return result{soa: true}
+	}
+	a := h.answerFor(nd, zi, slot)
+	if a == nodata {
+		return result{soa: true}
+	}
+	return result{ans: a}
+}
+
+// nxIf is NXDOMAIN when the name does not exist, NODATA when it does.
+func nxIf(missing bool) result {
+	if missing {
+		return result{rcode: dns.RcodeNameError, soa: true}
+	}
+	return result{soa: true}
+}
+
+func eq(a, b []byte) bool { return string(a) == string(b) }
+
+// write assembles the response: the query's ID and question (in the
+// client's letter case), the result's sections, and an OPT record when the
+// query had one; truncated with TC when it does not fit the transport.
+func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result, e edns, t Transport) []byte {
+	limit := dns.MaxMsgSize
+	if t == UDP {
+		limit = dns.MinMsgSize
+		if e.present {
+			limit = min(max(int(e.size), dns.MinMsgSize), h.cfg.MaxUDPSize)
+		}
+	}
+	opt := 0
+	if e.present {
+		opt = optLen
+	}
+	flags := flagQR | qflags&(flagRD|flagCD) | uint16(r.rcode&0xf)
+	if r.rcode == dns.RcodeSuccess || r.rcode == dns.RcodeNameError {
+		flags |= flagAA
+	}
+	var an, ns, ar uint16
+	var body, soa []byte
+	switch {
+	case r.ans != nil:
+		body, an, ns, ar = r.ans.body(), r.ans.an, r.ans.ns, r.ans.ar
+		if headerSize+len(question)+len(body)+opt > limit {
+			tr := r.ans.truncate(limit, e.present)
+			body, an, ns, ar = tr.body, tr.an, tr.ns, tr.ar
+			flags |= flagTC
+		}
+	default:
+		if r.static != nil {
+			body, an = r.static, 1
+		}
+		if r.soa {
+			soa, ns = h.soa(r.zi), 1
+		}
+		if headerSize+len(question)+len(body)+len(soa)+opt > limit {
+			body, soa, an, ns = nil, nil, 0, 0
+			flags |= flagTC
+		}
+	}
+	if e.present {
+		ar++
+	}
+	dst = append(dst, q[0], q[1])
+	dst = binary.BigEndian.AppendUint16(dst, flags)
+	dst = binary.BigEndian.AppendUint16(dst, 1)
+	dst = binary.BigEndian.AppendUint16(dst, an)
+	dst = binary.BigEndian.AppendUint16(dst, ns)
+	dst = binary.BigEndian.AppendUint16(dst, ar)
+	dst = append(dst, question...)
+	dst = append(dst, body...)
+	dst = append(dst, soa...)
+	if e.present {
+		var do byte
+		if e.do {
+			do = 0x80 // RFC 3225: the DO bit is copied into the response
+		}
+		dst = append(dst, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff),
+			byte(h.cfg.UDPSize>>8), byte(h.cfg.UDPSize), byte(r.rcode>>4), 0, do, 0, 0, 0)
+	}
+	return dst
+}

@@ -1,0 +1,9 @@
+//go:build !unix
+
+package resolver
+
+import "net"
+
+const reusePortSupported = false
+
+func listenConfig(bool) net.ListenConfig { return net.ListenConfig{} }

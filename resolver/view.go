@@ -1,0 +1,232 @@
+package resolver
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+)
+
+// The trees a service's names live in, below the zone.
+const (
+	treeService = "svc"   // ready endpoints, as the specification says
+	treePeers   = "peers" // every endpoint with an address, ready or not
+)
+
+// A view is the immutable set of names one service publishes in one tree:
+// the ready view under "svc" (what the Kubernetes DNS specification
+// requires) or the peer view under "peers" (every endpoint with an address,
+// ready or not). A change to the service builds new views, so answers cached
+// on the nodes of an old view die with it.
+type view struct {
+	name, namespace string
+	tree            string // "svc" or "peers"
+	hosts           []host // ordered by ordinal (web-0, web-1, … web-10)
+	// byLabel indexes hosts by label once there are enough of them that a
+	// linear scan would cost more than a map lookup.
+	byLabel map[string]int
+	ports   []Port // named ports only, ordered by name then protocol
+	protos  uint8  // bit set of the protocols of ports (protoBit)
+
+	service   node   // <svc>.<ns>.<tree>.<zone>
+	hostNodes []node // <host>.<svc>.<ns>.<tree>.<zone>, parallel to hosts
+	portNodes []node // _<port>._<proto>.<svc>.<ns>.<tree>.<zone>, parallel to ports
+}
+
+// host is one per-endpoint name and its addresses, IPv4 first.
+type host struct {
+	label string
+	addrs []netip.Addr
+}
+
+// nodeKind says what a node names, and so which records it has.
+type nodeKind uint8
+
+const (
+	kindService nodeKind = iota
+	kindHost
+	kindPort
+	kindPTR
+)
+
+// node is a name with records. Its answers are built on first use, per zone
+// and query type, and kept in wire form until the data behind it changes.
+type node struct {
+	kind nodeKind
+	v    *view
+	i    int       // index into v.hosts or v.ports
+	ptr  *ptrEntry // kindPTR only
+	// cache holds one slot per (zone, answer kind); allocated on first use.
+	cache atomic.Pointer[[]atomic.Pointer[answer]]
+}
+
+const linearScanMax = 16
+
+// newView builds the view of svc's endpoints for which keep is true. It
+// returns nil when no endpoint qualifies: the names do not exist.
+func newView(svc *Service, tree string, keep func(*Endpoint) bool) *view {
+	byLabel := map[string]*host{}
+	var hosts []*host
+	add := func(label string, a netip.Addr) {
+		h := byLabel[label]
+		if h == nil {
+			h = &host{label: label}
+			byLabel[label] = h
+			hosts = append(hosts, h)
+		}
+		if !slices.Contains(h.addrs, a) {
+			h.addrs = append(h.addrs, a)
+		}
+	}
+	for i := range svc.Endpoints {
+		ep := &svc.Endpoints[i]
+		if !keep(ep) {
+			continue
+		}
+		for _, a := range ep.Addrs {
+			a = a.Unmap()
+			if !a.IsValid() {
+				continue
+			}
+			label := strings.ToLower(ep.Hostname)
+			if label == "" {
+				label = dashedLabel(a)
+			}
+			add(label, a)
+		}
+	}
+	if len(hosts) == 0 {
+		return nil
+	}
+	v := &view{
+		name:      strings.ToLower(svc.Name),
+		namespace: strings.ToLower(svc.Namespace),
+		tree:      tree,
+		hosts:     make([]host, len(hosts)),
+	}
+	for i, h := range hosts {
+		slices.SortFunc(h.addrs, compareAddr)
+		v.hosts[i] = *h
+	}
+	slices.SortFunc(v.hosts, func(a, b host) int { return compareLabel(a.label, b.label) })
+	if len(v.hosts) > linearScanMax {
+		v.byLabel = make(map[string]int, len(v.hosts))
+		for i, h := range v.hosts {
+			v.byLabel[h.label] = i
+		}
+	}
+	for _, p := range svc.Ports {
+		bit := protoBit(p.Protocol)
+		if p.Name == "" || bit == 0 {
+			continue // the specification gives unnamed ports no SRV name
+		}
+		p.Name, p.Protocol = strings.ToLower(p.Name), strings.ToLower(p.Protocol)
+		if !slices.Contains(v.ports, p) {
+			v.ports = append(v.ports, p)
+			v.protos |= bit
+		}
+	}
+	slices.SortFunc(v.ports, func(a, b Port) int {
+		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
+	})
+	v.service = node{kind: kindService, v: v}
+	v.hostNodes = make([]node, len(v.hosts))
+	for i := range v.hostNodes {
+		v.hostNodes[i] = node{kind: kindHost, v: v, i: i}
+	}
+	v.portNodes = make([]node, len(v.ports))
+	for i := range v.portNodes {
+		v.portNodes[i] = node{kind: kindPort, v: v, i: i}
+	}
+	return v
+}
+
+// host returns the node of the per-endpoint name label, or nil.
+func (v *view) host(label []byte) *node {
+	if v.byLabel != nil {
+		if i, ok := v.byLabel[string(label)]; ok {
+			return &v.hostNodes[i]
+		}
+		return nil
+	}
+	for i := range v.hosts {
+		if v.hosts[i].label == string(label) {
+			return &v.hostNodes[i]
+		}
+	}
+	return nil
+}
+
+// port returns the node of _<port>._<proto>, or nil. Both labels come
+// without their leading underscore.
+func (v *view) port(name, proto []byte) *node {
+	for i := range v.ports {
+		if v.ports[i].Name == string(name) && v.ports[i].Protocol == string(proto) {
+			return &v.portNodes[i]
+		}
+	}
+	return nil
+}
+
+// hasProto reports whether _<proto>.<svc>… exists: some named port uses it.
+func (v *view) hasProto(proto []byte) bool {
+	return v != nil && v.protos&protoBit(string(proto)) != 0
+}
+
+// endpointCount is the number of per-endpoint names.
+func (v *view) endpointCount() int {
+	if v == nil {
+		return 0
+	}
+	return len(v.hosts)
+}
+
+func protoBit(p string) uint8 {
+	switch strings.ToLower(p) {
+	case "tcp":
+		return 1
+	case "udp":
+		return 2
+	case "sctp":
+		return 4
+	}
+	return 0
+}
+
+// compareLabel orders per-endpoint labels the way a StatefulSet orders its
+// pods: by the name before the last '-', then by the ordinal after it as a
+// number (web-2 before web-10). Labels without an ordinal sort as text.
+func compareLabel(a, b string) int {
+	pa, oa, oka := splitOrdinal(a)
+	pb, ob, okb := splitOrdinal(b)
+	if oka && okb && pa == pb {
+		return cmp.Compare(oa, ob)
+	}
+	return strings.Compare(a, b)
+}
+
+// splitOrdinal splits "web-12" into "web" and 12.
+func splitOrdinal(s string) (string, int, bool) {
+	i := strings.LastIndexByte(s, '-')
+	if i < 0 || i == len(s)-1 {
+		return s, 0, false
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil || n < 0 {
+		return s, 0, false
+	}
+	return s[:i], n, true
+}
+
+// compareAddr orders IPv4 before IPv6, then numerically.
+func compareAddr(a, b netip.Addr) int {
+	if a.Is4() != b.Is4() {
+		if a.Is4() {
+			return -1
+		}
+		return 1
+	}
+	return a.Compare(b)
+}
