@@ -1,0 +1,493 @@
+// Package discovery is peeragent's core: it finds a StatefulSet's peers by
+// their stable DNS names, forms membership with hashicorp/memberlist,
+// computes quorum against the expected cluster size, and reports all of it
+// as metrics, a readiness check, a member list and change hooks.
+package discovery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Agent is one member's membership sidecar. Create it with New, then call
+// Run once.
+type Agent struct {
+	cfg     Config
+	log     *slog.Logger
+	self    Identity
+	set     ExpectedSet
+	metrics *metrics
+	table   *membership
+	finder  *peerFinder
+	hooks   *hookRunner
+	queue   *memberlist.TransmitLimitedQueue
+	keyring *memberlist.Keyring // nil: no encryption
+	keys    keyFiles
+
+	started chan struct{}
+	// Set before started is closed, read-only afterwards.
+	ml   *memberlist.Memberlist
+	addr netip.AddrPort
+
+	ran      atomic.Bool
+	stopping atomic.Bool
+	abort    atomic.Bool // tests: stop like a crash, without leaving
+
+	joinMu  sync.Mutex
+	joining map[string]bool
+	joinWG  sync.WaitGroup
+}
+
+// New validates cfg, loads the gossip keys and registers the metrics. It
+// binds nothing: Run does.
+func New(cfg Config) (*Agent, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	self, _ := ParseIdentity(cfg.NodeName)
+	a := &Agent{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		self:    self,
+		set:     cfg.expectedSet(),
+		started: make(chan struct{}),
+		joining: map[string]bool{},
+	}
+	a.metrics = newMetrics(cfg.Registerer, a.set, self)
+	a.table = newMembership(cfg.NodeName, a.set, cfg.Timing, a.metrics)
+	r := cfg.Resolver
+	if r == nil {
+		if cfg.DNSServer != "" {
+			r = NewDNSResolver(cfg.DNSServer, cfg.LookupTimeout)
+		} else {
+			r = NewSystemResolver()
+		}
+	}
+	a.finder = newPeerFinder(&a.cfg, r, a.metrics, a.log.With("component", "peers"))
+	a.hooks = newHookRunner(&a.cfg, a.metrics, a.log.With("component", "hooks"), func() []string {
+		return hookEnv(cfg.NodeName, a.table.currentQuorum())
+	})
+	a.queue = &memberlist.TransmitLimitedQueue{NumNodes: a.table.present, RetransmitMult: 4}
+	if cfg.KeyringDir != "" {
+		kf, err := readKeyFiles(cfg.KeyringDir, cfg.PrimaryKeyName)
+		if err != nil {
+			return nil, err
+		}
+		kr, err := memberlist.NewKeyring(kf.all, kf.primary)
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		a.keyring, a.keys = kr, kf
+		a.setKeyMetrics(kf)
+	}
+	return a, nil
+}
+
+func (a *Agent) setString() string {
+	return fmt.Sprintf("%s-%d…%s-%d", a.set.Set, a.set.Start, a.set.Set, a.set.Start+a.set.N-1)
+}
+
+// Started is closed once memberlist listens; Addr is valid from then on.
+func (a *Agent) Started() <-chan struct{} { return a.started }
+
+// Addr is the gossip address other members reach this one at.
+func (a *Agent) Addr() netip.AddrPort { return a.addr }
+
+// Members lists the expected set in ordinal order, with each name's state.
+func (a *Agent) Members() []Member { return a.table.snapshot() }
+
+// Quorum is the current quorum standing.
+func (a *Agent) Quorum() Quorum { return a.table.currentQuorum() }
+
+// Ready reports nil once this member has joined the cluster (seen another
+// member alive, or N is 1) and, with RequireQuorumForReady, while quorum
+// holds. It fails from the moment shutdown begins.
+func (a *Agent) Ready() error {
+	select {
+	case <-a.started:
+	default:
+		return errors.New("gossip not started")
+	}
+	if a.stopping.Load() {
+		return errors.New("shutting down")
+	}
+	if !a.table.joined() {
+		return errors.New("not joined: no other member seen yet")
+	}
+	if a.cfg.RequireQuorumForReady {
+		if q := a.table.currentQuorum(); !q.Has {
+			return fmt.Errorf("no quorum: %s", q)
+		}
+	}
+	return nil
+}
+
+// MembersHandler serves Members as JSON.
+func (a *Agent) MembersHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(a.Members())
+	})
+}
+
+func (a *Agent) memberlistConfig() *memberlist.Config {
+	mc := memberlist.DefaultLANConfig()
+	mc.Name = a.cfg.NodeName
+	host, port, _ := splitBind(a.cfg.BindAddr)
+	mc.BindAddr, mc.BindPort, mc.AdvertisePort = host, port, port
+	if a.cfg.AdvertiseAddr != "" {
+		ip, aport, _ := splitAdvertise(a.cfg.AdvertiseAddr)
+		mc.AdvertiseAddr = ip
+		if aport != 0 {
+			mc.AdvertisePort = aport
+		}
+	} else if ip, err := netip.ParseAddr(host); err == nil && !ip.IsUnspecified() {
+		mc.AdvertiseAddr = host
+	}
+	t := a.cfg.Timing
+	mc.ProbeInterval = t.ProbeInterval
+	mc.ProbeTimeout = t.ProbeTimeout
+	mc.SuspicionMult = t.SuspicionMult
+	mc.SuspicionMaxTimeoutMult = t.SuspicionMaxTimeoutMult
+	mc.GossipInterval = t.GossipInterval
+	mc.GossipNodes = t.GossipNodes
+	mc.PushPullInterval = t.PushPullInterval
+	mc.TCPTimeout = t.TCPTimeout
+	mc.GossipToTheDeadTime = t.GossipToTheDeadTime
+	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
+	mc.Label = a.cfg.Label
+	mc.Keyring = a.keyring
+	d := delegates{a: a}
+	mc.Delegate, mc.Events, mc.Alive, mc.Merge, mc.Conflict, mc.Ping = d, d, d, d, d, d
+	mc.LogOutput = nil
+	mc.Logger = log.New(&memberlistLog{
+		logger:  a.log.With("component", "memberlist"),
+		observe: a.classifyLog,
+	}, "", 0)
+	return mc
+}
+
+// Run starts gossip and keeps finding and joining peers until ctx is done.
+// Then it turns unready, announces its leave, leaves gracefully (bounded by
+// LeaveTimeout) and shuts memberlist down. It returns an error only if
+// gossip could not start.
+func (a *Agent) Run(ctx context.Context) error {
+	if a.ran.Swap(true) {
+		return errors.New("agent: Run called twice")
+	}
+	ml, err := memberlist.Create(a.memberlistConfig())
+	if err != nil {
+		return fmt.Errorf("start gossip: %w", err)
+	}
+	local := ml.LocalNode()
+	ip, _ := netip.AddrFromSlice(local.Addr)
+	a.ml, a.addr = ml, netip.AddrPortFrom(ip.Unmap(), local.Port)
+	a.finder.ipv6 = ip.Unmap().Is6()
+	if a.finder.port == 0 {
+		a.finder.port = local.Port
+	}
+	close(a.started)
+	a.log.Info("gossip started", "node", a.cfg.NodeName, "address", a.addr,
+		"expected", a.set.N, "quorum", QuorumSize(a.set.N), "encrypted", a.keyring != nil, "label", a.cfg.Label)
+
+	loopCtx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { a.discoverLoop(loopCtx) })
+	wg.Go(func() { a.probeLoop(loopCtx) })
+	wg.Go(func() { a.stateLoop(loopCtx) })
+	if a.hooks.enabled() {
+		wg.Go(func() { a.hooks.run(loopCtx) })
+	}
+	if a.keyring != nil {
+		wg.Go(func() { a.keyringLoop(loopCtx) })
+	}
+
+	<-ctx.Done()
+	a.stopping.Store(true)
+	a.metrics.ready.Set(0)
+	cancel()
+	wg.Wait()
+	if a.abort.Load() {
+		_ = ml.Shutdown()
+		a.waitJoins()
+		return nil
+	}
+	a.leave(ml)
+	if err := ml.Shutdown(); err != nil {
+		a.log.Warn("gossip shutdown", "err", err)
+	}
+	a.waitJoins()
+	a.log.Info("gossip stopped")
+	return nil
+}
+
+// leave tells every member this one is going, so they record it as left
+// rather than failed, then leaves through memberlist.
+func (a *Agent) leave(ml *memberlist.Memberlist) {
+	deadline := time.Now().Add(a.cfg.LeaveTimeout)
+	a.table.leaving(a.cfg.NodeName)
+	msg := append([]byte{msgLeave}, a.cfg.NodeName...)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, n := range ml.Members() {
+		if n.Name == a.cfg.NodeName {
+			continue
+		}
+		wg.Go(func() {
+			if err := ml.SendReliable(n, msg); err != nil {
+				a.log.Debug("announce leave", "member", n.Name, "err", err)
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.LeaveTimeout / 2):
+		a.log.Warn("announcing the leave timed out; some members will see this one as failed")
+	}
+	if err := ml.Leave(time.Until(deadline)); err != nil {
+		a.log.Warn("leave", "err", err)
+	} else {
+		a.log.Info("left the cluster")
+	}
+}
+
+func (a *Agent) waitJoins() {
+	done := make(chan struct{})
+	go func() { a.joinWG.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(a.cfg.Timing.TCPTimeout):
+	}
+}
+
+// jitter spreads d by ±20% so agents started together do not query DNS and
+// join in lock-step.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+}
+
+// discoverLoop looks peers up and joins the expected ones memberlist does not
+// hold at the address DNS gives. While some are missing it retries quickly,
+// backing off up to a quarter of RefreshInterval; once all are there, it
+// refreshes every RefreshInterval.
+func (a *Agent) discoverLoop(ctx context.Context) {
+	backoff := a.cfg.RefreshMinInterval
+	missingCap := max(a.cfg.RefreshInterval/4, a.cfg.RefreshMinInterval)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		peers := a.finder.refresh(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		a.joinPeers(peers)
+		next := a.cfg.RefreshInterval
+		if a.missing() {
+			next = backoff
+			backoff = min(backoff*2, missingCap)
+		} else {
+			backoff = a.cfg.RefreshMinInterval
+		}
+		timer.Reset(jitter(next))
+	}
+}
+
+// missing reports whether an expected member other than this one is neither
+// alive nor suspect.
+func (a *Agent) missing() bool {
+	for _, m := range a.table.snapshot() {
+		if m.Name != a.cfg.NodeName && m.State != StateAlive && m.State != StateSuspect {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *Agent) joinPeers(peers map[string]peer) {
+	for name, p := range peers {
+		state, addr := a.table.stateOf(name)
+		if (state == StateAlive || state == StateSuspect) && addr == p.Addr.String() {
+			continue
+		}
+		a.joinMu.Lock()
+		busy := a.joining[name]
+		a.joining[name] = true
+		a.joinMu.Unlock()
+		if busy {
+			continue
+		}
+		a.joinWG.Go(func() {
+			defer func() {
+				a.joinMu.Lock()
+				delete(a.joining, name)
+				a.joinMu.Unlock()
+			}()
+			if a.stopping.Load() {
+				return
+			}
+			if _, err := a.ml.Join([]string{p.Addr.String()}); err != nil {
+				a.metrics.joins.WithLabelValues("failure").Inc()
+				a.log.Debug("join failed", "peer", p.Name, "address", p.Addr, "err", err)
+				return
+			}
+			a.metrics.joins.WithLabelValues("success").Inc()
+			a.log.Debug("joined", "peer", p.Name, "address", p.Addr)
+		})
+	}
+}
+
+// probeLoop pings every member each probe interval, so suspect members are
+// told apart from alive ones (memberlist keeps that state to itself), and
+// samples memberlist's health score.
+func (a *Agent) probeLoop(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.Timing.ProbeInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var wg sync.WaitGroup
+		for _, m := range a.table.snapshot() {
+			if m.Name == a.cfg.NodeName || (m.State != StateAlive && m.State != StateSuspect) {
+				continue
+			}
+			udp, err := net.ResolveUDPAddr("udp", m.Address)
+			if err != nil {
+				continue
+			}
+			wg.Go(func() {
+				if rtt, err := a.ml.Ping(m.Name, udp); err == nil {
+					a.table.ack(m.Name, rtt)
+				}
+			})
+		}
+		wg.Wait()
+		a.table.checkSuspects()
+		a.metrics.healthScore.Set(float64(a.ml.GetHealthScore()))
+	}
+}
+
+// stateLoop reacts to membership changes: it gossips this agent's view,
+// debounces the member list for the hooks and keeps the ready gauge.
+func (a *Agent) stateLoop(ctx context.Context) {
+	viewTick := time.NewTicker(a.cfg.Timing.ViewInterval)
+	defer viewTick.Stop()
+	st := newSettler(a.cfg.SettleTime)
+	defer st.timer.Stop()
+	var lastHash uint64
+	var sentOnce bool
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.table.changed:
+			v := a.table.currentView()
+			if !sentOnce || v.Hash != lastHash {
+				a.broadcastView(v)
+				lastHash, sentOnce = v.Hash, true
+			}
+			if a.hooks.enabled() && a.table.joined() {
+				st.observe(a.memberList())
+			}
+			a.metrics.ready.Set(b2f(a.Ready() == nil))
+		case <-viewTick.C:
+			v := a.table.currentView()
+			a.broadcastView(v)
+			lastHash, sentOnce = v.Hash, true
+		case <-st.timer.C:
+			if list, ok := st.fire(); ok {
+				a.hooks.offer(list)
+			}
+		}
+	}
+}
+
+func (a *Agent) broadcastView(v view) {
+	a.queue.QueueBroadcast(viewBroadcast(encodeView(viewMsg{
+		Name: a.cfg.NodeName, Hash: v.Hash, Members: v.Members, Sent: time.Now().UnixNano(),
+	})))
+}
+
+// memberList is what the hooks see: the DNS name (or node name) of every
+// member memberlist holds, alive or suspect, in ordinal order.
+func (a *Agent) memberList() []string {
+	var out []string
+	for _, m := range a.table.snapshot() {
+		if m.State == StateAlive || m.State == StateSuspect {
+			out = append(out, a.finder.dnsName(m.Name))
+		}
+	}
+	return out
+}
+
+// keyringLoop re-reads the key files and applies changes to the live
+// keyring.
+func (a *Agent) keyringLoop(ctx context.Context) {
+	tick := time.NewTicker(a.cfg.KeyringReloadInterval)
+	defer tick.Stop()
+	var lastErr string
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		kf, err := readKeyFiles(a.cfg.KeyringDir, a.cfg.PrimaryKeyName)
+		if err == nil && kf.equal(a.keys) {
+			lastErr = ""
+			continue
+		}
+		if err == nil {
+			err = applyKeys(a.keyring, kf)
+		}
+		if err != nil {
+			if err.Error() != lastErr {
+				lastErr = err.Error()
+				a.metrics.keyringReloads.WithLabelValues("failure").Inc()
+				a.log.Error("gossip keyring not reloaded; keeping the installed keys", "err", err)
+			}
+			continue
+		}
+		lastErr = ""
+		a.keys = kf
+		a.setKeyMetrics(kf)
+		a.metrics.keyringReloads.WithLabelValues("success").Inc()
+		a.log.Info("gossip keyring reloaded", "keys", len(kf.all), "primary", fingerprint(kf.primary))
+	}
+}
+
+func (a *Agent) setKeyMetrics(kf keyFiles) {
+	a.metrics.keyringKeys.Set(float64(len(kf.all)))
+	a.metrics.keyringPrimary.Reset()
+	a.metrics.keyringPrimary.WithLabelValues(fingerprint(kf.primary)).Set(1)
+}

@@ -1,0 +1,345 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures an Agent. Start from DefaultConfig and set at least
+// NodeName, Expected and one of PeersSRV or PeersDomain.
+type Config struct {
+	// NodeName is this member's stable name, the StatefulSet pod name
+	// ("web-2"). Its -<ordinal> suffix is required: the expected set is the
+	// name without it followed by -Start … -(Start+Expected-1).
+	NodeName string
+	// Expected is N, the number of members the cluster should have (the
+	// StatefulSet's replicas). Quorum is ⌊N/2⌋+1 alive members. Required.
+	Expected int
+	// OrdinalStart is the StatefulSet's .spec.ordinals.start. Default 0.
+	OrdinalStart int
+	// Label is memberlist's cluster label: every packet and stream carries
+	// it, and traffic with another label is dropped. It is not a secret (use
+	// a keyring for that) but it stops two clusters from merging when a pod
+	// IP is reused. Default "" (no label).
+	Label string
+
+	// BindAddr is the host:port memberlist listens on, TCP and UDP. Default
+	// ":7946". Port 0 picks a free port (tests).
+	BindAddr string
+	// AdvertiseAddr is the IP, or IP:port, other members reach this one at.
+	// Default "": the BindAddr's host when it is an IP other than the
+	// unspecified address, else a private address of this host. It must be
+	// an IP: memberlist does not resolve names here.
+	AdvertiseAddr string
+	// Timing holds memberlist's failure-detection and gossip timings.
+	// Default: LANTiming(), memberlist's LAN profile.
+	Timing Timing
+
+	// KeyringDir, when set, enables gossip encryption with the keys in that
+	// directory: one base64-encoded 16, 24 or 32 byte key per file, names
+	// starting with '.' ignored (so a mounted Secret works as it is). The
+	// file named PrimaryKeyName holds the key used to encrypt; the others are
+	// only accepted. Default "" (no encryption).
+	KeyringDir string
+	// PrimaryKeyName is the file in KeyringDir holding the primary key.
+	// Default "primary".
+	PrimaryKeyName string
+	// KeyringReloadInterval is how often KeyringDir is read again. A change
+	// installs new keys, switches the primary and removes keys whose file
+	// is gone, without a restart. Polling survives the symlink swaps with
+	// which the kubelet updates a Secret volume. Default 10s.
+	KeyringReloadInterval time.Duration
+
+	// PeersSRV is an SRV name whose targets are the peers, for example
+	// "_gossip._tcp.web.default.svc.cluster.local". A target's first label
+	// is the peer's name; the record's port is its gossip port.
+	PeersSRV string
+	// PeersDomain is the domain per-ordinal names live under: peers are
+	// looked up as <set>-<ordinal>.<PeersDomain>, for example
+	// "web.default.svc.cluster.local". Combined with PeersSRV, a name found
+	// both ways takes the address of the per-ordinal lookup.
+	PeersDomain string
+	// PeersPort is the gossip port of peers found through PeersDomain.
+	// Default 0: this agent's own advertised port.
+	PeersPort int
+	// DNSServer is the host:port lookups are sent to directly, so that a
+	// cache in front of it cannot hide a new peer. Default "": the system
+	// resolver (net.Resolver, honouring resolv.conf search paths).
+	DNSServer string
+	// RefreshInterval is how often peers are looked up again and missing
+	// expected peers rejoined once the cluster is complete, ±20% jitter.
+	// Default 10s.
+	RefreshInterval time.Duration
+	// RefreshMinInterval is the first retry delay while expected peers are
+	// missing; it doubles up to RefreshInterval. Default 250ms.
+	RefreshMinInterval time.Duration
+	// LookupTimeout bounds one DNS query. Default 2s.
+	LookupTimeout time.Duration
+	// Resolver overrides the DNS lookups (tests). Default nil: built from
+	// DNSServer.
+	Resolver Resolver
+
+	// OnChange is a command run with "/bin/sh -c" after the member list
+	// settles on a new value; it reads the list on stdin, one DNS name (or
+	// node name) per line. A failure is logged and counted, never fatal.
+	// Default "" (none).
+	OnChange string
+	// OnChangeTimeout bounds one OnChange run. Default 30s.
+	OnChangeTimeout time.Duration
+	// PeersFile, when set, is rewritten atomically with the same list as
+	// OnChange receives, each time it settles. Default "".
+	PeersFile string
+	// SettleTime is how long the member list must stay unchanged before
+	// OnChange and PeersFile see it. Default 2s.
+	SettleTime time.Duration
+
+	// RequireQuorumForReady makes Ready fail while quorum is lost. Default
+	// false: Ready only waits for the first join, because taking every pod
+	// out of its Service when quorum is lost is seldom what clients want.
+	RequireQuorumForReady bool
+	// LeaveTimeout bounds the graceful leave on shutdown. It must fit in the
+	// pod's terminationGracePeriodSeconds. Default 5s.
+	LeaveTimeout time.Duration
+
+	// Logger receives the agent's and memberlist's logs. Default: discard.
+	Logger *slog.Logger
+	// Registerer receives the agent's metrics. Default: a private registry
+	// nobody gathers.
+	Registerer prometheus.Registerer
+}
+
+// Timing holds memberlist's timings plus the agent's own suspect detection.
+// Shorter timings detect failures sooner and cost more packets.
+type Timing struct {
+	// ProbeInterval is how often memberlist probes one random member, and
+	// how often the agent pings every member to tell suspect from alive.
+	ProbeInterval time.Duration
+	// ProbeTimeout is how long a probe waits for an ack.
+	ProbeTimeout time.Duration
+	// SuspicionMult scales how long a suspect member has to refute before
+	// memberlist declares it dead: SuspicionMult × max(1, log10(n)) ×
+	// ProbeInterval.
+	SuspicionMult int
+	// SuspicionMaxTimeoutMult caps that timeout when too few members confirm
+	// the suspicion.
+	SuspicionMaxTimeoutMult int
+	// GossipInterval is how often queued broadcasts are gossiped.
+	GossipInterval time.Duration
+	// GossipNodes is how many members each gossip round goes to.
+	GossipNodes int
+	// PushPullInterval is how often the full state is exchanged with one
+	// random member (anti-entropy).
+	PushPullInterval time.Duration
+	// TCPTimeout bounds joins, push/pull and reliable sends.
+	TCPTimeout time.Duration
+	// GossipToTheDeadTime is how long dead members are still gossiped to,
+	// and after which they are forgotten.
+	GossipToTheDeadTime time.Duration
+	// DeadNodeReclaimTime is how long after a member is declared dead its
+	// name may come back from another address (a restarted pod with a new
+	// IP). Until then the newcomer is a name conflict.
+	DeadNodeReclaimTime time.Duration
+	// SuspectTimeout is how long a member may go without answering this
+	// agent's probes before the agent shows it as suspect (and stops
+	// counting it as alive), ahead of memberlist declaring it dead.
+	SuspectTimeout time.Duration
+	// ViewInterval is how often this agent re-broadcasts its view of the
+	// membership, besides on every change.
+	ViewInterval time.Duration
+}
+
+// Profiles names the timing profiles Profile knows.
+var Profiles = []string{"lan", "local", "wan"}
+
+// LANTiming is memberlist's DefaultLANConfig: a crashed member of a
+// 3-member cluster is suspect within about 2.5s and dead within about 6s.
+func LANTiming() Timing {
+	return Timing{
+		ProbeInterval:           time.Second,
+		ProbeTimeout:            500 * time.Millisecond,
+		SuspicionMult:           4,
+		SuspicionMaxTimeoutMult: 6,
+		GossipInterval:          200 * time.Millisecond,
+		GossipNodes:             3,
+		PushPullInterval:        30 * time.Second,
+		TCPTimeout:              10 * time.Second,
+		GossipToTheDeadTime:     30 * time.Second,
+		DeadNodeReclaimTime:     5 * time.Second,
+		SuspectTimeout:          2*time.Second + 500*time.Millisecond,
+		ViewInterval:            10 * time.Second,
+	}
+}
+
+// LocalTiming is memberlist's DefaultLocalConfig: for members on one host or
+// a very reliable network.
+func LocalTiming() Timing {
+	t := LANTiming()
+	t.ProbeTimeout = 200 * time.Millisecond
+	t.SuspicionMult = 3
+	t.GossipInterval = 100 * time.Millisecond
+	t.PushPullInterval = 15 * time.Second
+	t.TCPTimeout = time.Second
+	t.GossipToTheDeadTime = 15 * time.Second
+	t.SuspectTimeout = 2*time.Second + 200*time.Millisecond
+	return t
+}
+
+// WANTiming is memberlist's DefaultWANConfig: for members across slow or
+// lossy links.
+func WANTiming() Timing {
+	t := LANTiming()
+	t.ProbeInterval = 5 * time.Second
+	t.ProbeTimeout = 3 * time.Second
+	t.SuspicionMult = 6
+	t.GossipInterval = 500 * time.Millisecond
+	t.GossipNodes = 4
+	t.PushPullInterval = 60 * time.Second
+	t.TCPTimeout = 30 * time.Second
+	t.GossipToTheDeadTime = 60 * time.Second
+	t.SuspectTimeout = 13 * time.Second
+	return t
+}
+
+// Profile returns the named timing profile: "lan", "local" or "wan".
+func Profile(name string) (Timing, error) {
+	switch name {
+	case "lan":
+		return LANTiming(), nil
+	case "local":
+		return LocalTiming(), nil
+	case "wan":
+		return WANTiming(), nil
+	}
+	return Timing{}, fmt.Errorf("unknown timing profile %q (want one of %v)", name, Profiles)
+}
+
+// DefaultConfig returns a Config with every default set.
+func DefaultConfig() Config {
+	return Config{
+		BindAddr:              ":7946",
+		Timing:                LANTiming(),
+		PrimaryKeyName:        "primary",
+		KeyringReloadInterval: 10 * time.Second,
+		RefreshInterval:       10 * time.Second,
+		RefreshMinInterval:    250 * time.Millisecond,
+		LookupTimeout:         2 * time.Second,
+		OnChangeTimeout:       30 * time.Second,
+		SettleTime:            2 * time.Second,
+		LeaveTimeout:          5 * time.Second,
+	}
+}
+
+// ErrConfig wraps every validation error.
+var ErrConfig = errors.New("invalid config")
+
+func (c *Config) validate() error {
+	bad := func(format string, a ...any) error {
+		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, a...))
+	}
+	if _, err := ParseIdentity(c.NodeName); err != nil {
+		return bad("node name: %v", err)
+	}
+	if c.Expected < 1 {
+		return bad("expected cluster size must be at least 1, got %d", c.Expected)
+	}
+	if c.OrdinalStart < 0 {
+		return bad("ordinal start must not be negative")
+	}
+	if _, ok := c.expectedSet().Contains(c.NodeName); !ok {
+		return bad("node name %q is outside the expected set %s-%d … %s-%d",
+			c.NodeName, c.expectedSet().Set, c.OrdinalStart, c.expectedSet().Set, c.OrdinalStart+c.Expected-1)
+	}
+	if len(c.Label) > 255 {
+		return bad("cluster label is longer than 255 bytes")
+	}
+	if _, _, err := splitBind(c.BindAddr); err != nil {
+		return bad("gossip listen address: %v", err)
+	}
+	if c.AdvertiseAddr != "" {
+		if _, _, err := splitAdvertise(c.AdvertiseAddr); err != nil {
+			return bad("gossip advertise address: %v", err)
+		}
+	}
+	if c.Expected > 1 && c.PeersSRV == "" && c.PeersDomain == "" {
+		return bad("a cluster of %d needs peers: set the SRV name or the per-ordinal domain", c.Expected)
+	}
+	if c.PeersPort < 0 || c.PeersPort > 65535 {
+		return bad("peers port %d out of range", c.PeersPort)
+	}
+	t := c.Timing
+	for name, d := range map[string]time.Duration{
+		"probe interval": t.ProbeInterval, "probe timeout": t.ProbeTimeout,
+		"gossip interval": t.GossipInterval, "push/pull interval": t.PushPullInterval,
+		"TCP timeout": t.TCPTimeout, "gossip-to-the-dead time": t.GossipToTheDeadTime,
+		"suspect timeout": t.SuspectTimeout, "view interval": t.ViewInterval,
+		"refresh interval": c.RefreshInterval, "refresh min interval": c.RefreshMinInterval,
+		"lookup timeout": c.LookupTimeout, "settle time": c.SettleTime,
+		"leave timeout": c.LeaveTimeout, "hook timeout": c.OnChangeTimeout,
+	} {
+		if d <= 0 {
+			return bad("%s must be positive", name)
+		}
+	}
+	if t.ProbeTimeout > t.ProbeInterval {
+		return bad("probe timeout %s exceeds probe interval %s", t.ProbeTimeout, t.ProbeInterval)
+	}
+	if t.SuspicionMult < 1 || t.SuspicionMaxTimeoutMult < 1 || t.GossipNodes < 1 {
+		return bad("suspicion multipliers and gossip nodes must be at least 1")
+	}
+	if t.DeadNodeReclaimTime < 0 {
+		return bad("dead node reclaim time must not be negative")
+	}
+	if c.KeyringDir != "" {
+		if c.PrimaryKeyName == "" {
+			return bad("primary key file name is empty")
+		}
+		if c.KeyringReloadInterval <= 0 {
+			return bad("keyring reload interval must be positive")
+		}
+	}
+	return nil
+}
+
+func (c *Config) expectedSet() ExpectedSet {
+	id, _ := ParseIdentity(c.NodeName)
+	return ExpectedSet{Set: id.Set, Start: c.OrdinalStart, N: c.Expected}
+}
+
+// splitBind parses memberlist's listen address: host may be empty (all
+// addresses) but must otherwise be an IP.
+func splitBind(addr string) (string, int, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return "", 0, fmt.Errorf("bad port %q", port)
+	}
+	if host == "" {
+		return "0.0.0.0", p, nil
+	}
+	if _, err := netip.ParseAddr(host); err != nil {
+		return "", 0, fmt.Errorf("host %q is not an IP", host)
+	}
+	return host, p, nil
+}
+
+// splitAdvertise parses "IP" or "IP:port"; port 0 means the bound port.
+func splitAdvertise(addr string) (string, int, error) {
+	if ip, err := netip.ParseAddr(addr); err == nil {
+		return ip.String(), 0, nil
+	}
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil {
+		return "", 0, fmt.Errorf("%q is neither an IP nor IP:port", addr)
+	}
+	return ap.Addr().String(), int(ap.Port()), nil
+}

@@ -1,0 +1,179 @@
+package discovery
+
+import (
+	"strconv"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promauto"
+)
+
+// The label values each vector is initialised with, so every series exists
+// from the start (a rate over a counter that appears late misses its first
+// increase) and cardinality is visibly bounded.
+var (
+	memberStates   = []string{"alive", "suspect", "dead", "left"}
+	changeEvents   = []string{"join", "leave", "fail", "suspect", "recover", "update"}
+	rejectReasons  = []string{"unknown_name", "label", "key"}
+	lookupTypes    = []string{"SRV", "A", "AAAA"}
+	lookupResults  = []string{"ok", "not_found", "error"}
+	results        = []string{"success", "failure"}
+	hookNames      = []string{"on_change", "peers_file"}
+	rttBuckets     = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5}
+	latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}
+)
+
+type metrics struct {
+	expected          prometheus.Gauge
+	members           *prometheus.GaugeVec
+	quorumSize        prometheus.Gauge
+	hasQuorum         prometheus.Gauge
+	failureTolerance  prometheus.Gauge
+	quorumTransitions prometheus.Counter
+	memberUp          *prometheus.GaugeVec
+	memberRTT         *prometheus.HistogramVec
+	healthScore       prometheus.Gauge
+	changes           *prometheus.CounterVec
+	joins             *prometheus.CounterVec
+	nameConflicts     prometheus.Counter
+	rejected          *prometheus.CounterVec
+	lookups           *prometheus.CounterVec
+	lookupDuration    *prometheus.HistogramVec
+	peersResolved     prometheus.Gauge
+	viewDisagreement  prometheus.Gauge
+	ready             prometheus.Gauge
+	keyringKeys       prometheus.Gauge
+	keyringPrimary    *prometheus.GaugeVec
+	keyringReloads    *prometheus.CounterVec
+	hookRuns          *prometheus.CounterVec
+	nodeInfo          *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metrics {
+	f := promauto.With(reg)
+	m := &metrics{
+		expected: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_expected_members",
+			Help: "Configured cluster size N (the StatefulSet's replicas).",
+		}),
+		members: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peeragent_members",
+			Help: "Members of the expected set as this agent sees them, by state (alive, suspect, dead, left); this agent counts as alive.",
+		}, []string{"state"}),
+		quorumSize: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_quorum_size",
+			Help: "Alive members needed for quorum: floor(N/2)+1.",
+		}),
+		hasQuorum: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_has_quorum",
+			Help: "1 while at least quorum_size members of the expected set are alive, else 0.",
+		}),
+		failureTolerance: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_failure_tolerance",
+			Help: "Alive members minus quorum size: how many more may fail before quorum is lost (negative once lost).",
+		}),
+		quorumTransitions: f.NewCounter(prometheus.CounterOpts{
+			Name: "peeragent_quorum_transitions_total",
+			Help: "Times has_quorum changed value.",
+		}),
+		memberUp: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peeragent_member_up",
+			Help: "1 if the member with this ordinal is alive, else 0.",
+		}, []string{"ordinal"}),
+		memberRTT: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "peeragent_member_rtt_seconds",
+			Help:    "Round-trip time of successful probes to the member with this ordinal.",
+			Buckets: rttBuckets,
+		}, []string{"ordinal"}),
+		healthScore: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_health_score",
+			Help: "memberlist's awareness score: 0 is healthy; higher means this agent is missing probe deadlines and slows its probing.",
+		}),
+		changes: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_membership_changes_total",
+			Help: "Member state changes seen, by event: join, leave (graceful), fail (declared dead), suspect, recover (suspect to alive), update (address or metadata).",
+		}, []string{"event"}),
+		joins: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_joins_total",
+			Help: "Join attempts to peers found in DNS, by result.",
+		}, []string{"result"}),
+		nameConflicts: f.NewCounter(prometheus.CounterOpts{
+			Name: "peeragent_name_conflicts_total",
+			Help: "Alive messages for a known member name from a different address, dropped until the old address is declared dead and the reclaim time has passed.",
+		}),
+		rejected: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_rejected_messages_total",
+			Help: "Gossip messages rejected, by reason: unknown_name (a node name outside the expected set), label (another cluster label), key (no installed key decrypts it, or it is not encrypted).",
+		}, []string{"reason"}),
+		lookups: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_dns_lookups_total",
+			Help: "DNS lookups for peers, by record type and result (not_found: NXDOMAIN or no record of that type).",
+		}, []string{"type", "result"}),
+		lookupDuration: f.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "peeragent_dns_lookup_duration_seconds",
+			Help:    "Duration of DNS lookups for peers, by record type.",
+			Buckets: latencyBuckets,
+		}, []string{"type"}),
+		peersResolved: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_peers_resolved",
+			Help: "Peers of the expected set (this agent excluded) with an address from DNS.",
+		}),
+		viewDisagreement: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_view_disagreement",
+			Help: "1 if an alive member recently reported a different member list than this agent's, else 0.",
+		}),
+		ready: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_ready",
+			Help: "1 while /readyz answers 200, else 0.",
+		}),
+		keyringKeys: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_keyring_keys",
+			Help: "Gossip encryption keys installed (0: encryption off).",
+		}),
+		keyringPrimary: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peeragent_keyring_primary_key_info",
+			Help: "Always 1, labelled with the first 8 hex digits of the SHA-256 of the primary gossip key, to check a rotation reached every member.",
+		}, []string{"fingerprint"}),
+		keyringReloads: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_keyring_reloads_total",
+			Help: "Changes of the key files applied to the keyring, by result.",
+		}, []string{"result"}),
+		hookRuns: f.NewCounterVec(prometheus.CounterOpts{
+			Name: "peeragent_hook_runs_total",
+			Help: "Settled member lists delivered, by hook (on_change command, peers_file) and result.",
+		}, []string{"hook", "result"}),
+		nodeInfo: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peeragent_node_info",
+			Help: "Always 1, labelled with this agent's node name and ordinal.",
+		}, []string{"name", "ordinal"}),
+	}
+	m.expected.Set(float64(set.N))
+	m.quorumSize.Set(float64(QuorumSize(set.N)))
+	for _, s := range memberStates {
+		m.members.WithLabelValues(s)
+	}
+	for _, o := range set.Ordinals() {
+		m.memberUp.WithLabelValues(strconv.Itoa(o))
+		m.memberRTT.WithLabelValues(strconv.Itoa(o))
+	}
+	for _, e := range changeEvents {
+		m.changes.WithLabelValues(e)
+	}
+	for _, r := range results {
+		m.joins.WithLabelValues(r)
+		m.keyringReloads.WithLabelValues(r)
+		for _, h := range hookNames {
+			m.hookRuns.WithLabelValues(h, r)
+		}
+	}
+	for _, r := range rejectReasons {
+		m.rejected.WithLabelValues(r)
+	}
+	for _, t := range lookupTypes {
+		m.lookupDuration.WithLabelValues(t)
+		for _, r := range lookupResults {
+			m.lookups.WithLabelValues(t, r)
+		}
+	}
+	m.nodeInfo.WithLabelValues(self.Name(), strconv.Itoa(self.Ordinal)).Set(1)
+	return m
+}

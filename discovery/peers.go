@@ -1,0 +1,239 @@
+package discovery
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// peer is an expected member's address as DNS gives it.
+type peer struct {
+	Name    string
+	Addr    netip.AddrPort
+	DNSName string // without the trailing dot
+}
+
+// peerFinder looks peers up by name through an SRV record and/or
+// per-ordinal names, and remembers the last good answer per name: NXDOMAIN
+// removes a peer (not there yet, or gone), any other failure keeps what was
+// known, so a DNS outage does not empty the peer list.
+type peerFinder struct {
+	srvName string
+	domain  string
+	set     ExpectedSet
+	self    string
+	r       Resolver
+	timeout time.Duration
+	metrics *metrics
+	log     *slog.Logger
+
+	// Set once memberlist has bound: the family to look up and the port
+	// per-ordinal names use.
+	ipv6 bool
+	port uint16
+
+	mu       sync.Mutex
+	fromSRV  map[string]peer
+	fromName map[string]peer
+	dnsNames map[string]string // name → DNS name, self included
+}
+
+func newPeerFinder(cfg *Config, r Resolver, m *metrics, log *slog.Logger) *peerFinder {
+	f := &peerFinder{
+		srvName:  strings.TrimSuffix(cfg.PeersSRV, "."),
+		domain:   strings.Trim(cfg.PeersDomain, "."),
+		set:      cfg.expectedSet(),
+		self:     cfg.NodeName,
+		r:        r,
+		timeout:  cfg.LookupTimeout,
+		metrics:  m,
+		log:      log,
+		port:     uint16(cfg.PeersPort),
+		fromSRV:  map[string]peer{},
+		fromName: map[string]peer{},
+		dnsNames: map[string]string{},
+	}
+	if f.domain != "" {
+		for _, n := range f.set.Names() {
+			f.dnsNames[n] = n + "." + f.domain
+		}
+	}
+	return f
+}
+
+// observe times a lookup and counts its result.
+func (f *peerFinder) observe(qtype string, start time.Time, err error) {
+	f.metrics.lookupDuration.WithLabelValues(qtype).Observe(time.Since(start).Seconds())
+	result := "ok"
+	switch {
+	case errors.Is(err, ErrNotFound):
+		result = "not_found"
+	case err != nil:
+		result = "error"
+	}
+	f.metrics.lookups.WithLabelValues(qtype, result).Inc()
+}
+
+func (f *peerFinder) addrType() string {
+	if f.ipv6 {
+		return "AAAA"
+	}
+	return "A"
+}
+
+// lookupHost resolves one host to a single address (the lowest, so every
+// agent picks the same one).
+func (f *peerFinder) lookupHost(ctx context.Context, host string) (netip.Addr, error) {
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	start := time.Now()
+	addrs, err := f.r.LookupAddrs(ctx, host, f.ipv6)
+	f.observe(f.addrType(), start, err)
+	if err != nil {
+		return netip.Addr{}, err
+	}
+	return f.pick(addrs)
+}
+
+func (f *peerFinder) pick(addrs []netip.Addr) (netip.Addr, error) {
+	var ok []netip.Addr
+	for _, a := range addrs {
+		if a.Is6() == f.ipv6 {
+			ok = append(ok, a)
+		}
+	}
+	if len(ok) == 0 {
+		return netip.Addr{}, ErrNotFound
+	}
+	sort.Slice(ok, func(i, j int) bool { return ok[i].Less(ok[j]) })
+	return ok[0], nil
+}
+
+// refresh looks every peer up again and returns the peers known by name,
+// this agent excluded.
+func (f *peerFinder) refresh(ctx context.Context) map[string]peer {
+	var wg sync.WaitGroup
+	if f.srvName != "" {
+		wg.Go(func() { f.refreshSRV(ctx) })
+	}
+	if f.domain != "" {
+		for _, name := range f.set.Names() {
+			if name == f.self {
+				continue
+			}
+			wg.Go(func() { f.refreshName(ctx, name) })
+		}
+	}
+	wg.Wait()
+	return f.peers()
+}
+
+func (f *peerFinder) refreshName(ctx context.Context, name string) {
+	host := name + "." + f.domain
+	addr, err := f.lookupHost(ctx, host)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case err == nil:
+		f.fromName[name] = peer{Name: name, Addr: netip.AddrPortFrom(addr, f.port), DNSName: host}
+	case errors.Is(err, ErrNotFound):
+		delete(f.fromName, name)
+	default:
+		f.log.Debug("peer lookup failed; keeping the last answer", "name", host, "err", err)
+	}
+}
+
+func (f *peerFinder) refreshSRV(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(ctx, f.timeout)
+	start := time.Now()
+	recs, err := f.r.LookupSRV(lctx, f.srvName)
+	cancel()
+	f.observe("SRV", start, err)
+	if errors.Is(err, ErrNotFound) {
+		f.mu.Lock()
+		f.fromSRV = map[string]peer{}
+		f.mu.Unlock()
+		return
+	}
+	if err != nil {
+		f.log.Debug("SRV lookup failed; keeping the last answer", "name", f.srvName, "err", err)
+		return
+	}
+	f.mu.Lock()
+	old := f.fromSRV
+	f.mu.Unlock()
+	next := map[string]peer{}
+	var nmu sync.Mutex
+	var wg sync.WaitGroup
+	for _, rec := range recs {
+		target := strings.TrimSuffix(rec.Target, ".")
+		name, _, _ := strings.Cut(target, ".")
+		if _, ok := f.set.Contains(name); !ok {
+			continue
+		}
+		f.mu.Lock()
+		if f.domain == "" {
+			f.dnsNames[name] = target
+		}
+		f.mu.Unlock()
+		if name == f.self {
+			continue
+		}
+		wg.Go(func() {
+			addr, err := f.pick(rec.Addrs)
+			if err != nil {
+				addr, err = f.lookupHost(ctx, target)
+			}
+			nmu.Lock()
+			defer nmu.Unlock()
+			switch {
+			case err == nil:
+				next[name] = peer{Name: name, Addr: netip.AddrPortFrom(addr, rec.Port), DNSName: target}
+			case errors.Is(err, ErrNotFound):
+			default:
+				if p, ok := old[name]; ok {
+					next[name] = p
+				}
+			}
+		})
+	}
+	wg.Wait()
+	f.mu.Lock()
+	f.fromSRV = next
+	f.mu.Unlock()
+}
+
+// peers merges both sources; a per-ordinal answer wins over the SRV one.
+func (f *peerFinder) peers() map[string]peer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]peer, len(f.fromSRV)+len(f.fromName))
+	for n, p := range f.fromSRV {
+		out[n] = p
+	}
+	for n, p := range f.fromName {
+		out[n] = p
+	}
+	f.metrics.peersResolved.Set(float64(len(out)))
+	return out
+}
+
+// dnsName is the name hooks show for a member: its DNS name when one is
+// known, else its node name.
+func (f *peerFinder) dnsName(name string) string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if d, ok := f.dnsNames[name]; ok {
+		return d
+	}
+	return name
+}
+
+func (p peer) String() string {
+	return p.Name + "@" + p.Addr.String()
+}
