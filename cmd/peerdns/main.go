@@ -1,0 +1,148 @@
+// Command peerdns is an authoritative DNS server for the headless services
+// of a Kubernetes cluster, fed by their EndpointSlices.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/peerdns/peerdns/internal/version"
+	"github.com/peerdns/peerdns/internal/web"
+	"github.com/peerdns/peerdns/resolver"
+	"github.com/peerdns/peerdns/resolver/kube"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and serves until ctx is done. It returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := newFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "peerdns: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if cfg.version {
+		fmt.Fprintf(stdout, "peerdns %s (revision %s)\n", version.Version, version.Revision())
+		return 0
+	}
+	logger, err := cfg.log.New(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "peerdns: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, &cfg, logger); err != nil {
+		logger.Error("peerdns stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// serve wires the store, the DNS server, the EndpointSlice watcher and the
+// telemetry server together and runs them until ctx is done.
+func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
+	rcfg, err := cfg.resolverConfig()
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.NewCollector("peerdns"),
+	)
+	rcfg.Registerer = reg
+	rcfg.Logger = logger.With("component", "dns")
+	store := resolver.NewStore()
+	handler, err := resolver.NewHandler(store, rcfg)
+	if err != nil {
+		return err
+	}
+	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
+	if err != nil {
+		return err
+	}
+	client, err := kubernetes.NewForConfig(restCfg)
+	if err != nil {
+		return fmt.Errorf("kubernetes client: %w", err)
+	}
+	watcher, err := kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	dnsServer, err := resolver.Listen(resolver.ServerConfig{
+		Addr:              cfg.dnsAddr,
+		Handler:           handler,
+		MaxTCPConnections: cfg.maxTCPConns,
+		TCPIdleTimeout:    cfg.tcpIdle,
+		Registerer:        reg,
+		Logger:            logger.With("component", "dns"),
+	})
+	if err != nil {
+		return err
+	}
+	webServer, err := web.Listen(web.Config{ListenAddress: cfg.webAddr, Gatherer: reg, Ready: handler.Ready, Logger: logger.With("component", "web")})
+	if err != nil {
+		return err
+	}
+	logger.Info("peerdns started", "version", version.Version, "dns", dnsServer.Addr().String(), "web", webServer.Addr().String(), "zones", rcfg.Zones)
+
+	// Everything runs on its own context, cancelled only after the lame-duck
+	// period, so answers keep coming while readiness reports the shutdown.
+	runCtx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	errc := make(chan error, 3)
+	go func() { errc <- dnsServer.Serve(runCtx) }()
+	go func() { errc <- watcher.Run(runCtx) }()
+	go func() { errc <- webServer.Serve(runCtx) }()
+
+	var runErr error
+	received := 0
+	select {
+	case <-ctx.Done():
+		handler.Drain()
+		logger.Info("shutting down: lame duck", "duration", cfg.lameDuck)
+		t := time.NewTimer(cfg.lameDuck)
+		select {
+		case <-t.C:
+		case runErr = <-errc:
+			received++
+		}
+		t.Stop()
+	case runErr = <-errc:
+		received++
+	}
+	if received > 0 && runErr == nil {
+		runErr = errors.New("a server stopped before shutdown")
+	}
+	cancel()
+	for ; received < 3; received++ {
+		if err := <-errc; err != nil && runErr == nil {
+			runErr = err
+		}
+	}
+	logger.Info("peerdns stopped")
+	return runErr
+}
