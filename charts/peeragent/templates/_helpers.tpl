@@ -1,0 +1,90 @@
+{{/*
+Every named template here takes a dict, so a chart that depends on peeragent can
+call them from its own context:
+
+  root         the calling chart's top-level context ($): Release, Chart, Values.
+  values       optional: the peeragent values. Default: root.Values.peeragent when
+               the caller depends on this chart, else root.Values (this chart itself).
+  serviceName  (sidecar only) the headless Service that governs the StatefulSet.
+  replicas     (sidecar only) the StatefulSet's replicas: the expected cluster size.
+*/}}
+
+{{/* The peeragent values for a call (see above), as YAML; read with fromYaml. */}}
+{{- define "peeragent.valuesOf" -}}
+{{- $v := .values }}
+{{- if not $v }}
+{{- $v = get .root.Values "peeragent" | default .root.Values }}
+{{- end }}
+{{- toYaml $v }}
+{{- end }}
+
+{{/*
+Full name of the chart's objects. The chart name is spelled out rather than
+taken from .Chart, so a depending chart computes the same names as this chart's
+own templates do.
+*/}}
+{{- define "peeragent.fullname" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- if $v.fullnameOverride }}
+{{- $v.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default "peeragent" $v.nameOverride }}
+{{- if contains $name .root.Release.Name }}
+{{- .root.Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .root.Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Labels on the chart's own objects. */}}
+{{- define "peeragent.labels" -}}
+helm.sh/chart: {{ printf "peeragent-%s" (include "peeragent.chartVersion" .) | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+app.kubernetes.io/name: peeragent
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/version: {{ include "peeragent.appVersion" . | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+{{- end }}
+
+{{/*
+This chart's metadata, whether called from this chart or from one that depends
+on it (through .Subcharts).
+*/}}
+{{- define "peeragent.chart" -}}
+{{- if eq .root.Chart.Name "peeragent" }}
+{{- toYaml .root.Chart }}
+{{- else if and .root.Subcharts (hasKey .root.Subcharts "peeragent") }}
+{{- toYaml (index .root.Subcharts "peeragent").Chart }}
+{{- else }}
+{{- fail "peeragent: the calling chart does not depend on the peeragent chart; add it to Chart.yaml dependencies" }}
+{{- end }}
+{{- end }}
+
+{{- define "peeragent.appVersion" -}}
+{{- (include "peeragent.chart" . | fromYaml).appVersion }}
+{{- end }}
+
+{{- define "peeragent.chartVersion" -}}
+{{- (include "peeragent.chart" . | fromYaml).version }}
+{{- end }}
+
+{{/* Image reference: repository, then @digest when set, else :tag (default appVersion). */}}
+{{- define "peeragent.image" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- if $v.image.digest }}
+{{- printf "%s@%s" $v.image.repository $v.image.digest }}
+{{- else }}
+{{- printf "%s:%s" $v.image.repository ($v.image.tag | default (include "peeragent.appVersion" .)) }}
+{{- end }}
+{{- end }}
+
+{{/* Name of the Secret holding the gossip keys. */}}
+{{- define "peeragent.gossipSecretName" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- $v.gossipKeys.existingSecret | default (printf "%s-gossip-keys" (include "peeragent.fullname" . | trunc 51 | trimSuffix "-")) }}
+{{- end }}
+
+{{/* Name of the pod volume that carries the gossip keys. */}}
+{{- define "peeragent.gossipVolumeName" -}}
+peeragent-gossip-keys
+{{- end }}

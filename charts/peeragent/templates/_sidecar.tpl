@@ -1,0 +1,122 @@
+{{/*
+peeragent.sidecar renders the agent as one native sidecar: a list item for the
+pod's initContainers, with restartPolicy Always, so it starts before the
+database, runs for the pod's whole life and stops after it.
+
+  initContainers:
+    {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "web" "replicas" .Values.replicas) | nindent 4 }}
+
+Put peeragent.volumes into the pod's volumes when gossip keys are on, and
+peeragent.servicePort into the headless Service's ports (the SRV record the
+agents look up comes from it).
+*/}}
+{{- define "peeragent.sidecar" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- $service := required "peeragent.sidecar: serviceName (the StatefulSet's headless Service) is required" .serviceName }}
+{{- if kindIs "invalid" .replicas }}
+{{- fail "peeragent.sidecar: replicas (the StatefulSet's replicas, the expected cluster size) is required" }}
+{{- end }}
+{{- $srv := $v.peers.srv | default (printf "_%s._tcp.%s.%s.svc.%s" $v.gossip.portName $service .root.Release.Namespace (trimSuffix "." $v.peers.domain)) -}}
+- name: {{ $v.containerName }}
+  image: {{ include "peeragent.image" . | quote }}
+  imagePullPolicy: {{ $v.image.pullPolicy }}
+  # A restartable init container is a native sidecar.
+  restartPolicy: Always
+  args:
+    # The pod's stable name is the member's identity; peers are tracked by
+    # name, never by IP.
+    - --node.name=$(POD_NAME)
+    - --gossip.listen-address=:{{ $v.gossip.port }}
+    - --gossip.advertise-address=$(POD_IP)
+    - --peers.srv={{ $srv }}
+    {{- with $v.peers.dnsServer }}
+    - --peers.dns-server={{ . }}
+    {{- end }}
+    - --cluster.expected={{ int .replicas }}
+    - --web.listen-address=:{{ $v.web.port }}
+    {{- if $v.gossipKeys.enabled }}
+    - --gossip.key-dir={{ $v.gossipKeys.mountPath }}
+    {{- end }}
+    {{- range $v.extraArgs }}
+    - {{ . | quote }}
+    {{- end }}
+  env:
+    - name: POD_NAME
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.name
+    - name: POD_IP
+      valueFrom:
+        fieldRef:
+          fieldPath: status.podIP
+    - name: POD_NAMESPACE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.namespace
+    {{- with $v.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  ports:
+    - name: {{ $v.gossip.portName }}
+      containerPort: {{ $v.gossip.port }}
+      protocol: TCP
+    - name: {{ printf "%s-udp" $v.gossip.portName | trunc 15 | trimSuffix "-" }}
+      containerPort: {{ $v.gossip.port }}
+      protocol: UDP
+    - name: {{ $v.web.portName }}
+      containerPort: {{ $v.web.port }}
+      protocol: TCP
+  {{- with $v.livenessProbe }}
+  livenessProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.readinessProbe }}
+  readinessProbe:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.securityContext }}
+  securityContext:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- with $v.resources }}
+  resources:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- if $v.gossipKeys.enabled }}
+  volumeMounts:
+    - name: {{ include "peeragent.gossipVolumeName" . }}
+      mountPath: {{ $v.gossipKeys.mountPath }}
+      readOnly: true
+  {{- end }}
+{{- end }}
+
+{{/*
+peeragent.volumes renders the pod volumes the sidecar mounts, as list items
+(nothing when gossip keys are off). The Secret is mounted whole, never with
+subPath: only then does the kubelet update the files when the Secret changes,
+which is how keys rotate without a restart.
+*/}}
+{{- define "peeragent.volumes" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- if $v.gossipKeys.enabled -}}
+- name: {{ include "peeragent.gossipVolumeName" . }}
+  secret:
+    secretName: {{ include "peeragent.gossipSecretName" . }}
+    # Readable by whatever user the sidecar runs as, with or without an
+    # fsGroup; only the sidecar mounts it.
+    defaultMode: 0444
+{{- end }}
+{{- end }}
+
+{{/*
+peeragent.servicePort renders the headless Service port the agents find each
+other by, as a list item: its name and protocol make the SRV record
+_<portName>._tcp.<service>.<namespace>.svc.<domain>.
+*/}}
+{{- define "peeragent.servicePort" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml -}}
+- name: {{ $v.gossip.portName }}
+  port: {{ $v.gossip.port }}
+  targetPort: {{ $v.gossip.portName }}
+  protocol: TCP
+{{- end }}

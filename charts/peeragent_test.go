@@ -1,0 +1,387 @@
+package charts_test
+
+import (
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+const peeragentChart = "peeragent"
+
+// A valid 32-byte key, base64: what `openssl rand -base64 32` prints.
+const testGossipKey = "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY="
+
+var peeragentValueSets = map[string]string{
+	"defaults": ``,
+	"example":  `example: {enabled: true}`,
+	"example through peerdns, given keys, no readiness gate": `
+example: {enabled: true, replicas: 5}
+peers: {domain: peers.internal., dnsServer: "10.96.0.53:53"}
+gossipKeys: {keys: {primary: ` + testGossipKey + `, previous: ` + testGossipKey + `}}
+readinessProbe: null
+`,
+	"example without encryption": `
+example: {enabled: true}
+gossipKeys: {enabled: false}
+`,
+}
+
+func TestPeeragentLint(t *testing.T) {
+	for name, values := range peeragentValueSets {
+		t.Run(name, func(t *testing.T) {
+			if err := lint(t, peeragentChart, values); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+}
+
+// TestPeeragentDefaults: installed alone, the chart renders the gossip-key
+// Secret a depending chart's pods mount, with a generated primary key.
+func TestPeeragentDefaults(t *testing.T) {
+	r := render(t, peeragentChart, "")
+	if n := len(r.statefulSets) + len(r.services); n != 0 {
+		t.Errorf("rendered %d StatefulSets and Services; the example must be off by default", n)
+	}
+	s := only(t, "Secret", r.secrets)
+	if s.Name != "r-peeragent-gossip-keys" {
+		t.Errorf("Secret name = %q, want r-peeragent-gossip-keys", s.Name)
+	}
+	if len(s.Data) != 1 {
+		t.Errorf("Secret holds %d keys, want one (primary)", len(s.Data))
+	}
+	// The file the agent reads holds the key in base64, as an operator's
+	// `openssl rand -base64 32` would.
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(s.Data["primary"])))
+	if err != nil || len(key) != 32 {
+		t.Errorf("primary key file %q: want base64 of 32 bytes (err %v, %d bytes)", s.Data["primary"], err, len(key))
+	}
+}
+
+// sidecarWant is what the sidecar should say for one rendering.
+type sidecarWant struct {
+	serviceName string
+	replicas    int
+	srv         string
+	dnsServer   string // empty: no --peers.dns-server flag
+	secretName  string // empty: no gossip encryption
+}
+
+// checkSidecar checks that sts runs peeragent as a native sidecar with the
+// contract flags, identity from the downward API, and the key mount.
+func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
+	t.Helper()
+	spec := sts.Spec.Template.Spec
+	for _, c := range spec.Containers {
+		if c.Name == "peeragent" {
+			t.Errorf("peeragent is a regular container; it must be a native sidecar (init container)")
+		}
+	}
+	var agent *corev1.Container
+	for i := range spec.InitContainers {
+		if spec.InitContainers[i].Name == "peeragent" {
+			agent = &spec.InitContainers[i]
+		}
+	}
+	if agent == nil {
+		t.Fatalf("no peeragent init container in %s", sts.Name)
+	}
+	if agent.RestartPolicy == nil || *agent.RestartPolicy != corev1.ContainerRestartPolicyAlways {
+		t.Errorf("peeragent restartPolicy = %v, want Always (a native sidecar)", agent.RestartPolicy)
+	}
+
+	wantArgs := []string{
+		"--node.name=$(POD_NAME)",
+		"--gossip.listen-address=:7946",
+		"--gossip.advertise-address=$(POD_IP)",
+		"--peers.srv=" + want.srv,
+		"--cluster.expected=" + strconv.Itoa(want.replicas),
+		"--web.listen-address=:9102",
+	}
+	if want.dnsServer != "" {
+		wantArgs = append(wantArgs, "--peers.dns-server="+want.dnsServer)
+	}
+	if want.secretName != "" {
+		wantArgs = append(wantArgs, "--gossip.key-dir=/etc/peeragent/gossip-keys")
+	}
+	if m := missingArgs(agent.Args, wantArgs...); m != nil {
+		t.Errorf("peeragent args %q lack %q", agent.Args, m)
+	}
+	if len(agent.Args) != len(wantArgs) {
+		t.Errorf("peeragent args %q, want exactly %q", agent.Args, wantArgs)
+	}
+	if int(*sts.Spec.Replicas) != want.replicas {
+		t.Errorf("StatefulSet replicas = %d, but the agent expects %d members", *sts.Spec.Replicas, want.replicas)
+	}
+	if sts.Spec.ServiceName != want.serviceName {
+		t.Errorf("StatefulSet serviceName = %q, want %q (the SRV name is built from it)", sts.Spec.ServiceName, want.serviceName)
+	}
+
+	env := map[string]string{}
+	for _, e := range agent.Env {
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil {
+			env[e.Name] = e.ValueFrom.FieldRef.FieldPath
+		}
+	}
+	for name, path := range map[string]string{"POD_NAME": "metadata.name", "POD_IP": "status.podIP"} {
+		if env[name] != path {
+			t.Errorf("env %s comes from %q, want the downward API's %s", name, env[name], path)
+		}
+	}
+
+	var mount *corev1.VolumeMount
+	for i := range agent.VolumeMounts {
+		if agent.VolumeMounts[i].MountPath == "/etc/peeragent/gossip-keys" {
+			mount = &agent.VolumeMounts[i]
+		}
+	}
+	if want.secretName == "" {
+		if mount != nil || len(spec.Volumes) != 0 {
+			t.Errorf("gossip keys are off, yet the pod mounts %+v, volumes %+v", mount, spec.Volumes)
+		}
+		return
+	}
+	if mount == nil {
+		t.Fatalf("peeragent does not mount the gossip keys; mounts %+v", agent.VolumeMounts)
+	}
+	if !mount.ReadOnly || mount.SubPath != "" {
+		t.Errorf("key mount %+v: want read-only and without subPath (subPath mounts never see a changed Secret)", mount)
+	}
+	var secret string
+	for _, v := range spec.Volumes {
+		if v.Name == mount.Name && v.Secret != nil {
+			secret = v.Secret.SecretName
+		}
+	}
+	if secret != want.secretName {
+		t.Errorf("key volume %q mounts Secret %q, want %q", mount.Name, secret, want.secretName)
+	}
+}
+
+func TestPeeragentExample(t *testing.T) {
+	tests := []struct {
+		name      string
+		values    string
+		want      sidecarWant
+		readiness bool
+		wantKeys  []string
+	}{
+		{
+			name:   "example",
+			values: peeragentValueSets["example"],
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 3,
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				secretName: "r-peeragent-gossip-keys",
+			},
+			readiness: true,
+			wantKeys:  []string{"primary"},
+		},
+		{
+			name:   "example through peerdns, given keys, no readiness gate",
+			values: peeragentValueSets["example through peerdns, given keys, no readiness gate"],
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 5,
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.peers.internal",
+				dnsServer:  "10.96.0.53:53",
+				secretName: "r-peeragent-gossip-keys",
+			},
+			wantKeys: []string{"previous", "primary"},
+		},
+		{
+			name:   "example without encryption",
+			values: peeragentValueSets["example without encryption"],
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 3,
+				srv: "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+			},
+			readiness: true,
+		},
+		{
+			name: "existing Secret, explicit SRV name",
+			values: `
+example: {enabled: true}
+peers: {srv: _gossip._tcp._peers.db.prod.svc.peers.internal}
+gossipKeys: {existingSecret: db-gossip}
+`,
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 3,
+				srv:        "_gossip._tcp._peers.db.prod.svc.peers.internal",
+				secretName: "db-gossip",
+			},
+			readiness: true,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := render(t, peeragentChart, tt.values)
+			sts := only(t, "StatefulSet", r.statefulSets)
+			checkSidecar(t, sts, tt.want)
+
+			if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
+				t.Errorf("podManagementPolicy = %q, want Parallel: OrderedReady would wait for member 0's quorum before starting member 1", sts.Spec.PodManagementPolicy)
+			}
+			svc := only(t, "Service", r.services)
+			if svc.Name != sts.Spec.ServiceName || svc.Spec.ClusterIP != corev1.ClusterIPNone {
+				t.Errorf("Service %s clusterIP %q: want the headless %s", svc.Name, svc.Spec.ClusterIP, sts.Spec.ServiceName)
+			}
+			if !svc.Spec.PublishNotReadyAddresses {
+				t.Error("headless Service does not publish not-ready addresses: members gated on the agent's readiness could never find each other")
+			}
+			if !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(sts.Spec.Template.Labels)) {
+				t.Errorf("Service selector %v does not match the pods %v", svc.Spec.Selector, sts.Spec.Template.Labels)
+			}
+			wantPorts := []corev1.ServicePort{{Name: "gossip", Port: 7946, Protocol: corev1.ProtocolTCP, TargetPort: svc.Spec.Ports[0].TargetPort}}
+			if diff := cmp.Diff(wantPorts, svc.Spec.Ports); diff != "" || svc.Spec.Ports[0].TargetPort.String() != "gossip" {
+				t.Errorf("Service ports (-want +got), targeting the container's gossip port:\n%s", diff)
+			}
+
+			agent := sts.Spec.Template.Spec.InitContainers[0]
+			if got := agent.ReadinessProbe != nil; got != tt.readiness {
+				t.Errorf("readiness probe present = %v, want %v", got, tt.readiness)
+			}
+			if agent.LivenessProbe == nil || agent.LivenessProbe.HTTPGet == nil || agent.LivenessProbe.HTTPGet.Path != "/healthz" {
+				t.Errorf("liveness probe = %+v, want GET /healthz", agent.LivenessProbe)
+			}
+
+			var keys []string
+			for _, s := range r.secrets {
+				for k := range s.Data {
+					keys = append(keys, k)
+				}
+			}
+			slices.Sort(keys)
+			if diff := cmp.Diff(tt.wantKeys, keys); diff != "" {
+				t.Errorf("gossip key files in the chart's Secret (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestPeeragentAsDependency renders a database chart that depends on
+// peeragent and includes its templates, the way the README tells users to.
+func TestPeeragentAsDependency(t *testing.T) {
+	parent := filepath.Join(t.TempDir(), "orders-db")
+	copyDir(t, peeragentChart, filepath.Join(parent, "charts", "peeragent"))
+	files := map[string]string{
+		"Chart.yaml": `apiVersion: v2
+name: orders-db
+version: 1.2.3
+appVersion: "9.9.9"
+dependencies:
+  - name: peeragent
+    version: 0.1.0
+`,
+		"values.yaml": `replicas: 5
+peeragent:
+  peers: {domain: peers.internal}
+`,
+		"templates/statefulset.yaml": `apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: orders
+spec:
+  serviceName: orders
+  replicas: {{ .Values.replicas }}
+  selector:
+    matchLabels: {app: orders}
+  template:
+    metadata:
+      labels: {app: orders}
+    spec:
+      initContainers:
+        {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "orders" "replicas" .Values.replicas) | nindent 8 }}
+      containers:
+        - name: db
+          image: example.org/orders-db:9.9.9
+      volumes:
+        {{- include "peeragent.volumes" (dict "root" $) | nindent 8 }}
+`,
+		"templates/service.yaml": `apiVersion: v1
+kind: Service
+metadata:
+  name: orders
+spec:
+  clusterIP: None
+  publishNotReadyAddresses: true
+  selector: {app: orders}
+  ports:
+    {{- include "peeragent.servicePort" (dict "root" $) | nindent 4 }}
+`,
+	}
+	for name, text := range files {
+		p := filepath.Join(parent, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := render(t, parent, "")
+	sts := only(t, "StatefulSet", r.statefulSets)
+	secret := only(t, "Secret", r.secrets)
+	checkSidecar(t, sts, sidecarWant{
+		serviceName: "orders", replicas: 5,
+		srv:        "_gossip._tcp.orders." + releaseNamespace + ".svc.peers.internal",
+		secretName: secret.Name,
+	})
+	agent := sts.Spec.Template.Spec.InitContainers[0]
+	if want := "ghcr.io/peerdns/peeragent:0.1.0"; agent.Image != want {
+		t.Errorf("sidecar image = %q, want %q: peeragent's appVersion, not the database chart's", agent.Image, want)
+	}
+	svc := only(t, "Service", r.services)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Name != "gossip" {
+		t.Errorf("Service ports = %+v, want the gossip port", svc.Spec.Ports)
+	}
+
+	t.Run("values from the parent are checked by peeragent's schema", func(t *testing.T) {
+		_, err := template(t, parent, `peeragent: {gossip: {port: "7946"}}`)
+		wantHelmError(t, err, "port")
+	})
+	t.Run("sidecar without a service name", func(t *testing.T) {
+		p := filepath.Join(parent, "templates", "statefulset.yaml")
+		text, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		broken := strings.Replace(string(text), `"serviceName" "orders" `, "", 1)
+		if err := os.WriteFile(p, []byte(broken), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, err = template(t, parent, "")
+		wantHelmError(t, err, "serviceName (the StatefulSet's headless Service) is required")
+	})
+}
+
+func TestPeeragentRejects(t *testing.T) {
+	tests := []struct {
+		name   string
+		values string
+		wants  []string
+	}{
+		{"replicas as a word", `example: {replicas: "three"}`, []string{"replicas"}},
+		{"unknown top-level value", `sidecar: {}`, []string{"sidecar", "not allowed"}},
+		{"key that is not base64 of 16, 24 or 32 bytes", `gossipKeys: {keys: {primary: c2hvcnQ=}}`, []string{"primary"}},
+		{"keys without a primary", `gossipKeys: {keys: {next: ` + testGossipKey + `}}`, []string{`must contain a "primary" key`}},
+		{"DNS server without a port", `peers: {dnsServer: 10.96.0.53}`, []string{"dnsServer"}},
+		{"SRV name that is not one", `peers: {srv: web.default.svc.cluster.local}`, []string{"srv"}},
+		{"gossip port name too long for its UDP twin", `gossip: {portName: gossip-cluster}`, []string{"portName"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := template(t, peeragentChart, tt.values)
+			wantHelmError(t, err, tt.wants...)
+		})
+	}
+}
