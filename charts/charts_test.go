@@ -144,6 +144,8 @@ type rendered struct {
 	configMaps          []corev1.ConfigMap
 	clusterRoles        []rbacv1.ClusterRole
 	clusterRoleBindings []rbacv1.ClusterRoleBinding
+	roles               []rbacv1.Role
+	roleBindings        []rbacv1.RoleBinding
 	pdbs                []policyv1.PodDisruptionBudget
 	// serviceMonitors are prometheus-operator objects, whose Go types the
 	// module does not depend on: kept as plain maps.
@@ -189,6 +191,10 @@ func decode(t *testing.T, out string) *rendered {
 			r.clusterRoles = append(r.clusterRoles, strict[rbacv1.ClusterRole](doc, &err))
 		case "rbac.authorization.k8s.io/v1 ClusterRoleBinding":
 			r.clusterRoleBindings = append(r.clusterRoleBindings, strict[rbacv1.ClusterRoleBinding](doc, &err))
+		case "rbac.authorization.k8s.io/v1 Role":
+			r.roles = append(r.roles, strict[rbacv1.Role](doc, &err))
+		case "rbac.authorization.k8s.io/v1 RoleBinding":
+			r.roleBindings = append(r.roleBindings, strict[rbacv1.RoleBinding](doc, &err))
 		case "policy/v1 PodDisruptionBudget":
 			r.pdbs = append(r.pdbs, strict[policyv1.PodDisruptionBudget](doc, &err))
 		case "monitoring.coreos.com/v1 ServiceMonitor":

@@ -31,6 +31,9 @@ replicaCount: 3
 podAntiAffinity: hard
 podDisruptionBudget: {minAvailable: 2}
 `,
+	"one namespace": `
+watchNamespace: db
+`,
 	"existing service account, no RBAC": `
 serviceAccount: {create: false, name: dns-reader}
 rbac: {create: false}
@@ -221,13 +224,11 @@ func checkServicePorts(t *testing.T, svc corev1.Service, c corev1.Container, wan
 // ServiceAccount.
 func checkRBAC(t *testing.T, r *rendered, dep appsv1.Deployment, namespace string) {
 	t.Helper()
+	if n := len(r.roles) + len(r.roleBindings); n != 0 {
+		t.Errorf("rendered %d namespaced Roles and RoleBindings besides the ClusterRole", n)
+	}
 	role := only(t, "ClusterRole", r.clusterRoles)
-	want := []rbacv1.PolicyRule{{
-		APIGroups: []string{"discovery.k8s.io"},
-		Resources: []string{"endpointslices"},
-		Verbs:     []string{"list", "watch"},
-	}}
-	if diff := cmp.Diff(want, role.Rules); diff != "" {
+	if diff := cmp.Diff(endpointSliceReader, role.Rules); diff != "" {
 		t.Errorf("ClusterRole rules (-want +got):\n%s", diff)
 	}
 	binding := only(t, "ClusterRoleBinding", r.clusterRoleBindings)
@@ -240,6 +241,13 @@ func checkRBAC(t *testing.T, r *rendered, dep appsv1.Deployment, namespace strin
 		t.Errorf("ClusterRoleBinding subjects (-want +got):\n%s", diff)
 	}
 }
+
+// endpointSliceReader is everything peerdns may do with the API.
+var endpointSliceReader = []rbacv1.PolicyRule{{
+	APIGroups: []string{"discovery.k8s.io"},
+	Resources: []string{"endpointslices"},
+	Verbs:     []string{"list", "watch"},
+}}
 
 func TestPeerdnsValues(t *testing.T) {
 	tests := []struct {
@@ -345,6 +353,31 @@ func TestPeerdnsValues(t *testing.T) {
 			},
 		},
 		{
+			name:   "one namespace, granted there only",
+			values: peerdnsValueSets["one namespace"],
+			check: func(t *testing.T, r *rendered) {
+				if n := len(r.clusterRoles) + len(r.clusterRoleBindings); n != 0 {
+					t.Errorf("rendered %d cluster-wide RBAC objects for a one-namespace watch", n)
+				}
+				if m := missingArgs(peerdnsContainer(t, r).Args, "--kube.namespace=db"); m != nil {
+					t.Errorf("args lack %q", m)
+				}
+				role := only(t, "Role", r.roles)
+				if diff := cmp.Diff(endpointSliceReader, role.Rules); diff != "" || role.Namespace != "db" {
+					t.Errorf("Role in %q, want db; rules (-want +got):\n%s", role.Namespace, diff)
+				}
+				binding := only(t, "RoleBinding", r.roleBindings)
+				sa := only(t, "Deployment", r.deployments).Spec.Template.Spec.ServiceAccountName
+				want := rbacv1.RoleBinding{
+					RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+					Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: sa, Namespace: releaseNamespace}},
+				}
+				if binding.Namespace != "db" || !cmp.Equal(want.RoleRef, binding.RoleRef) || !cmp.Equal(want.Subjects, binding.Subjects) {
+					t.Errorf("RoleBinding in %q binds %+v to %+v; want in db, %+v to %+v", binding.Namespace, binding.RoleRef, binding.Subjects, want.RoleRef, want.Subjects)
+				}
+			},
+		},
+		{
 			name:   "existing service account, chart RBAC",
 			values: `serviceAccount: {create: false, name: dns-reader}`,
 			check: func(t *testing.T, r *rendered) {
@@ -437,6 +470,7 @@ func TestPeerdnsRejects(t *testing.T) {
 		{"zone with a space", `zones: ["peers internal."]`, []string{"zones"}},
 		{"privileged service port 0", `service: {port: 0}`, []string{"port"}},
 		{"extra arg that is not a flag", `extraArgs: [debug]`, []string{"extraArgs"}},
+		{"namespace that is not a name", `watchNamespace: Prod`, []string{"watchNamespace"}},
 		{"unknown anti-affinity mode", `podAntiAffinity: maybe`, []string{"podAntiAffinity"}},
 		{"grace period inside the lame duck", `terminationGracePeriodSeconds: 5`, []string{"terminationGracePeriodSeconds (5) must be longer than dns.lameDuckSeconds (5)"}},
 		{"no service account at all", `serviceAccount: {create: false}`, []string{"serviceAccount.name is required"}},
