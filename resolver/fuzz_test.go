@@ -1,0 +1,55 @@
+package resolver
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// FuzzAnswer feeds arbitrary packets to the request path: it must never
+// panic, and whatever it sends back must be a well-formed response to the
+// packet's ID that fits the transport.
+func FuzzAnswer(f *testing.F) {
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		edns  bool
+	}{
+		{"nginx.default.svc.cluster.local.", dns.TypeA, false},
+		{"_web._tcp.nginx.default.svc.cluster.local.", dns.TypeSRV, true},
+		{"big.default.svc.cluster.local.", dns.TypeSRV, true},
+		{"1.0.1.10.in-addr.arpa.", dns.TypePTR, false},
+		{"web-2.nginx.default.peers.cluster.local.", dns.TypeANY, true},
+		{"example.com.", dns.TypeA, false},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(q.name, q.qtype)
+		if q.edns {
+			m.SetEdns0(1232, true)
+		}
+		b, _ := m.Pack()
+		f.Add(b, false)
+		f.Add(b, true)
+	}
+	h := newTestHandler(f, true, seed()...)
+	f.Fuzz(func(t *testing.T, q []byte, tcp bool) {
+		tr := UDP
+		if tcp {
+			tr = TCP
+		}
+		b := h.Answer(nil, q, tr)
+		if b == nil {
+			return
+		}
+		if tr == UDP && len(b) > h.cfg.MaxUDPSize {
+			t.Fatalf("UDP response of %d bytes", len(b))
+		}
+		if len(b) < headerSize || b[0] != q[0] || b[1] != q[1] || b[2]&0x80 == 0 {
+			t.Fatalf("response %x is not a response to %x", b, q)
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(b); err != nil {
+			t.Fatalf("response %x to %x does not parse: %v", b, q, err)
+		}
+	})
+}
