@@ -304,9 +304,13 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 			return
 		case <-timer.C:
 		}
+		named := a.finder.named()
 		peers := a.finder.refresh(ctx)
 		if ctx.Err() != nil {
 			return
+		}
+		if !named && a.finder.named() {
+			a.table.notify() // the hooks can now show DNS names
 		}
 		a.joinPeers(peers)
 		next := a.cfg.RefreshInterval
@@ -416,7 +420,7 @@ func (a *Agent) stateLoop(ctx context.Context) {
 				a.broadcastView(v)
 				lastHash, sentOnce = v.Hash, true
 			}
-			if a.hooks.enabled() && a.table.joined() {
+			if a.hooks.enabled() && a.table.joined() && a.finder.named() {
 				st.observe(a.memberList())
 			}
 			a.metrics.ready.Set(b2f(a.Ready() == nil))

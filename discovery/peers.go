@@ -40,7 +40,9 @@ type peerFinder struct {
 	mu       sync.Mutex
 	fromSRV  map[string]peer
 	fromName map[string]peer
-	dnsNames map[string]string // name → DNS name, self included
+	// suffix is the domain member names live under: PeersDomain, or what
+	// follows the first label of the SRV targets once they are known.
+	suffix string
 }
 
 func newPeerFinder(cfg *Config, r Resolver, m *metrics, log *slog.Logger) *peerFinder {
@@ -56,12 +58,7 @@ func newPeerFinder(cfg *Config, r Resolver, m *metrics, log *slog.Logger) *peerF
 		port:     uint16(cfg.PeersPort),
 		fromSRV:  map[string]peer{},
 		fromName: map[string]peer{},
-		dnsNames: map[string]string{},
-	}
-	if f.domain != "" {
-		for _, n := range f.set.Names() {
-			f.dnsNames[n] = n + "." + f.domain
-		}
+		suffix:   strings.Trim(cfg.PeersDomain, "."),
 	}
 	return f
 }
@@ -172,13 +169,13 @@ func (f *peerFinder) refreshSRV(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, rec := range recs {
 		target := strings.TrimSuffix(rec.Target, ".")
-		name, _, _ := strings.Cut(target, ".")
+		name, suffix, _ := strings.Cut(target, ".")
 		if _, ok := f.set.Contains(name); !ok {
 			continue
 		}
 		f.mu.Lock()
-		if f.domain == "" {
-			f.dnsNames[name] = target
+		if f.suffix == "" {
+			f.suffix = suffix
 		}
 		f.mu.Unlock()
 		if name == f.self {
@@ -223,15 +220,23 @@ func (f *peerFinder) peers() map[string]peer {
 	return out
 }
 
-// dnsName is the name hooks show for a member: its DNS name when one is
-// known, else its node name.
+// named reports whether members' DNS names are known: with only an SRV
+// name, not before its first answer.
+func (f *peerFinder) named() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.suffix != "" || (f.srvName == "" && f.domain == "")
+}
+
+// dnsName is the name hooks show for a member: name.<domain> once the
+// domain is known, else the node name.
 func (f *peerFinder) dnsName(name string) string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if d, ok := f.dnsNames[name]; ok {
-		return d
+	if f.suffix == "" {
+		return name
 	}
-	return name
+	return name + "." + f.suffix
 }
 
 func (p peer) String() string {

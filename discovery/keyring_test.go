@@ -1,0 +1,131 @@
+package discovery
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+func key(n byte) []byte { return bytes.Repeat([]byte{n}, 32) }
+
+func writeKey(t *testing.T, dir, name string, k []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name), []byte(base64.StdEncoding.EncodeToString(k)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// secretDir lays out and updates keys as the kubelet does for a Secret
+// volume: the files live in a timestamped directory, "..data" points at it,
+// each key name is a symlink through "..data", and an update swaps
+// "..data" atomically.
+type secretDir struct {
+	t   *testing.T
+	dir string
+	gen int
+}
+
+func newSecretDir(t *testing.T, keys map[string][]byte) *secretDir {
+	s := &secretDir{t: t, dir: t.TempDir()}
+	s.write(keys)
+	return s
+}
+
+func (s *secretDir) write(keys map[string][]byte) {
+	s.t.Helper()
+	s.gen++
+	gen := filepath.Join(s.dir, "..gen"+time.Now().Format("150405.000000000"))
+	if err := os.Mkdir(gen, 0o755); err != nil {
+		s.t.Fatal(err)
+	}
+	for name, k := range keys {
+		writeKey(s.t, gen, name, k)
+	}
+	tmp := filepath.Join(s.dir, "..data_tmp")
+	if err := os.Symlink(filepath.Base(gen), tmp); err != nil {
+		s.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(s.dir, "..data")); err != nil {
+		s.t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if e.Name()[0] != '.' {
+			if _, ok := keys[e.Name()]; !ok {
+				os.Remove(filepath.Join(s.dir, e.Name()))
+			}
+		}
+	}
+	for name := range keys {
+		link := filepath.Join(s.dir, name)
+		if _, err := os.Lstat(link); err == nil {
+			continue
+		}
+		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+func TestReadKeyFiles(t *testing.T) {
+	t.Run("secret volume", func(t *testing.T) {
+		s := newSecretDir(t, map[string][]byte{"primary": key(1), "next": key(2)})
+		kf, err := readKeyFiles(s.dir, "primary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(kf.primary, key(1)) || len(kf.all) != 2 {
+			t.Fatalf("primary %x, %d keys; want key 1 of 2", kf.primary[:1], len(kf.all))
+		}
+		s.write(map[string][]byte{"primary": key(2)})
+		kf2, err := readKeyFiles(s.dir, "primary")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(kf2.primary, key(2)) || len(kf2.all) != 1 || kf2.equal(kf) {
+			t.Fatalf("after the swap: primary %x, %d keys; want key 2 alone", kf2.primary[:1], len(kf2.all))
+		}
+	})
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+	}{
+		{"no primary", map[string]string{"other": base64.StdEncoding.EncodeToString(key(1))}},
+		{"not base64", map[string]string{"primary": "not base64!"}},
+		{"wrong length", map[string]string{"primary": base64.StdEncoding.EncodeToString([]byte("short"))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			for name, content := range tc.files {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := readKeyFiles(dir, "primary"); err == nil {
+				t.Fatal("readKeyFiles accepted a bad keyring directory")
+			}
+		})
+	}
+}
+
+func TestApplyKeys(t *testing.T) {
+	kr, err := memberlist.NewKeyring(nil, key(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Install key 2, make it primary and drop key 1 in one step.
+	if err := applyKeys(kr, keyFiles{primary: key(2), all: [][]byte{key(2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := kr.GetPrimaryKey(); !bytes.Equal(got, key(2)) {
+		t.Errorf("primary %x, want key 2", got[:1])
+	}
+	if got := kr.GetKeys(); len(got) != 1 {
+		t.Errorf("%d keys installed, want 1", len(got))
+	}
+}
