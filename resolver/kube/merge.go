@@ -88,17 +88,23 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 		}
 		return a.addr.Compare(b.addr)
 	})
-	for _, e := range entries {
+	// Every endpoint's Addrs is a window on one array, in entries' order:
+	// one allocation instead of one per endpoint.
+	addrs := make([]netip.Addr, len(entries))
+	svc.Endpoints = make([]resolver.Endpoint, 0, len(entries))
+	for i, e := range entries {
+		addrs[i] = e.addr
 		if n := len(svc.Endpoints); n > 0 && e.hostname != "" {
 			last := &svc.Endpoints[n-1]
 			if last.Hostname == e.hostname && last.Ready == e.ready {
-				last.Addrs = append(last.Addrs, e.addr)
+				start := i - len(last.Addrs)
+				last.Addrs = addrs[start : i+1 : i+1]
 				continue
 			}
 		}
 		svc.Endpoints = append(svc.Endpoints, resolver.Endpoint{
 			Hostname: e.hostname,
-			Addrs:    []netip.Addr{e.addr},
+			Addrs:    addrs[i : i+1 : i+1],
 			Ready:    e.ready,
 		})
 	}

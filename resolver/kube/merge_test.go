@@ -1,6 +1,7 @@
 package kube
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -150,5 +151,29 @@ func TestMergeServiceShape(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, mergeService(serviceKey{"ns", "web"}, objs), addrComparer); diff != "" {
 		t.Errorf("mergeService (-want +got):\n%s", diff)
+	}
+}
+
+// BenchmarkMergeService merges a 1,000-endpoint dual-stack service kept in
+// 20 slices, what every change to one of its slices costs.
+func BenchmarkMergeService(b *testing.B) {
+	var objs []*discoveryv1.EndpointSlice
+	for i := range 10 {
+		var v4, v6 []discoveryv1.Endpoint
+		for j := range 100 {
+			n := i*100 + j
+			host := fmt.Sprintf("web-%d", n)
+			v4 = append(v4, readyEP(host, fmt.Sprintf("10.0.%d.%d", n/250, n%250+1)))
+			v6 = append(v6, readyEP(host, fmt.Sprintf("fd00::%x", n+1)))
+		}
+		p := ports(namedPort("http", corev1.ProtocolTCP, 80))
+		objs = append(objs,
+			sliceSpec{namespace: "ns", name: fmt.Sprintf("web-v4-%d", i), service: "web", ports: p, endpoints: v4}.build(),
+			sliceSpec{namespace: "ns", name: fmt.Sprintf("web-v6-%d", i), service: "web", addressType: discoveryv1.AddressTypeIPv6, ports: p, endpoints: v6}.build(),
+		)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		mergeService(serviceKey{"ns", "web"}, objs)
 	}
 }

@@ -260,6 +260,31 @@ func TestWatcherFollowsChanges(t *testing.T) {
 	})
 }
 
+// TestWatcherIgnoresChangesDNSDoesNotUse updates a slice in fields the
+// transform drops (pod status churn): the Sink hears nothing of it.
+func TestWatcherIgnoresChangesDNSDoesNotUse(t *testing.T) {
+	s := sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}
+	c := newFakeCluster(s.build())
+	_, sink, _ := runWatcher(t, Config{Client: c.client})
+	sink.waitFor(t, "synced", (*recordingSink).isSynced)
+	c.waitWatch(t, 1)
+	changes := sink.changeCount()
+
+	churned := s.build()
+	churned.Endpoints[0].NodeName = ptr("node-2")
+	churned.Endpoints[0].Conditions.Serving = ptr(false)
+	churned.Annotations = map[string]string{"example.com/touched": "yes"}
+	if _, err := c.client.DiscoveryV1().EndpointSlices("ns").Update(context.Background(), churned, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// Events are handled in order: once the marker shows, the churn was seen.
+	c.create(t, sliceSpec{namespace: "ns", name: "marker-a", service: "marker", endpoints: endpoints(readyEP("m", "10.8.0.1"))})
+	sink.waitService(t, "ns/marker", "ports= eps=m[10.8.0.1]")
+	if got := sink.changesSince(changes); len(got) != 1 {
+		t.Errorf("changes = %v, want only the marker's", got)
+	}
+}
+
 func TestWatcherNamespace(t *testing.T) {
 	c := newFakeCluster(
 		sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}.build(),
