@@ -171,6 +171,14 @@ func (s *Server) Addr() netip.AddrPort {
 	return s.udp[0].LocalAddr().(*net.UDPAddr).AddrPort()
 }
 
+// Close releases the sockets of a server that will not Serve.
+func (s *Server) Close() {
+	for _, c := range s.udp {
+		c.Close()
+	}
+	s.tcp.Close()
+}
+
 // Serve answers queries until ctx is done, then closes every socket and
 // connection and returns once all its goroutines have stopped.
 func (s *Server) Serve(ctx context.Context) error {
@@ -184,10 +192,7 @@ func (s *Server) Serve(ctx context.Context) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
-	for _, c := range s.udp {
-		c.Close()
-	}
-	s.tcp.Close()
+	s.Close()
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()

@@ -53,76 +53,99 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "peerdns: %v\n", err)
 		return 2
 	}
-	if err := serve(ctx, &cfg, logger); err != nil {
+	if err := serve(ctx, &cfg, logger, nil); err != nil {
 		logger.Error("peerdns stopped", "err", err)
 		return 1
 	}
 	return 0
 }
 
-// serve wires the store, the DNS server, the EndpointSlice watcher and the
-// telemetry server together and runs them until ctx is done.
-func serve(ctx context.Context, cfg *config, logger *slog.Logger) error {
+// app is peerdns wired together, bound to its ports but not yet serving.
+type app struct {
+	log       *slog.Logger
+	reg       *prometheus.Registry
+	handler   *resolver.Handler
+	dnsServer *resolver.Server
+	watcher   *kube.Watcher
+	webServer *web.Server
+}
+
+// newApp wires the store, the DNS server, the EndpointSlice watcher and the
+// telemetry server together and binds their ports.
+func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	rcfg, err := cfg.resolverConfig()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(
+	a := &app{log: logger, reg: prometheus.NewRegistry()}
+	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("peerdns"),
 	)
-	rcfg.Registerer = reg
+	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
-	handler, err := resolver.NewHandler(store, rcfg)
-	if err != nil {
-		return err
+	if a.handler, err = resolver.NewHandler(store, rcfg); err != nil {
+		return nil, err
 	}
 	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	client, err := kubernetes.NewForConfig(restCfg)
 	if err != nil {
-		return fmt.Errorf("kubernetes client: %w", err)
+		return nil, fmt.Errorf("kubernetes client: %w", err)
 	}
-	watcher, err := kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: reg})
+	a.watcher, err = kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	dnsServer, err := resolver.Listen(resolver.ServerConfig{
+	a.dnsServer, err = resolver.Listen(resolver.ServerConfig{
 		Addr:              cfg.dnsAddr,
-		Handler:           handler,
+		Handler:           a.handler,
 		MaxTCPConnections: cfg.maxTCPConns,
 		TCPIdleTimeout:    cfg.tcpIdle,
-		Registerer:        reg,
+		Registerer:        a.reg,
 		Logger:            logger.With("component", "dns"),
 	})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	webServer, err := web.Listen(web.Config{ListenAddress: cfg.webAddr, Gatherer: reg, Ready: handler.Ready, Logger: logger.With("component", "web")})
+	a.webServer, err = web.Listen(web.Config{ListenAddress: cfg.webAddr, Gatherer: a.reg, Ready: a.handler.Ready, Logger: logger.With("component", "web")})
+	if err != nil {
+		a.dnsServer.Close()
+		return nil, err
+	}
+	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones)
+	return a, nil
+}
+
+// serve runs peerdns until ctx is done; then readiness fails for the
+// lame-duck period while answers go on, and everything stops. started, when
+// set, is called once the ports are bound (tests learn them from it).
+func serve(ctx context.Context, cfg *config, logger *slog.Logger, started func(*app)) error {
+	a, err := newApp(cfg, logger)
 	if err != nil {
 		return err
 	}
-	logger.Info("peerdns started", "version", version.Version, "dns", dnsServer.Addr().String(), "web", webServer.Addr().String(), "zones", rcfg.Zones)
-
+	if started != nil {
+		started(a)
+	}
 	// Everything runs on its own context, cancelled only after the lame-duck
 	// period, so answers keep coming while readiness reports the shutdown.
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	errc := make(chan error, 3)
-	go func() { errc <- dnsServer.Serve(runCtx) }()
-	go func() { errc <- watcher.Run(runCtx) }()
-	go func() { errc <- webServer.Serve(runCtx) }()
+	go func() { errc <- a.dnsServer.Serve(runCtx) }()
+	go func() { errc <- a.watcher.Run(runCtx) }()
+	go func() { errc <- a.webServer.Serve(runCtx) }()
 
 	var runErr error
 	received := 0
 	select {
 	case <-ctx.Done():
-		handler.Drain()
+		a.handler.Drain()
 		logger.Info("shutting down: lame duck", "duration", cfg.lameDuck)
 		t := time.NewTimer(cfg.lameDuck)
 		select {
