@@ -1,0 +1,126 @@
+// Command peeragent is a quorum membership sidecar for StatefulSet
+// databases: it finds its peers through their stable DNS names, forms
+// membership with memberlist, and reports quorum through metrics, /readyz,
+// /members and change hooks.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/peerdns/peerdns/discovery"
+	"github.com/peerdns/peerdns/internal/version"
+	"github.com/peerdns/peerdns/internal/web"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run parses args and runs the agent until ctx is done. It returns the exit
+// code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	var cfg config
+	fs := newFlags(&cfg, stderr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "peeragent: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if cfg.version {
+		fmt.Fprintf(stdout, "peeragent %s (revision %s)\n", version.Version, version.Revision())
+		return 0
+	}
+	logger, err := cfg.log.New(stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "peeragent: %v\n", err)
+		return 2
+	}
+	dcfg, err := cfg.discoveryConfig(os.Getenv, os.Hostname)
+	if err != nil {
+		fmt.Fprintf(stderr, "peeragent: %v\n", err)
+		return 2
+	}
+	if err := serve(ctx, &cfg, dcfg, logger); err != nil {
+		logger.Error("peeragent stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// newRegistry is the one registry the process serves: the agent's metrics,
+// build info, and Go and process metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		version.NewCollector("peeragent"),
+	)
+	return reg
+}
+
+// serve runs the agent and the telemetry server until ctx is done.
+func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog.Logger) error {
+	reg := newRegistry()
+	dcfg.Registerer = reg
+	dcfg.Logger = logger.With("component", "agent")
+	agent, err := discovery.New(dcfg)
+	if err != nil {
+		return err
+	}
+	webServer, err := web.Listen(web.Config{
+		ListenAddress: cfg.webAddr,
+		Gatherer:      reg,
+		Ready:         agent.Ready,
+		Handlers:      map[string]http.Handler{"/members": agent.MembersHandler()},
+		Logger:        logger.With("component", "web"),
+	})
+	if err != nil {
+		return err
+	}
+	logger.Info("peeragent starting", "version", version.Version, "node", dcfg.NodeName,
+		"expected", dcfg.Expected, "web", webServer.Addr().String())
+
+	// The telemetry server outlives the agent's shutdown, so /readyz reports
+	// it and /metrics can be scraped until the leave is done.
+	webCtx, stopWeb := context.WithCancel(context.Background())
+	defer stopWeb()
+	agentCtx, stopAgent := context.WithCancel(ctx)
+	defer stopAgent()
+	webErr := make(chan error, 1)
+	go func() {
+		err := webServer.Serve(webCtx)
+		stopAgent() // a telemetry server that died takes the agent down
+		webErr <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		logger.Info("shutting down: unready, leaving the cluster")
+	}()
+	runErr := agent.Run(agentCtx)
+	stopWeb()
+	if err := <-webErr; err != nil && runErr == nil && ctx.Err() == nil {
+		runErr = err
+	}
+	logger.Info("peeragent stopped")
+	return runErr
+}
