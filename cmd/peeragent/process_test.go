@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+const waitFor = 30 * time.Second
+
+// freePort returns a port free for both TCP and UDP on 127.0.0.1, as
+// memberlist needs. Another process may take it before the agent binds it;
+// on loopback in a test that is rare enough.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := ln.Addr().(*net.TCPAddr).Port
+		pc, err := net.ListenPacket("udp", ln.Addr().String())
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return port
+		}
+	}
+	t.Fatal("no port free for both TCP and UDP")
+	return 0
+}
+
+// serveZone answers SRV and A queries from a fixed zone on 127.0.0.1 (UDP)
+// until the test ends.
+func serveZone(t *testing.T, srvName string, targets map[string]int) string {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := dns.HandlerFunc(func(w dns.ResponseWriter, req *dns.Msg) {
+		resp := new(dns.Msg)
+		resp.SetReply(req)
+		resp.Authoritative = true
+		q := req.Question[0]
+		name := strings.ToLower(q.Name)
+		switch {
+		case name == dns.Fqdn(srvName) && q.Qtype == dns.TypeSRV:
+			for target, port := range targets {
+				resp.Answer = append(resp.Answer, &dns.SRV{
+					Hdr:    dns.RR_Header{Name: q.Name, Rrtype: dns.TypeSRV, Class: dns.ClassINET, Ttl: 5},
+					Target: dns.Fqdn(target), Port: uint16(port), Weight: 10,
+				})
+			}
+		case targets[strings.TrimSuffix(name, ".")] != 0:
+			if q.Qtype == dns.TypeA {
+				resp.Answer = append(resp.Answer, &dns.A{
+					Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 5},
+					A:   net.IPv4(127, 0, 0, 1),
+				})
+			}
+		default:
+			resp.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(resp)
+	})
+	srv := &dns.Server{PacketConn: pc, Handler: h}
+	started := make(chan struct{})
+	srv.NotifyStartedFunc = func() { close(started) }
+	go func() { _ = srv.ActivateAndServe() }()
+	<-started
+	t.Cleanup(func() { _ = srv.Shutdown() })
+	return pc.LocalAddr().String()
+}
+
+// proc is one peeragent process.
+type proc struct {
+	name string
+	web  string
+	cmd  *exec.Cmd
+	done chan struct{}
+	mu   sync.Mutex
+	logs bytes.Buffer
+}
+
+func (p *proc) logTail() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.logs.String()
+	if len(s) > 4000 {
+		s = s[len(s)-4000:]
+	}
+	return s
+}
+
+func startProc(t *testing.T, name string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(binary, args...), done: make(chan struct{})}
+	for _, a := range args {
+		if v, ok := strings.CutPrefix(a, "--web.listen-address="); ok {
+			p.web = "http://" + v
+		}
+	}
+	stderr, err := p.cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			p.mu.Lock()
+			p.logs.WriteString(sc.Text() + "\n")
+			p.mu.Unlock()
+		}
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("%s log:\n%s", p.name, p.logTail())
+		}
+	})
+	return p
+}
+
+// signal sends sig and waits for the process to exit, returning its code.
+func (p *proc) signal(t *testing.T, sig syscall.Signal) int {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(waitFor):
+		t.Fatalf("%s did not exit after %v", p.name, sig)
+	}
+	return p.cmd.ProcessState.ExitCode()
+}
+
+func (p *proc) get(path string) (int, string, error) {
+	resp, err := http.Get(p.web + path)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body), err
+}
+
+func (p *proc) members() (map[string]string, error) {
+	code, body, err := p.get("/members")
+	if err != nil {
+		return nil, err
+	}
+	if code != http.StatusOK {
+		return nil, fmt.Errorf("/members: %d", code)
+	}
+	var ms []struct{ Name, State string }
+	if err := json.Unmarshal([]byte(body), &ms); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, m := range ms {
+		out[m.Name] = m.State
+	}
+	return out, nil
+}
+
+// metric returns the value of the sample written exactly as series.
+func (p *proc) metric(series string) (float64, error) {
+	_, body, err := p.get("/metrics")
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return strconv.ParseFloat(v, 64)
+		}
+	}
+	return 0, fmt.Errorf("no sample %s", series)
+}
+
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(waitFor)
+	var err error
+	for time.Now().Before(deadline) {
+		if err = check(); err == nil {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("%s: still failing after %s: %v", what, waitFor, err)
+}
+
+func wantMembers(p *proc, want map[string]string) func() error {
+	return func() error {
+		got, err := p.members()
+		if err != nil {
+			return err
+		}
+		for name, state := range want {
+			if got[name] != state {
+				return fmt.Errorf("%s sees %v, want %v", p.name, got, want)
+			}
+		}
+		return nil
+	}
+}
+
+func wantMetric(p *proc, series string, want float64) func() error {
+	return func() error {
+		got, err := p.metric(series)
+		if err != nil {
+			return err
+		}
+		if got != want {
+			return fmt.Errorf("%s: %s = %v, want %v", p.name, series, got, want)
+		}
+		return nil
+	}
+}
+
+// Three peeragent processes find each other through DNS; one is killed
+// (SIGKILL) and detected as failed, one stops on SIGTERM and is seen as
+// left, and the quorum follows.
+func TestProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	const srvName = "_gossip._tcp.web.test"
+	gossip := map[string]int{}
+	targets := map[string]int{}
+	for i := range 3 {
+		name := fmt.Sprintf("web-%d", i)
+		gossip[name] = freePort(t)
+		targets[name+".web.test"] = gossip[name]
+	}
+	dnsAddr := serveZone(t, srvName, targets)
+
+	procs := map[string]*proc{}
+	for i := range 3 {
+		name := fmt.Sprintf("web-%d", i)
+		procs[name] = startProc(t, name,
+			"--node.name="+name,
+			"--cluster.expected=3",
+			"--cluster.label=test/web",
+			fmt.Sprintf("--gossip.listen-address=127.0.0.1:%d", gossip[name]),
+			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", freePort(t)),
+			"--peers.srv="+srvName,
+			"--peers.dns-server="+dnsAddr,
+			"--peers.refresh-interval=1s",
+			"--peers.refresh-min-interval=50ms",
+			"--gossip.profile=local",
+			"--gossip.probe-interval=200ms",
+			"--gossip.probe-timeout=100ms",
+			"--gossip.dead-node-reclaim-time=200ms",
+			"--gossip.leave-timeout=2s",
+			"--log.level=debug",
+		)
+	}
+	all := map[string]string{"web-0": "alive", "web-1": "alive", "web-2": "alive"}
+	for _, p := range procs {
+		eventually(t, p.name+" ready", func() error {
+			code, body, err := p.get("/readyz")
+			if err != nil || code != http.StatusOK {
+				return fmt.Errorf("/readyz: %d %s %v", code, body, err)
+			}
+			return nil
+		})
+		eventually(t, p.name+" sees all", wantMembers(p, all))
+		eventually(t, p.name+" has quorum", wantMetric(p, "peeragent_has_quorum", 1))
+	}
+
+	if code := procs["web-2"].signal(t, syscall.SIGKILL); code != -1 {
+		t.Errorf("web-2 exit code after SIGKILL = %d, want -1 (killed)", code)
+	}
+	obs := procs["web-0"]
+	eventually(t, "web-2 detected dead", wantMembers(obs, map[string]string{"web-0": "alive", "web-1": "alive", "web-2": "dead"}))
+	for series, want := range map[string]float64{
+		`peeragent_has_quorum`:                              1,
+		`peeragent_members{state="alive"}`:                  2,
+		`peeragent_members{state="dead"}`:                   1,
+		`peeragent_failure_tolerance`:                       0,
+		`peeragent_member_up{ordinal="2"}`:                  0,
+		`peeragent_expected_members`:                        3,
+		`peeragent_rejected_messages_total{reason="label"}`: 0,
+	} {
+		if err := wantMetric(obs, series, want)(); err != nil {
+			t.Error(err)
+		}
+	}
+
+	if code := procs["web-1"].signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("web-1 exit code after SIGTERM = %d, want 0", code)
+	}
+	eventually(t, "web-1 seen as left", wantMembers(obs, map[string]string{"web-0": "alive", "web-1": "left", "web-2": "dead"}))
+	eventually(t, "quorum lost", wantMetric(obs, "peeragent_has_quorum", 0))
+	if code, _, err := obs.get("/healthz"); err != nil || code != http.StatusOK {
+		t.Errorf("/healthz without quorum: %d %v, want 200 (liveness never depends on peers)", code, err)
+	}
+	if code := obs.signal(t, syscall.SIGTERM); code != 0 {
+		t.Errorf("web-0 exit code after SIGTERM = %d, want 0", code)
+	}
+}
