@@ -167,8 +167,11 @@ func waitReady(ctx context.Context, p *process, timeout time.Duration, check fun
 		case <-p.done:
 			return p.exitError()
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready after %v (%v): %w; last lines of %s:\n%s",
-				p.name, timeout, ctx.Err(), last, p.logPath, p.tail(30))
+			if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				return fmt.Errorf("wait for %s: %w", p.name, ctx.Err())
+			}
+			return fmt.Errorf("%s not ready within %v: %w; last lines of %s:\n%s",
+				p.name, timeout, last, p.logPath, p.tail(30))
 		case <-tick.C:
 		}
 	}
