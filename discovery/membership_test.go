@@ -1,0 +1,101 @@
+package discovery
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// fakeClock is advanced by hand.
+type fakeClock struct{ t time.Time }
+
+func (c *fakeClock) now() time.Time          { return c.t }
+func (c *fakeClock) add(d time.Duration)     { c.t = c.t.Add(d) }
+func newFakeClock() *fakeClock               { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
+func (ms *membership) state(n string) string { s, _ := ms.stateOf(n); return s.String() }
+
+func newTestMembership(t *testing.T) (*membership, *fakeClock) {
+	t.Helper()
+	set := ExpectedSet{Set: "web", N: 3}
+	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web", Ordinal: 0})
+	clock := newFakeClock()
+	ms := newMembership("web-0", set, testTiming(), m)
+	ms.now = clock.now
+	for _, n := range set.Names() {
+		ms.join(n, n+":7946")
+	}
+	return ms, clock
+}
+
+func TestMembershipStates(t *testing.T) {
+	ms, clock := newTestMembership(t)
+	timeout := testTiming().SuspectTimeout
+
+	clock.add(timeout / 2)
+	ms.ack("web-1", time.Millisecond)
+	clock.add(timeout/2 + time.Millisecond)
+	ms.checkSuspects()
+	if got := ms.state("web-2"); got != "suspect" {
+		t.Fatalf("web-2 silent for longer than the suspect timeout is %s, want suspect", got)
+	}
+	if got := ms.state("web-1"); got != "alive" {
+		t.Fatalf("web-1 acked within the timeout is %s, want alive", got)
+	}
+	if q := ms.currentQuorum(); q.Alive != 2 || !q.Has {
+		t.Fatalf("quorum %+v, want 2 alive (suspect does not count)", q)
+	}
+	ms.ack("web-2", time.Millisecond)
+	if got := ms.state("web-2"); got != "alive" {
+		t.Fatalf("web-2 after an ack is %s, want alive", got)
+	}
+
+	ms.leaving("web-1")
+	ms.leave("web-1")
+	ms.leave("web-2")
+	if a, b := ms.state("web-1"), ms.state("web-2"); a != "left" || b != "dead" {
+		t.Fatalf("web-1 %s, web-2 %s; want left (announced) and dead", a, b)
+	}
+	ms.join("web-1", "web-1:7000")
+	if got := ms.state("web-1"); got != "alive" {
+		t.Fatalf("web-1 back is %s, want alive", got)
+	}
+	ms.leave("web-1") // no new announcement since it came back
+	if got := ms.state("web-1"); got != "dead" {
+		t.Fatalf("web-1 failing after rejoining is %s, want dead", got)
+	}
+	for event, want := range map[string]float64{"join": 4, "suspect": 1, "recover": 1, "leave": 1, "fail": 2} {
+		if got := testutil.ToFloat64(ms.metrics.changes.WithLabelValues(event)); got != want {
+			t.Errorf("%s events = %v, want %v", event, got, want)
+		}
+	}
+}
+
+func TestViewDisagreement(t *testing.T) {
+	ms, clock := newTestMembership(t)
+	disagree := func() float64 { return testutil.ToFloat64(ms.metrics.viewDisagreement) }
+	mine := ms.currentView()
+	ms.setView("web-1", view{Hash: mine.Hash, Members: 3, Sent: 1})
+	if disagree() != 0 {
+		t.Fatal("disagreement with an identical view")
+	}
+	ms.setView("web-2", view{Hash: mine.Hash + 1, Members: 2, Sent: 1})
+	if disagree() != 1 {
+		t.Fatal("no disagreement with a different view")
+	}
+	ms.setView("web-2", view{Hash: mine.Hash + 2, Members: 2, Sent: 0}) // older: ignored
+	ms.setView("web-2", view{Hash: mine.Hash, Members: 3, Sent: 2})
+	if disagree() != 0 {
+		t.Fatal("disagreement after web-2 caught up")
+	}
+	ms.setView("web-2", view{Hash: mine.Hash + 1, Members: 2, Sent: 3})
+	clock.add(3*testTiming().ViewInterval + time.Second)
+	for _, n := range []string{"web-1", "web-2"} {
+		ms.ack(n, time.Millisecond)
+	}
+	ms.checkSuspects()
+	if disagree() != 0 {
+		t.Fatal("a stale view still counts as disagreement")
+	}
+}
