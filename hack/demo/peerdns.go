@@ -27,6 +27,8 @@ func startPeerdns(path, kubeconfig, dnsAddr, webAddr string, out io.Writer) (*pe
 		"--kubeconfig="+kubeconfig,
 		"--dns.listen-address="+dnsAddr,
 		"--web.listen-address="+webAddr,
+		// Nothing balances traffic away from a demo: stop at once on Ctrl-C.
+		"--dns.lame-duck=0s",
 	)
 	cmd.Stdout = out
 	cmd.Stderr = out
