@@ -85,10 +85,13 @@ func TestHooksSeeSettledChanges(t *testing.T) {
 			t.Errorf("hook ran twice in a row for the same list %q", blocks[i])
 		}
 	}
-	runs := watcher.gauge(watcher.metrics.hookRuns.WithLabelValues("on_change", "success"))
-	if int(runs) != len(blocks) {
-		t.Errorf("%v successful runs counted, %d seen", runs, len(blocks))
-	}
+	// The run is counted once the command has exited, just after its output.
+	eventually(t, "runs counted", func() error {
+		if runs := watcher.gauge(watcher.metrics.hookRuns.WithLabelValues("on_change", "success")); int(runs) != len(blocks) {
+			return fmt.Errorf("%v successful runs counted, %d seen", runs, len(blocks))
+		}
+		return nil
+	})
 	// Three distinct settled lists at least: the changes above.
 	if len(blocks) < 3 {
 		t.Errorf("hook saw %d lists, want at least 3", len(blocks))
