@@ -72,6 +72,9 @@ type sidecarWant struct {
 	serviceName string
 	replicas    int
 	srv         string
+	label       string // --cluster.label
+	ordinal     int    // --cluster.ordinal-start, when not 0
+	extraArgs   []string
 	dnsServer   string // empty: no --peers.dns-server flag
 	secretName  string // empty: no gossip encryption
 }
@@ -105,13 +108,18 @@ func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
 		"--gossip.advertise-address=$(POD_IP)",
 		"--peers.srv=" + want.srv,
 		"--cluster.expected=" + strconv.Itoa(want.replicas),
-		"--web.listen-address=:9102",
+		"--cluster.label=" + want.label,
+		"--web.listen-address=:9470",
 	}
+	if want.ordinal != 0 {
+		wantArgs = append(wantArgs, "--cluster.ordinal-start="+strconv.Itoa(want.ordinal))
+	}
+	wantArgs = append(wantArgs, want.extraArgs...)
 	if want.dnsServer != "" {
 		wantArgs = append(wantArgs, "--peers.dns-server="+want.dnsServer)
 	}
 	if want.secretName != "" {
-		wantArgs = append(wantArgs, "--gossip.key-dir=/etc/peeragent/gossip-keys")
+		wantArgs = append(wantArgs, "--gossip.keyring-dir=/etc/peeragent/keys")
 	}
 	if m := missingArgs(agent.Args, wantArgs...); m != nil {
 		t.Errorf("peeragent args %q lack %q", agent.Args, m)
@@ -140,7 +148,7 @@ func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
 
 	var mount *corev1.VolumeMount
 	for i := range agent.VolumeMounts {
-		if agent.VolumeMounts[i].MountPath == "/etc/peeragent/gossip-keys" {
+		if agent.VolumeMounts[i].MountPath == "/etc/peeragent/keys" {
 			mount = &agent.VolumeMounts[i]
 		}
 	}
@@ -181,6 +189,7 @@ func TestPeeragentExample(t *testing.T) {
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
 				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				label:      releaseNamespace + "/r-peeragent-example",
 				secretName: "r-peeragent-gossip-keys",
 			},
 			readiness: true,
@@ -192,6 +201,7 @@ func TestPeeragentExample(t *testing.T) {
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 5,
 				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.peers.internal",
+				label:      releaseNamespace + "/r-peeragent-example",
 				dnsServer:  "10.96.0.53:53",
 				secretName: "r-peeragent-gossip-keys",
 			},
@@ -202,7 +212,8 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example without encryption"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv: "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				srv:   "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				label: releaseNamespace + "/r-peeragent-example",
 			},
 			readiness: true,
 		},
@@ -212,10 +223,12 @@ func TestPeeragentExample(t *testing.T) {
 example: {enabled: true}
 peers: {srv: _gossip._tcp._peers.db.prod.svc.peers.internal}
 gossipKeys: {existingSecret: db-gossip}
+clusterLabel: orders
 `,
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
 				srv:        "_gossip._tcp._peers.db.prod.svc.peers.internal",
+				label:      "orders",
 				secretName: "db-gossip",
 			},
 			readiness: true,
@@ -284,6 +297,8 @@ dependencies:
 		"values.yaml": `replicas: 5
 peeragent:
   peers: {domain: peers.internal}
+  extraArgs: [--peers-file=/shared/peers]
+  extraVolumeMounts: [{name: shared, mountPath: /shared}]
 `,
 		"templates/statefulset.yaml": `apiVersion: apps/v1
 kind: StatefulSet
@@ -299,11 +314,13 @@ spec:
       labels: {app: orders}
     spec:
       initContainers:
-        {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "orders" "replicas" .Values.replicas) | nindent 8 }}
+        {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "orders" "replicas" .Values.replicas "ordinalStart" 1) | nindent 8 }}
       containers:
         - name: db
           image: example.org/orders-db:9.9.9
       volumes:
+        - name: shared
+          emptyDir: {}
         {{- include "peeragent.volumes" (dict "root" $) | nindent 8 }}
 `,
 		"templates/service.yaml": `apiVersion: v1
@@ -334,9 +351,15 @@ spec:
 	checkSidecar(t, sts, sidecarWant{
 		serviceName: "orders", replicas: 5,
 		srv:        "_gossip._tcp.orders." + releaseNamespace + ".svc.peers.internal",
+		label:      releaseNamespace + "/orders",
+		ordinal:    1,
+		extraArgs:  []string{"--peers-file=/shared/peers"},
 		secretName: secret.Name,
 	})
 	agent := sts.Spec.Template.Spec.InitContainers[0]
+	if !slices.ContainsFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "shared" && m.MountPath == "/shared" }) {
+		t.Errorf("sidecar mounts %+v, want the extra mount of shared at /shared too", agent.VolumeMounts)
+	}
 	if want := "ghcr.io/peerdns/peeragent:0.1.0"; agent.Image != want {
 		t.Errorf("sidecar image = %q, want %q: peeragent's appVersion, not the database chart's", agent.Image, want)
 	}

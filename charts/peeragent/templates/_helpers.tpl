@@ -7,6 +7,7 @@ call them from its own context:
                the caller depends on this chart, else root.Values (this chart itself).
   serviceName  (sidecar only) the headless Service that governs the StatefulSet.
   replicas     (sidecar only) the StatefulSet's replicas: the expected cluster size.
+  ordinalStart (sidecar only, optional) the StatefulSet's .spec.ordinals.start.
 */}}
 
 {{/* The peeragent values for a call (see above), as YAML; read with fromYaml. */}}

@@ -33,9 +33,13 @@ agents look up comes from it).
     - --peers.dns-server={{ . }}
     {{- end }}
     - --cluster.expected={{ int .replicas }}
+    {{- with .ordinalStart }}
+    - --cluster.ordinal-start={{ int . }}
+    {{- end }}
+    - --cluster.label={{ $v.clusterLabel | default (printf "%s/%s" .root.Release.Namespace $service) }}
     - --web.listen-address=:{{ $v.web.port }}
     {{- if $v.gossipKeys.enabled }}
-    - --gossip.key-dir={{ $v.gossipKeys.mountPath }}
+    - --gossip.keyring-dir={{ $v.gossipKeys.mountPath }}
     {{- end }}
     {{- range $v.extraArgs }}
     - {{ . | quote }}
@@ -82,11 +86,16 @@ agents look up comes from it).
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if $v.gossipKeys.enabled }}
+  {{- if or $v.gossipKeys.enabled $v.extraVolumeMounts }}
   volumeMounts:
+    {{- if $v.gossipKeys.enabled }}
     - name: {{ include "peeragent.gossipVolumeName" . }}
       mountPath: {{ $v.gossipKeys.mountPath }}
       readOnly: true
+    {{- end }}
+    {{- with $v.extraVolumeMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   {{- end }}
 {{- end }}
 
