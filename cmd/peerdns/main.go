@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/klog/v2"
 
 	"github.com/peerdns/peerdns/internal/version"
 	"github.com/peerdns/peerdns/internal/web"
@@ -53,6 +54,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "peerdns: %v\n", err)
 		return 2
 	}
+	// client-go logs through klog; send it to the same handler.
+	klog.SetSlogLogger(logger.With("component", "client-go"))
 	if err := serve(ctx, &cfg, logger, nil); err != nil {
 		logger.Error("peerdns stopped", "err", err)
 		return 1
