@@ -40,8 +40,8 @@ bench: controlplane build ## Measure peerdns and peeragent against CoreDNS and t
 	$(GO) run ./hack/bench -out docs/benchmarks.md
 
 .PHONY: docs
-docs: ## Regenerate the README's flags and metrics tables from the code.
-	$(GO) test ./cmd/... -run TestREADME -update
+docs: ## Regenerate the generated tables (README, docs/peeragent.md, chart READMEs) from the code.
+	$(GO) test ./cmd/... ./charts -run TestREADME -update
 
 .PHONY: lint
 lint: ## gofmt, go vet and go mod tidy checks.
