@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/promcheck"
 )
 
 const waitFor = 30 * time.Second
@@ -289,6 +291,15 @@ func TestProcesses(t *testing.T) {
 		eventually(t, p.name+" sees all", wantMembers(p, all))
 		eventually(t, p.name+" has quorum", wantMetric(p, "peeragent_has_quorum", 1))
 	}
+	// What an operator's Prometheus sees: the exposition passes promtool's
+	// linter, and a real server scrapes quorum from every member.
+	promcheck.Lint(t, procs["web-0"].web+"/metrics")
+	var scrape []string
+	for _, p := range procs {
+		scrape = append(scrape, strings.TrimPrefix(p.web, "http://"))
+	}
+	prom := promcheck.Start(t, scrape...)
+	prom.WaitFor(t, "sum(peeragent_has_quorum)", 3, 30*time.Second)
 
 	if code := procs["web-2"].signal(t, syscall.SIGKILL); code != -1 {
 		t.Errorf("web-2 exit code after SIGKILL = %d, want -1 (killed)", code)
@@ -314,6 +325,7 @@ func TestProcesses(t *testing.T) {
 	}
 	eventually(t, "web-1 seen as left", wantMembers(obs, map[string]string{"web-0": "alive", "web-1": "left", "web-2": "dead"}))
 	eventually(t, "quorum lost", wantMetric(obs, "peeragent_has_quorum", 0))
+	prom.WaitFor(t, "sum(peeragent_has_quorum)", 0, 30*time.Second)
 	if code, _, err := obs.get("/healthz"); err != nil || code != http.StatusOK {
 		t.Errorf("/healthz without quorum: %d %v, want 200 (liveness never depends on peers)", code, err)
 	}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/peerdns/peerdns/internal/controlplane"
 	"github.com/peerdns/peerdns/internal/docgen"
+	"github.com/peerdns/peerdns/internal/promcheck"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's generated sections")
@@ -204,6 +205,12 @@ func TestAgainstAPIServer(t *testing.T) {
 	if r := query(); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 || len(r.Extra) != 2 {
 		t.Fatalf("after sync: %v", r)
 	}
+	// What an operator's Prometheus sees: the exposition passes promtool's
+	// linter, and a real server scrapes the sync state and the answers.
+	promcheck.Lint(t, "http://"+a.webServer.Addr().String()+"/metrics")
+	prom := promcheck.Start(t, a.webServer.Addr().String())
+	prom.WaitFor(t, "peerdns_kube_synced", 1, 30*time.Second)
+	prom.WaitFor(t, "peerdns_services", 1, 30*time.Second)
 
 	stop()
 	// Lame duck: unready, still answering.
