@@ -6,8 +6,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/peerdns/peerdns/discovery"
+	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/internal/version"
 	"github.com/peerdns/peerdns/internal/web"
 )
@@ -35,19 +34,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg config
 	fs := newFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "peeragent: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	if cfg.version {
-		fmt.Fprintf(stdout, "peeragent %s (revision %s)\n", version.Version, version.Revision())
-		return 0
+	if code, done := cli.Parse(fs, args, &cfg.version, stdout, stderr); done {
+		return code
 	}
 	logger, err := cfg.log.New(stderr)
 	if err != nil {

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -19,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/klog/v2"
 
+	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/internal/version"
 	"github.com/peerdns/peerdns/internal/web"
 	"github.com/peerdns/peerdns/resolver"
@@ -35,19 +35,8 @@ func main() {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg config
 	fs := newFlags(&cfg, stderr)
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "peerdns: unexpected arguments %q\n", fs.Args())
-		return 2
-	}
-	if cfg.version {
-		fmt.Fprintf(stdout, "peerdns %s (revision %s)\n", version.Version, version.Revision())
-		return 0
+	if code, done := cli.Parse(fs, args, &cfg.version, stdout, stderr); done {
+		return code
 	}
 	logger, err := cfg.log.New(stderr)
 	if err != nil {
