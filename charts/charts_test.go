@@ -21,6 +21,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 var update = flag.Bool("update", false, "rewrite the charts' README values tables from values.yaml")
@@ -28,32 +30,10 @@ var update = flag.Bool("update", false, "rewrite the charts' README values table
 // releaseNamespace is the namespace every test renders into.
 const releaseNamespace = "dns-system"
 
-// helmBinary finds the pinned helm that `make controlplane` builds: in
-// $PEERDNS_TOOLS_BIN (the Makefile exports it), else in <repo>/.cache/bin.
-// Without it the test is skipped, naming what is missing, unless
-// PEERDNS_REQUIRE_TOOLS=1 (`make test`, CI), where a skip would hide a gap.
+// helmBinary finds the pinned helm that `make controlplane` builds.
 func helmBinary(t *testing.T) string {
 	t.Helper()
-	dirs := []string{}
-	if d := os.Getenv("PEERDNS_TOOLS_BIN"); d != "" {
-		dirs = append(dirs, d)
-	}
-	dirs = append(dirs, filepath.Join("..", ".cache", "bin"))
-	for _, d := range dirs {
-		p, err := filepath.Abs(filepath.Join(d, "helm"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
-			return p
-		}
-	}
-	msg := fmt.Sprintf("helm not found in %s: run `make controlplane` to build it", strings.Join(dirs, " or "))
-	if os.Getenv("PEERDNS_REQUIRE_TOOLS") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
+	return testtools.Path(t, "helm")
 }
 
 // kubeVersion is the Kubernetes version the charts are rendered for: the one

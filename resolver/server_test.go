@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // startServer serves seed() on a free loopback port until the test ends.
@@ -120,13 +122,7 @@ func TestGoResolver(t *testing.T) {
 // (make test); otherwise its absence skips the test, saying how to get it.
 func dig(t *testing.T, s *Server, args ...string) string {
 	t.Helper()
-	path, err := exec.LookPath("dig")
-	if err != nil {
-		if os.Getenv("PEERDNS_REQUIRE_TOOLS") != "" {
-			t.Fatal("dig not found: install bind9-dnsutils (make controlplane does)")
-		}
-		t.Skip("dig not found: install bind9-dnsutils (make controlplane does)")
-	}
+	path := testtools.Path(t, "dig")
 	args = append([]string{"@" + s.Addr().Addr().String(), "-p", fmt.Sprint(s.Addr().Port()), "+time=5", "+tries=1"}, args...)
 	out, err := exec.Command(path, args...).CombinedOutput()
 	if err != nil {

@@ -20,29 +20,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
-
-// tool returns the path of a pinned test tool (make controlplane builds
-// them), skipping the test when it is missing, or failing it under make test.
-func tool(t *testing.T, name string) string {
-	t.Helper()
-	dir := os.Getenv("PEERDNS_TOOLS_BIN")
-	if dir == "" {
-		dir = filepath.Join("..", "..", ".cache", "bin")
-	}
-	p := filepath.Join(dir, name)
-	if _, err := os.Stat(p); err != nil {
-		p, err = exec.LookPath(name)
-		if err != nil {
-			msg := fmt.Sprintf("%s not found in %s or $PATH: run `make controlplane`", name, dir)
-			if os.Getenv("PEERDNS_REQUIRE_TOOLS") != "" {
-				t.Fatal(msg)
-			}
-			t.Skip(msg)
-		}
-	}
-	return p
-}
 
 func freePort(t *testing.T) int {
 	t.Helper()
@@ -76,7 +55,7 @@ func tryDig(t *testing.T, server string, port int, args ...string) (digResult, e
 	t.Helper()
 	args = append([]string{"@" + server, "-p", fmt.Sprint(port), "+time=5", "+tries=1", "+noall", "+comments", "+answer", "+authority", "+additional"}, args...)
 	var r digResult
-	out, err := exec.Command(tool(t, "dig"), args...).CombinedOutput()
+	out, err := exec.Command(testtools.Path(t, "dig"), args...).CombinedOutput()
 	if err != nil {
 		return r, fmt.Errorf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
@@ -99,8 +78,8 @@ func tryDig(t *testing.T, server string, port int, args ...string) (digResult, e
 // zone to peerdns. dig through CoreDNS, over UDP and TCP, must get what it
 // gets from peerdns directly, including an SRV answer only TCP can carry.
 func TestBehindCoreDNS(t *testing.T) {
-	coredns := tool(t, "coredns")
-	tool(t, "dig")
+	coredns := testtools.Path(t, "coredns")
+	testtools.Path(t, "dig")
 	cp := controlplane.StartT(t, controlplane.Options{})
 	client := kubernetes.NewForConfigOrDie(cp.AdminConfig())
 	ctx := t.Context()

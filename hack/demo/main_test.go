@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // TestDemo runs the demo as `make run` does, waits for its instructions,
@@ -22,10 +24,7 @@ func TestDemo(t *testing.T) {
 	}
 	bin := filepath.Join("..", "..", "bin", "peerdns")
 	if _, err := os.Stat(bin); err != nil {
-		if os.Getenv("PEERDNS_REQUIRE_TOOLS") == "1" {
-			t.Fatalf("%s missing: run `make build`", bin)
-		}
-		t.Skipf("%s missing: run `make build`", bin)
+		testtools.Missing(t, "%s missing: run `make build`", bin)
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()

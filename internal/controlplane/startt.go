@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"os"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // StartT starts a control plane for a test and stops it in t.Cleanup. When
@@ -31,8 +32,8 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	cp, err := Start(ctx, opts)
-	if errors.Is(err, ErrToolMissing) && os.Getenv("PEERDNS_REQUIRE_TOOLS") != "1" {
-		t.Skip(err)
+	if errors.Is(err, ErrToolMissing) {
+		testtools.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // ErrToolMissing is wrapped by Start's error when a binary it needs is not
@@ -21,35 +23,8 @@ const (
 )
 
 // defaultToolsBin is $PEERDNS_TOOLS_BIN, else .cache/bin in the repository
-// root (the first directory upwards from the working directory holding a
-// go.mod).
-func defaultToolsBin() (string, error) {
-	if dir := os.Getenv("PEERDNS_TOOLS_BIN"); dir != "" {
-		return dir, nil
-	}
-	root, err := repoRoot()
-	if err != nil {
-		return "", err
-	}
-	return filepath.Join(root, ".cache", "bin"), nil
-}
-
-func repoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("find repository root: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("find repository root: no go.mod above the working directory; set PEERDNS_TOOLS_BIN")
-		}
-		dir = parent
-	}
-}
+// root.
+func defaultToolsBin() (string, error) { return testtools.Bin() }
 
 // findTools returns the path of each named binary in bin, or an error
 // wrapping ErrToolMissing that names every missing one.

@@ -18,29 +18,15 @@ import (
 	"strings"
 	"testing"
 	"time"
-)
 
-// tool returns the path of a Prometheus binary (Debian's prometheus
-// package; make controlplane installs it), skipping the test when it is
-// missing, or failing it under make test (PEERDNS_REQUIRE_TOOLS=1).
-func tool(t testing.TB, name string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		msg := name + " not found: install Debian's prometheus package (make controlplane does)"
-		if os.Getenv("PEERDNS_REQUIRE_TOOLS") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return p
-}
+	"github.com/peerdns/peerdns/internal/testtools"
+)
 
 // Lint fetches the metrics at url and fails the test with promtool's
 // findings when `promtool check metrics` has any.
 func Lint(t testing.TB, url string) {
 	t.Helper()
-	promtool := tool(t, "promtool")
+	promtool := testtools.Path(t, "promtool")
 	resp, err := http.Get(url)
 	if err != nil {
 		t.Fatal(err)
@@ -62,7 +48,7 @@ type Prometheus struct {
 // 200 ms, and stops it when the test ends.
 func Start(t testing.TB, targets ...string) *Prometheus {
 	t.Helper()
-	bin := tool(t, "prometheus")
+	bin := testtools.Path(t, "prometheus")
 	dir := t.TempDir()
 	quoted := make([]string, len(targets))
 	for i, tg := range targets {
