@@ -6,11 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-
-	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/peerdns/peerdns/discovery"
 	"github.com/peerdns/peerdns/internal/docgen"
@@ -42,9 +38,9 @@ func TestMain(m *testing.M) {
 	}())
 }
 
-const docPath = "../../docs/peeragent.md"
+const docPath = "../../README.md"
 
-// TestREADME fails when the flags or metrics tables in docs/peeragent.md no
+// TestREADME fails when the flags or metrics tables in README.md no
 // longer match the code; `make docs` regenerates them.
 func TestREADME(t *testing.T) {
 	var cfg config
@@ -66,28 +62,13 @@ func TestREADME(t *testing.T) {
 	if _, err := discovery.New(dcfg); err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := docgen.MetricsTable(ownMetrics{reg})
+	metrics, err := docgen.MetricsTable(docgen.Own(reg, "peeragent_"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := docgen.Section(docPath, "peeragent-metrics", metrics, *update); err != nil {
 		t.Error(err)
 	}
-}
-
-// ownMetrics gathers only peeragent_* families: the Go and process
-// collectors' metrics are standard and documented elsewhere.
-type ownMetrics struct{ g prometheus.Gatherer }
-
-func (o ownMetrics) Gather() ([]*dto.MetricFamily, error) {
-	mfs, err := o.g.Gather()
-	var out []*dto.MetricFamily
-	for _, mf := range mfs {
-		if strings.HasPrefix(mf.GetName(), "peeragent_") {
-			out = append(out, mf)
-		}
-	}
-	return out, err
 }
 
 func TestDiscoveryConfigDefaults(t *testing.T) {

@@ -14,9 +14,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -57,20 +55,6 @@ current-context: c
 	return a
 }
 
-// ownMetrics gathers only peerdns's families, not the Go runtime's.
-func ownMetrics(g prometheus.Gatherer) prometheus.Gatherer {
-	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		mfs, err := g.Gather()
-		var own []*dto.MetricFamily
-		for _, mf := range mfs {
-			if strings.HasPrefix(mf.GetName(), "peerdns_") {
-				own = append(own, mf)
-			}
-		}
-		return own, err
-	})
-}
-
 // TestREADME fails when the README's flags or metrics tables are stale;
 // `make docs` rewrites them.
 func TestREADME(t *testing.T) {
@@ -79,7 +63,7 @@ func TestREADME(t *testing.T) {
 	if err := docgen.Section("../../README.md", "peerdns-flags", flags, *update); err != nil {
 		t.Error(err)
 	}
-	metrics, err := docgen.MetricsTable(ownMetrics(offlineApp(t).reg))
+	metrics, err := docgen.MetricsTable(docgen.Own(offlineApp(t).reg, "peerdns_"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,21 @@ func MetricsTable(g prometheus.Gatherer) (string, error) {
 	return b.String(), nil
 }
 
+// Own gathers only g's families whose names start with prefix: a program's
+// own metrics, without the Go runtime and process collectors' standard ones.
+func Own(g prometheus.Gatherer, prefix string) prometheus.Gatherer {
+	return prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		mfs, err := g.Gather()
+		var own []*dto.MetricFamily
+		for _, mf := range mfs {
+			if strings.HasPrefix(mf.GetName(), prefix) {
+				own = append(own, mf)
+			}
+		}
+		return own, err
+	})
+}
+
 func cell(s string) string {
 	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
 }
