@@ -1,0 +1,77 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// largeEDNS is the UDP size the large SRV queries advertise: the DNS flag
+// day 2020 default, so their answers truncate (TC) and clients retry over
+// TCP.
+const largeEDNS = 1232
+
+// largeAnswer is what a server sends for a large SRV query over TCP.
+type largeAnswer struct {
+	server  string
+	bytes   int
+	srv     int
+	glue    int
+	summary string
+}
+
+// largeResult is SRV queries on the 100- and 1,000-endpoint services, UDP
+// with EDNS 1232 (truncated) and TCP.
+type largeResult struct {
+	workloads []*workload
+	answers   map[string][]largeAnswer // by service
+}
+
+func (b *bench) large(ctx context.Context) (*largeResult, error) {
+	res := &largeResult{answers: map[string][]largeAnswer{}}
+	for _, svc := range []string{svcMedium, svcLarge} {
+		for _, s := range []*dnsServer{b.peerdns, b.coredns} {
+			m, size, err := queryTCP(s.addr, srvName(benchNamespace, svc), dns.TypeSRV, 5*time.Second)
+			if err != nil {
+				return nil, err
+			}
+			targets, glue := srvTargets(m)
+			res.answers[svc] = append(res.answers[svc], largeAnswer{server: s.name, bytes: size, srv: len(targets), glue: glue, summary: answerSummary(m)})
+		}
+	}
+	for _, c := range []struct {
+		svc, file string
+		tcp       bool
+	}{
+		{svcMedium, b.srv100File, false},
+		{svcMedium, b.srv100File, true},
+		{svcLarge, b.srv1000File, false},
+		{svcLarge, b.srv1000File, true},
+	} {
+		transport := "UDP, EDNS 1232 → TC"
+		if c.tcp {
+			transport = "TCP"
+		}
+		spec := perfSpec{data: c.file, binary: true, tcp: c.tcp, clients: b.cfg.clients, duration: b.cfg.largeDuration}
+		if c.tcp && c.svc == svcLarge {
+			transport = "TCP (hack/bench's TCP client, not dnsperf)"
+			q := new(dns.Msg)
+			q.SetQuestion(srvName(benchNamespace, c.svc), dns.TypeSRV)
+			q.RecursionDesired = false
+			q.SetEdns0(largeEDNS, false)
+			wire, err := q.Pack()
+			if err != nil {
+				return nil, err
+			}
+			spec.tcpQuery = wire
+		}
+		w, err := b.runRounds(ctx, fmt.Sprintf("SRV %s, %s", c.svc, transport), b.dnsTargets(), spec)
+		if err != nil {
+			return nil, err
+		}
+		res.workloads = append(res.workloads, w)
+	}
+	return res, nil
+}
