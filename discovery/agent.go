@@ -67,7 +67,7 @@ func New(cfg Config) (*Agent, error) {
 	self, _ := ParseIdentity(cfg.NodeName)
 	a := &Agent{
 		cfg:     cfg,
-		log:     cfg.Logger,
+		log:     cfg.Logger.With("component", "agent"),
 		self:    self,
 		set:     cfg.expectedSet(),
 		started: make(chan struct{}),
@@ -83,8 +83,8 @@ func New(cfg Config) (*Agent, error) {
 			r = NewSystemResolver()
 		}
 	}
-	a.finder = newPeerFinder(&a.cfg, r, a.metrics, a.log.With("component", "peers"))
-	a.hooks = newHookRunner(&a.cfg, a.metrics, a.log.With("component", "hooks"), func() []string {
+	a.finder = newPeerFinder(&a.cfg, r, a.metrics, cfg.Logger.With("component", "peers"))
+	a.hooks = newHookRunner(&a.cfg, a.metrics, cfg.Logger.With("component", "hooks"), func() []string {
 		return hookEnv(cfg.NodeName, a.table.currentQuorum())
 	})
 	a.queue = &memberlist.TransmitLimitedQueue{NumNodes: a.table.present, RetransmitMult: 4}
@@ -183,7 +183,7 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 	mc.Delegate, mc.Events, mc.Alive, mc.Merge, mc.Conflict, mc.Ping = d, d, d, d, d, d
 	mc.LogOutput = nil
 	mc.Logger = log.New(&memberlistLog{
-		logger:  a.log.With("component", "memberlist"),
+		logger:  a.cfg.Logger.With("component", "memberlist"),
 		observe: a.classifyLog,
 	}, "", 0)
 	return mc

@@ -70,7 +70,7 @@ func newRegistry() *prometheus.Registry {
 func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog.Logger) error {
 	reg := newRegistry()
 	dcfg.Registerer = reg
-	dcfg.Logger = logger.With("component", "agent")
+	dcfg.Logger = logger
 	agent, err := discovery.New(dcfg)
 	if err != nil {
 		return err
