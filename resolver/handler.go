@@ -85,7 +85,7 @@ func (t Transport) String() string {
 }
 
 // NewHandler returns a handler answering from store with cfg; zero fields
-// of cfg take their defaults.
+// of cfg take their defaults. A store serves one handler.
 func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	def := DefaultConfig()
 	if len(cfg.Zones) == 0 {
@@ -132,6 +132,9 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		h.zones[i].static = h.newStaticRecords(&h.zones[i])
 	}
 	h.soas = make([]atomic.Pointer[soaRecord], len(h.zones))
+	if !store.bound.CompareAndSwap(false, true) {
+		return nil, errors.New("store already has a handler")
+	}
 	h.metrics = newMetrics(cfg.Registerer, store)
 	return h, nil
 }

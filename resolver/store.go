@@ -30,6 +30,9 @@ type Store struct {
 
 	synced atomic.Bool
 	serial atomic.Uint32 // SOA serial: Unix time of the last change
+	// bound is set by the Handler that answers from the store: answers
+	// cached on its names are laid out for that handler's zones.
+	bound atomic.Bool
 
 	// onChange, when set, is called after every change with the new
 	// service and endpoint counts (for metrics).
