@@ -15,11 +15,10 @@ const largeEDNS = 1232
 
 // largeAnswer is what a server sends for a large SRV query over TCP.
 type largeAnswer struct {
-	server  string
-	bytes   int
-	srv     int
-	glue    int
-	summary string
+	server string
+	bytes  int
+	srv    int
+	glue   int
 }
 
 // largeResult is SRV queries on the 100- and 1,000-endpoint services, UDP
@@ -38,7 +37,7 @@ func (b *bench) large(ctx context.Context) (*largeResult, error) {
 				return nil, err
 			}
 			targets, glue := srvTargets(m)
-			res.answers[svc] = append(res.answers[svc], largeAnswer{server: s.name, bytes: size, srv: len(targets), glue: glue, summary: answerSummary(m)})
+			res.answers[svc] = append(res.answers[svc], largeAnswer{server: s.name, bytes: size, srv: len(targets), glue: glue})
 		}
 	}
 	for _, c := range []struct {
@@ -74,4 +73,14 @@ func (b *bench) large(ctx context.Context) (*largeResult, error) {
 		res.workloads = append(res.workloads, w)
 	}
 	return res, nil
+}
+
+// answerBytes is the size of server's whole TCP answer for svc.
+func (r *largeResult) answerBytes(svc, server string) int {
+	for _, a := range r.answers[svc] {
+		if a.server == server {
+			return a.bytes
+		}
+	}
+	return 0
 }

@@ -118,7 +118,7 @@ func (r *report) verdicts() []verdict {
 	}
 	if sc := r.scale; sc != nil && len(sc.servers) == 2 {
 		pd, cd := sc.servers[0], sc.servers[1]
-		what := fmt.Sprintf("%d × %d", sc.load.services, sc.endpoints)
+		what := fmt.Sprintf("%s × %d", fmtQPS(float64(sc.load.services)), sc.endpoints)
 		vs = append(vs, atMost("Scale ("+what+"): RSS ≤ 0.5× CoreDNS's", fmt.Sprintf("%s vs %s: %.2f×", fmtMB(pd.rss), fmtMB(cd.rss), float64(pd.rss)/float64(cd.rss)), float64(pd.rss)/float64(cd.rss), 0.5))
 		afterList := pd.ready - sc.list
 		vs = append(vs, atMost("Scale ("+what+"): ready ≤ 3 s after the initial list", fmt.Sprintf("%s (ready %s after start − list %s)", fmtDur(afterList), fmtDur(pd.ready), fmtDur(sc.list)), float64(afterList), float64(3*time.Second)))
@@ -209,6 +209,7 @@ func (r *report) writeThroughput(p printer) {
 		p("| %s | %s | %s | %s | %.2f | %.2f | %d |\n", s.name, fmtQPS(s.qps()), fmtDur(s.avgLatency()), fmtCPU(s.cpuPerQuery()), s.qps()/cd, s.qps()/echo, s.lost())
 	}
 	p("\nEach run's queries/s: %s.\n\n", runsList(w))
+	p("The echo floor is the cost of one UDP request/response with this client on this machine: its CPU/query is almost all system calls. peerdns's own work per query (the Go benchmark below: about a quarter of a microsecond) is small beside it, so peerdns and the floor are within the run-to-run noise of each other; neither figure is the server's limit alone, since dnsperf shares the %d cores.\n\n", r.machine.cores)
 	p("Command: `%s`\n\n", w.servers[0].runs[0].command)
 }
 
@@ -239,7 +240,7 @@ func (r *report) writeLarge(p printer) {
 		p("Not measured in this run.\n\n")
 		return
 	}
-	p("SRV `_%s._tcp.<svc>` on the 100- and 1,000-endpoint services. Over UDP the queries advertise EDNS %d (dnsperf `-B` input built by the bench), so both servers answer with TC and a client would retry over TCP. Over TCP the whole answer is sent: dnsperf `-m tcp` measures the 100-endpoint one; the 1,000-endpoint answer (about 50 KB) is larger than dnsperf 2.10 can read over TCP (it completes none: 0 queries/s for both servers, every query lost), so the bench's own TCP client measures it, in dnsperf's shape: %d connections, %d queries in flight in all, pipelined, the same query bytes. %s per run, %d runs per server.\n\n", portName, largeEDNS, r.cfg.clients, perfOutstanding, r.cfg.largeDuration, r.cfg.repeat)
+	p("SRV `_%s._tcp.<svc>` on the 100- and 1,000-endpoint services. Over UDP the queries advertise EDNS %d (dnsperf `-B` input built by the bench), so both servers answer with TC and a client would retry over TCP. Over TCP the whole answer is sent: dnsperf `-m tcp` measures the 100-endpoint one; the 1,000-endpoint answer (%s bytes from peerdns: 1,000 SRV records and as many A records as fit in 64 KB) is larger than dnsperf 2.10 can read over TCP (it completes none: 0 queries/s for both servers, every query lost), so the bench's own TCP client measures it, in dnsperf's shape: %d connections, %d queries in flight in all, pipelined, the same query bytes. %s per run, %d runs per server.\n\n", portName, largeEDNS, fmtQPS(float64(lg.answerBytes(svcLarge, "peerdns"))), r.cfg.clients, perfOutstanding, r.cfg.largeDuration, r.cfg.repeat)
 	p("| workload | peerdns q/s | CoreDNS q/s | peerdns ÷ CoreDNS | target | response bytes (peerdns / CoreDNS) | CPU/query (peerdns / CoreDNS) |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, w := range lg.workloads {
 		pd, cd := w.server("peerdns"), w.server("CoreDNS")
@@ -294,15 +295,18 @@ func (r *report) writeScale(p printer) {
 	p("Each server was then started alone on this data, peerdns first, and measured:\n\n")
 	p("- **ready**: from the process's start until its readiness URL (peerdns `/readyz`, CoreDNS's `ready` plugin) first answered 200, polled every %s;\n", readyPoll)
 	p("- **answering**: from the start until the last service created answered with its %d addresses;\n", sc.endpoints)
-	p("- **RSS**: `VmRSS` from `/proc/PID/status` %s after it answered; **peak** is `VmHWM`.\n\n", scaleSettle)
+	p("- **RSS**: `VmRSS` from `/proc/PID/status` %s after it answered; **peak** is `VmHWM`; **Go heap in use** is peerdns's `go_memstats_heap_inuse_bytes` at the same moment (live data and garbage not yet collected; the rest of RSS is heap the Go runtime holds but has not returned to the kernel, stacks and binary).\n\n", scaleSettle)
 	p("The initial list itself: one LIST of the %d headless slices by the bench took %s (median of 3); \"ready after the list\" subtracts it from ready, an estimate of the time the server spends after its list returns (its own start-up and the list's decoding included). peerdns also logs when its watch synced (\"synced\", from the start of its watch to every service written to its store).\n\n", sc.listed, fmtDur(sc.list))
-	p("| server | RSS | peak RSS | ready | ready after the list | synced (own log) | answering |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	p("| server | RSS | peak RSS | Go heap in use | ready | ready after the list | synced (own log) | answering |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range sc.servers {
-		synced := "–"
+		synced, heap := "–", "–"
 		if s.synced > 0 {
 			synced = fmtDur(s.synced)
 		}
-		p("| %s | %s | %s | %s | %s | %s | %s |\n", s.name, fmtMB(s.rss), fmtMB(s.hwm), fmtDur(s.ready), fmtDur(s.ready-sc.list), synced, fmtDur(s.answered))
+		if s.heapInuse > 0 {
+			heap = fmtMB(s.heapInuse)
+		}
+		p("| %s | %s | %s | %s | %s | %s | %s | %s |\n", s.name, fmtMB(s.rss), fmtMB(s.hwm), heap, fmtDur(s.ready), fmtDur(s.ready-sc.list), synced, fmtDur(s.answered))
 	}
 	if len(sc.servers) == 2 {
 		p("\npeerdns ÷ CoreDNS: RSS %.2f×, peak %.2f×.\n", float64(sc.servers[0].rss)/float64(sc.servers[1].rss), float64(sc.servers[0].hwm)/float64(sc.servers[1].hwm))

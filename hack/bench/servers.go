@@ -23,6 +23,8 @@ type dnsServer struct {
 	proc  *child
 	addr  netip.AddrPort // DNS, UDP and TCP
 	ready string         // URL that answers 200 once the server has synced
+	// metrics is peerdns's /metrics URL; empty for the others.
+	metrics string
 	// readyAfter is how long after the process started the ready URL first
 	// answered 200 (polled every readyPoll).
 	readyAfter time.Duration
@@ -64,9 +66,10 @@ func (b *bench) startPeerdns(kubeconfig, tag string) (*dnsServer, error) {
 		return nil, err
 	}
 	s := &dnsServer{
-		name:  "peerdns",
-		addr:  loopback(dnsPort),
-		ready: fmt.Sprintf("http://127.0.0.1:%d/readyz", webPort),
+		name:    "peerdns",
+		addr:    loopback(dnsPort),
+		ready:   fmt.Sprintf("http://127.0.0.1:%d/readyz", webPort),
+		metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", webPort),
 	}
 	args := []string{
 		"--kubeconfig=" + kubeconfig,
@@ -167,6 +170,28 @@ func (s *dnsServer) waitReady(ctx context.Context, timeout time.Duration, name s
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// metric reads one unlabelled sample from the server's /metrics.
+func (s *dnsServer) metric(ctx context.Context, name string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics, nil)
+	if err != nil {
+		return 0, err
+	}
+	client := &http.Client{Timeout: 5 * time.Second}
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(v), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s: no %s", s.metrics, name)
 }
 
 // stop ends the server (peerdns's lame duck is off).
