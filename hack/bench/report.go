@@ -185,9 +185,9 @@ func (r *report) writeMethod(p printer) {
 	p("## Method\n\n")
 	p("- One control plane (etcd and kube-apiserver on loopback, `internal/controlplane`) holds the same objects for every server: headless Services (no selector) in namespace `%s` with hand-written EndpointSlices labelled `kubernetes.io/service-name` and `service.kubernetes.io/headless`, one named port `%s` 80/TCP, endpoints `web-0…` with addresses in 10.0.0.0/8 and at most %d per slice: `%s` (3 endpoints), `%s` (100), `%s` (1,000 in 10 slices), `%s` (3, rewritten by the programming measurement).\n",
 		benchNamespace, portName, sliceMax, svcSmall, svcMedium, svcLarge, svcProg)
-	p("- peerdns (`bin/peerdns`) and CoreDNS (`coredns`, kubernetes plugin, no `cache`, `ready` for readiness) run side by side on loopback with the same admin kubeconfig, with the defaults of each (GOMAXPROCS = all cores).\n")
-	p("- Reference points, inside the bench process: a bare Go UDP echo server (the floor of one request/response with this client here; one SO_REUSEPORT socket per core, two readers each, as peerdns), and miekg/dns's `dns.Server` answering every query with one fixed A record.\n")
-	p("- dnsperf runs on the same machine, UDP, `-c %d`, %s per run, %d runs per server, the servers taking turns round after round so that other load on the machine falls on all of them alike; tables give medians. \"CPU/query\" is the server process's user+system time during the run (from `/proc/PID/stat`) over the queries answered; the in-process references have none.\n",
+	p("- peerdns (`bin/peerdns --dns.zone=cluster.local.`, defaults otherwise) and CoreDNS run side by side on loopback with the same admin kubeconfig, GOMAXPROCS = all cores for both. CoreDNS has the kubernetes plugin, no `cache` (neither server caches; a cache in front would measure the cache) and `ready` for readiness:\n\n```\n%s```\n\n", corefileText(53, 8181, "<kubeconfig>"))
+	p("- Reference points, each a process of its own (the bench binary, `serve-reference`): a bare Go UDP echo server that sends every datagram back as it came (the floor of one request/response with this client here; one SO_REUSEPORT socket per core, two readers each, as peerdns), and miekg/dns's `dns.Server` answering every query with one fixed A record.\n")
+	p("- dnsperf runs on the same machine, UDP, `-c %d`, %s per run, %d runs per server, the servers taking turns round after round so that other load on the machine falls on all of them alike; tables give medians. \"CPU/query\" is the server process's user+system time during the run (from `/proc/PID/stat`) over the queries answered.\n",
 		c.clients, c.duration, c.repeat)
 	p("- The machine has %d cores for everything: dnsperf, the server under test and the control plane share them, so the figures are those of a loaded two-core box, not of the server alone.\n\n", r.machine.cores)
 }
@@ -200,7 +200,7 @@ func (r *report) writeThroughput(p printer) {
 	}
 	w := r.throughput.mix
 	cd, echo := w.server("CoreDNS").qps(), w.server(nameEcho).qps()
-	p("Queries (%d, shuffled; no EDNS, so answers over 512 bytes truncate):\n\n", mixSize)
+	p("Queries (%s, shuffled; no EDNS, so answers over 512 bytes truncate):\n\n", fmtQPS(mixSize))
 	for _, s := range mixShares {
 		p("- %d %%: %s\n", s.percent, s.what)
 	}
@@ -267,14 +267,14 @@ func (r *report) writeProgramming(p printer) {
 		p("Not measured in this run.\n\n")
 		return
 	}
-	p("%d updates of the `%s` EndpointSlice, each changing the address of `web-0` to a new one. For each: the time from the API server's response to the update (its acknowledgement) until `web-0.%s.%s.svc.cluster.local` A answers the new address, polled in a tight loop over UDP at both servers at once (one socket each); the next update waits for both. The resolution is one query's round trip (median %s to peerdns, %s to CoreDNS). The update itself took %s (p50) / %s (p99) from request to response.\n\n",
-		pg.writes, svcProg, svcProg, benchNamespace, fmtDur(pg.rtt["peerdns"]), fmtDur(pg.rtt["CoreDNS"]), fmtDur(pg.ack.p50), fmtDur(pg.ack.p99))
+	p("%s updates of the `%s` EndpointSlice, each changing the address of `web-0` to a new one. For each: the time from the API server's response to the update (its acknowledgement) until `web-0.%s.%s.svc.cluster.local` A answers the new address, polled in a tight loop over UDP at both servers at once (one socket each); the next update waits for both. The resolution is one query's round trip (median %s to peerdns, %s to CoreDNS). The update itself took %s (p50) / %s (p99) from request to response.\n\n",
+		fmtQPS(float64(pg.writes)), svcProg, svcProg, benchNamespace, fmtDur(pg.rtt["peerdns"]), fmtDur(pg.rtt["CoreDNS"]), fmtDur(pg.ack.p50), fmtDur(pg.ack.p99))
 	p("| server | p50 | p90 | p99 | p99.9 | max | not visible within %s |\n|---|---:|---:|---:|---:|---:|---:|\n", r.cfg.writeTimeout)
 	for _, name := range []string{"peerdns", "CoreDNS"} {
 		s := pg.servers[name]
 		p("| %s | %s | %s | %s | %s | %s | %d |\n", name, fmtDur(s.p50), fmtDur(s.p90), fmtDur(s.p99), fmtDur(s.p999), fmtDur(s.max), pg.timeouts[name])
 	}
-	p("\n")
+	p("\nBoth servers watch the same API server and are polled the same way, so what separates them is the work from the watch event to the new answer; differences of a few probe round trips are within this measurement's resolution.\n\n")
 }
 
 func (r *report) writeScale(p printer) {
@@ -284,19 +284,19 @@ func (r *report) writeScale(p printer) {
 		p("Not measured in this run.\n\n")
 		return
 	}
-	p("%d headless services × %d endpoints (one slice each) were asked for", sc.asked, sc.endpoints)
+	p("%s headless services × %d endpoints (one slice each) were asked for", fmtQPS(float64(sc.asked)), sc.endpoints)
 	if sc.load.budgetHit {
-		p("; creating them stopped at the %s budget, so **%d services** were measured (fewer than the target's 10,000)", r.cfg.scaleBudget, sc.load.services)
+		p("; creating them stopped at the %s budget, so **%s services** were measured (fewer than the target's 10,000)", r.cfg.scaleBudget, fmtQPS(float64(sc.load.services)))
 	} else {
 		p(" and created")
 	}
-	p(" in %s (%d parallel creates, %.0f services/s, each a Service and a slice). The other phases' services are there too.\n\n",
+	p(" in %s (%d parallel creates, %.0f services/s, each a Service and a slice). The other phases' services are still there.\n\n",
 		sc.load.took.Round(100*time.Millisecond), r.cfg.createWorkers, float64(sc.load.services)/sc.load.took.Seconds())
 	p("Each server was then started alone on this data, peerdns first, and measured:\n\n")
 	p("- **ready**: from the process's start until its readiness URL (peerdns `/readyz`, CoreDNS's `ready` plugin) first answered 200, polled every %s;\n", readyPoll)
 	p("- **answering**: from the start until the last service created answered with its %d addresses;\n", sc.endpoints)
 	p("- **RSS**: `VmRSS` from `/proc/PID/status` %s after it answered; **peak** is `VmHWM`; **Go heap in use** is peerdns's `go_memstats_heap_inuse_bytes` at the same moment (live data and garbage not yet collected; the rest of RSS is heap the Go runtime holds but has not returned to the kernel, stacks and binary).\n\n", scaleSettle)
-	p("The initial list itself: one LIST of the %d headless slices by the bench took %s (median of 3); \"ready after the list\" subtracts it from ready, an estimate of the time the server spends after its list returns (its own start-up and the list's decoding included). peerdns also logs when its watch synced (\"synced\", from the start of its watch to every service written to its store).\n\n", sc.listed, fmtDur(sc.list))
+	p("The initial list itself: one LIST of the %s headless slices by the bench took %s (median of 3); \"ready after the list\" subtracts it from ready, an estimate of the time the server spends after its list returns (its own start-up and the list's decoding included). peerdns also logs when its watch synced (\"synced\", from the start of its watch to every service written to its store).\n\n", fmtQPS(float64(sc.listed)), fmtDur(sc.list))
 	p("| server | RSS | peak RSS | Go heap in use | ready | ready after the list | synced (own log) | answering |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range sc.servers {
 		synced, heap := "–", "–"
@@ -312,11 +312,11 @@ func (r *report) writeScale(p printer) {
 		p("\npeerdns ÷ CoreDNS: RSS %.2f×, peak %.2f×.\n", float64(sc.servers[0].rss)/float64(sc.servers[1].rss), float64(sc.servers[0].hwm)/float64(sc.servers[1].hwm))
 	}
 	if len(r.smallRSS) > 0 {
-		p("\nWith only the benchmark's 4 services, during the other phases:")
+		var parts []string
 		for _, m := range r.smallRSS {
-			p(" %s RSS %s (peak %s);", m.server, fmtMB(m.rss), fmtMB(m.hwm))
+			parts = append(parts, fmt.Sprintf("%s %s (peak %s)", m.server, fmtMB(m.rss), fmtMB(m.hwm)))
 		}
-		p("\n")
+		p("\nRSS with only the benchmark's %d services, before the throughput runs: %s.\n", len(benchServices), strings.Join(parts, "; "))
 	}
 	p("\n")
 }
