@@ -124,28 +124,33 @@ func slotOf(k nodeKind, qtype uint16) int {
 	return -1
 }
 
-// answerFor returns n's answer for slot in zone zi, building it on first use.
-func (h *Handler) answerFor(n *node, zi, slot int) *answer {
+// answerFor returns n's answer for slot in zone zi and tree, building it on
+// first use.
+func (h *Handler) answerFor(n *node, zi int, tree string, slot int) *answer {
 	cache := n.cache.Load()
 	if cache == nil {
-		c := make([]atomic.Pointer[answer], len(h.zones)*numSlots)
+		c := make([]atomic.Pointer[answer], len(h.zones)*2*numSlots)
 		if !n.cache.CompareAndSwap(nil, &c) {
 			cache = n.cache.Load()
 		} else {
 			cache = &c
 		}
 	}
-	p := &(*cache)[zi*numSlots+slot]
+	t := 0
+	if tree == treePeers {
+		t = 1
+	}
+	p := &(*cache)[(zi*2+t)*numSlots+slot]
 	if a := p.Load(); a != nil {
 		return a
 	}
-	a := h.build(n, &h.zones[zi], slot)
+	a := h.build(n, &h.zones[zi], tree, slot)
 	p.Store(a) // racing builders store equal answers; either is right
 	return a
 }
 
-// build makes n's answer for slot in zone z from its view.
-func (h *Handler) build(n *node, z *zone, slot int) *answer {
+// build makes n's answer for slot in zone z and tree from its view.
+func (h *Handler) build(n *node, z *zone, tree string, slot int) *answer {
 	if n.kind == kindPTR {
 		qname := reverseName(n.ptr.addr) + "."
 		if slot == slotANY {
@@ -153,14 +158,14 @@ func (h *Handler) build(n *node, z *zone, slot int) *answer {
 		}
 		return newAnswer(qname, dns.TypePTR, h.ptrRecords(qname, n.ptr), nil)
 	}
-	qname := h.nodeName(n, z.name)
+	qname := h.nodeName(n, z.name, tree)
 	switch slot {
 	case slotA:
 		return newAnswer(qname, dns.TypeA, h.addrRecords(qname, n, true), nil)
 	case slotAAAA:
 		return newAnswer(qname, dns.TypeAAAA, h.addrRecords(qname, n, false), nil)
 	case slotSRV:
-		rrs, extra := h.srvRecords(qname, n, z.name)
+		rrs, extra := h.srvRecords(qname, n, z.name, tree)
 		return newAnswer(qname, dns.TypeSRV, rrs, extra)
 	}
 	// ANY (RFC 8482): one RRset the name has, not all of them.
@@ -170,14 +175,14 @@ func (h *Handler) build(n *node, z *zone, slot int) *answer {
 	if rrs := h.addrRecords(qname, n, false); len(rrs) > 0 {
 		return newAnswer(qname, dns.TypeANY, rrs, nil)
 	}
-	rrs, extra := h.srvRecords(qname, n, z.name)
+	rrs, extra := h.srvRecords(qname, n, z.name, tree)
 	return newAnswer(qname, dns.TypeANY, rrs, extra)
 }
 
-// nodeName is the lower-case owner name of a forward node in zone.
-func (h *Handler) nodeName(n *node, zone string) string {
+// nodeName is the lower-case owner name of a forward node in zone and tree.
+func (h *Handler) nodeName(n *node, zone, tree string) string {
 	v := n.v
-	svc := v.name + "." + v.namespace + "." + v.tree + "." + zone
+	svc := v.name + "." + v.namespace + "." + tree + "." + zone
 	switch n.kind {
 	case kindHost:
 		return v.hosts[n.i].label + "." + svc
@@ -228,7 +233,7 @@ func (h *Handler) addrRR(name string, a netip.Addr) dns.RR {
 // port name, one per endpoint in ordinal order, with the targets' addresses
 // as additional records. Priority is 0 and every target of a port has the
 // same weight, 100/N (at least 1), so clients spread load evenly.
-func (h *Handler) srvRecords(qname string, n *node, zone string) (rrs, extra []dns.RR) {
+func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, extra []dns.RR) {
 	v := n.v
 	var ports []Port
 	switch n.kind {
@@ -242,7 +247,7 @@ func (h *Handler) srvRecords(qname string, n *node, zone string) (rrs, extra []d
 	if len(ports) == 0 {
 		return nil, nil
 	}
-	svc := v.name + "." + v.namespace + "." + v.tree + "." + zone
+	svc := v.name + "." + v.namespace + "." + tree + "." + zone
 	weight := uint16(max(1, 100/len(v.hosts)))
 	targets := make([]string, len(v.hosts))
 	for i, hs := range v.hosts {
@@ -267,7 +272,7 @@ func (h *Handler) ptrRecords(qname string, e *ptrEntry) []dns.RR {
 	rrs := make([]dns.RR, 0, len(e.targets))
 	for _, t := range e.targets {
 		v := t.v
-		target := v.hosts[t.i].label + "." + v.name + "." + v.namespace + "." + v.tree + "." + h.ptrZone
+		target := v.hosts[t.i].label + "." + v.name + "." + v.namespace + "." + treeService + "." + h.ptrZone
 		rrs = append(rrs, &dns.PTR{Hdr: h.hdr(qname, dns.TypePTR), Ptr: target})
 	}
 	return rrs

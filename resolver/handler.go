@@ -135,6 +135,11 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if !store.bound.CompareAndSwap(false, true) {
 		return nil, errors.New("store already has a handler")
 	}
+	for _, z := range h.zones {
+		if z.reverse {
+			store.enablePTR()
+		}
+	}
 	h.metrics = newMetrics(cfg.Registerer, store)
 	return h, nil
 }
@@ -381,6 +386,10 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 		return nxIf(!exists)
 	}
 	var v *view
+	tree := treeService
+	if peers {
+		tree = treePeers
+	}
 	if e := s.lookup(w.label(n-3), w.label(n-2)); e != nil {
 		v = e.ready
 		if peers {
@@ -410,7 +419,7 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 	if nd == nil {
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}
-	return h.nodeResult(nd, zi, qtype)
+	return h.nodeResult(nd, zi, tree, qtype)
 }
 
 // resolveReverse answers names below a reverse zone: PTR for the address of
@@ -441,15 +450,15 @@ func (h *Handler) resolveReverse(w *wireName, zi, n int, qtype uint16) result {
 	if e == nil {
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}
-	return h.nodeResult(&e.node, zi, qtype)
+	return h.nodeResult(&e.node, zi, treeService, qtype)
 }
 
-func (h *Handler) nodeResult(nd *node, zi int, qtype uint16) result {
+func (h *Handler) nodeResult(nd *node, zi int, tree string, qtype uint16) result {
 	slot := slotOf(nd.kind, qtype)
 	if slot < 0 {
 		return result{soa: true}
 	}
-	a := h.answerFor(nd, zi, slot)
+	a := h.answerFor(nd, zi, tree, slot)
 	if a == nodata {
 		return result{soa: true}
 	}

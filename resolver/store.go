@@ -20,7 +20,8 @@ type Store struct {
 	// in each tree, so "<ns>.svc.<zone>" is NODATA exactly when a name
 	// exists below it and NXDOMAIN otherwise.
 	namespaces map[string]*nsCount
-	ptr        map[netip.Addr]*ptrEntry
+	ptr        map[netip.Addr]*ptrEntry // only with reverse zones (ptrOn)
+	ptrOn      bool
 	endpoints  int // per-endpoint names in the ready views
 
 	// reverse is the sorted list of addresses with a PTR record, built on
@@ -76,9 +77,13 @@ func serviceKey(name, namespace string) string { return name + "/" + namespace }
 // with svc. It returns once the new data is what queries see. svc is not
 // retained after Upsert returns; the caller may reuse it.
 func (s *Store) Upsert(svc Service) {
-	e := &entry{
-		ready: newView(&svc, treeService, func(ep *Endpoint) bool { return ep.Ready }),
-		all:   newView(&svc, treePeers, func(*Endpoint) bool { return true }),
+	e := &entry{ready: newView(&svc, func(ep *Endpoint) bool { return ep.Ready })}
+	e.all = e.ready // the usual case, and half the memory
+	for i := range svc.Endpoints {
+		if !svc.Endpoints[i].Ready && len(svc.Endpoints[i].Addrs) > 0 {
+			e.all = newView(&svc, func(*Endpoint) bool { return true })
+			break
+		}
 	}
 	if e.ready == nil && e.all == nil {
 		s.Delete(svc.Namespace, svc.Name)
@@ -142,7 +147,7 @@ func (s *Store) count(namespace string, e *entry, d int) {
 // indexPTR adds v's addresses to the PTR index. Entries are replaced, not
 // changed in place, so answers cached on them stay consistent.
 func (s *Store) indexPTR(v *view) {
-	if v == nil {
+	if v == nil || !s.ptrOn {
 		return
 	}
 	for i, h := range v.hosts {
@@ -161,7 +166,7 @@ func (s *Store) indexPTR(v *view) {
 }
 
 func (s *Store) unindexPTR(v *view) {
-	if v == nil {
+	if v == nil || !s.ptrOn {
 		return
 	}
 	for _, h := range v.hosts {
@@ -180,6 +185,22 @@ func (s *Store) unindexPTR(v *view) {
 			s.ptr[a] = n
 		}
 	}
+}
+
+// enablePTR starts indexing addresses for PTR records, which only a handler
+// with reverse zones answers: without them the index would be the largest
+// thing in the store for nothing.
+func (s *Store) enablePTR() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ptrOn {
+		return
+	}
+	s.ptrOn = true
+	for _, e := range s.services {
+		s.indexPTR(e.ready)
+	}
+	s.reverse.Store(nil)
 }
 
 // comparePTR puts names from a hostname (a StatefulSet pod's stable name)

@@ -15,14 +15,14 @@ const (
 	treePeers   = "peers" // every endpoint with an address, ready or not
 )
 
-// A view is the immutable set of names one service publishes in one tree:
-// the ready view under "svc" (what the Kubernetes DNS specification
-// requires) or the peer view under "peers" (every endpoint with an address,
-// ready or not). A change to the service builds new views, so answers cached
-// on the nodes of an old view die with it.
+// A view is the immutable set of names one service publishes: its ready
+// endpoints, served under "svc" (what the Kubernetes DNS specification
+// requires), or all its endpoints with an address, ready or not, served
+// under "peers". When every endpoint is ready the two trees share one view.
+// A change to the service builds new views, so answers cached on the nodes
+// of an old view die with it.
 type view struct {
 	name, namespace string
-	tree            string // "svc" or "peers"
 	hosts           []host // ordered by ordinal (web-0, web-1, … web-10)
 	// byLabel indexes hosts by label once there are enough of them that a
 	// linear scan would cost more than a map lookup.
@@ -30,7 +30,7 @@ type view struct {
 	ports   []Port // named ports only, ordered by name then protocol
 	protos  uint8  // bit set of the protocols of ports (protoBit)
 
-	service   node   // <svc>.<ns>.<tree>.<zone>
+	service   node   // <svc>.<ns>.<tree>.<zone>, tree being svc or peers
 	hostNodes []node // <host>.<svc>.<ns>.<tree>.<zone>, parallel to hosts
 	portNodes []node // _<port>._<proto>.<svc>.<ns>.<tree>.<zone>, parallel to ports
 }
@@ -58,7 +58,8 @@ type node struct {
 	v    *view
 	i    int       // index into v.hosts or v.ports
 	ptr  *ptrEntry // kindPTR only
-	// cache holds one slot per (zone, answer kind); allocated on first use.
+	// cache holds one slot per (zone, tree, answer kind); allocated on first
+	// use.
 	cache atomic.Pointer[[]atomic.Pointer[answer]]
 }
 
@@ -66,7 +67,7 @@ const linearScanMax = 16
 
 // newView builds the view of svc's endpoints for which keep is true. It
 // returns nil when no endpoint qualifies: the names do not exist.
-func newView(svc *Service, tree string, keep func(*Endpoint) bool) *view {
+func newView(svc *Service, keep func(*Endpoint) bool) *view {
 	byLabel := map[string]*host{}
 	var hosts []*host
 	add := func(label string, a netip.Addr) {
@@ -103,7 +104,6 @@ func newView(svc *Service, tree string, keep func(*Endpoint) bool) *view {
 	v := &view{
 		name:      strings.ToLower(svc.Name),
 		namespace: strings.ToLower(svc.Namespace),
-		tree:      tree,
 		hosts:     make([]host, len(hosts)),
 	}
 	for i, h := range hosts {

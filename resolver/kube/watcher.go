@@ -18,6 +18,7 @@ import (
 	"io"
 	"log/slog"
 	"reflect"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -223,6 +224,10 @@ func (w *Watcher) work(ctx context.Context) {
 			w.synced = true
 			w.metrics.synced.Set(1)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
+			// The initial list is the most memory the process ever holds at
+			// once (every slice decoded, every service merged); hand the
+			// garbage back now instead of keeping RSS at that peak.
+			debug.FreeOSMemory()
 		}
 	}
 }
