@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // The agents run on loopback, agent i on 127.0.0.<agentHostBase+i>, all on
@@ -85,7 +87,7 @@ func (p *peerDNS) close()       { p.srv.Shutdown() }
 
 // agent is one running peeragent.
 type agent struct {
-	proc    *child
+	proc    *proc.Process
 	metrics string // its /metrics URL
 }
 
@@ -130,7 +132,7 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	first := agents[0].proc.started
+	first := agents[0].proc.Started
 	if err := waitAgents(ctx, agents, "alive", b.cfg.agents, 30*time.Second); err != nil {
 		return nil, err
 	}
@@ -160,7 +162,7 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 	}
 	cpu0 := make([]time.Duration, len(agents))
 	for i, a := range agents {
-		if cpu0[i], err = procCPU(a.proc.pid()); err != nil {
+		if cpu0[i], err = procCPU(a.proc.Pid()); err != nil {
 			return nil, err
 		}
 	}
@@ -170,11 +172,11 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 	}
 	window := time.Since(idleStart)
 	for i, a := range agents {
-		cpu, err := procCPU(a.proc.pid())
+		cpu, err := procCPU(a.proc.Pid())
 		if err != nil {
 			return nil, err
 		}
-		rss, _, err := procStatus(a.proc.pid())
+		rss, _, err := procStatus(a.proc.Pid())
 		if err != nil {
 			return nil, err
 		}
@@ -197,7 +199,7 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 		return nil, err
 	}
 	killed := time.Now()
-	if err := agents[2].proc.kill(); err != nil {
+	if err := agents[2].proc.Kill(); err != nil {
 		return nil, err
 	}
 	survivors := agents[:2]
@@ -247,7 +249,7 @@ func (b *bench) startAgents(n, port int, dnsAddr, tag string) ([]*agent, error) 
 func stopAgents(agents []*agent) error {
 	var errs []error
 	for _, a := range agents {
-		errs = append(errs, a.proc.stop(10*time.Second))
+		errs = append(errs, a.proc.Stop(10*time.Second))
 	}
 	return errors.Join(errs...)
 }
@@ -263,13 +265,13 @@ func waitAgents(ctx context.Context, agents []*agent, state string, want int, ti
 		all := true
 		var last string
 		for _, a := range agents {
-			if a.proc.exited() {
-				return fmt.Errorf("%s exited: %v\n%s", a.proc.name, a.proc.waitErr, a.proc.tail(20))
+			if a.proc.Exited() {
+				return fmt.Errorf("%s exited: %v\n%s", a.proc.Name, a.proc.Err(), a.proc.Tail(20))
 			}
 			got, err := membersGauge(ctx, client, a.metrics, state)
 			if err != nil || got != want {
 				all = false
-				last = fmt.Sprintf("%s: %s=%d (%v)", a.proc.name, state, got, err)
+				last = fmt.Sprintf("%s: %s=%d (%v)", a.proc.Name, state, got, err)
 				break
 			}
 		}
@@ -278,7 +280,7 @@ func waitAgents(ctx context.Context, agents []*agent, state string, want int, ti
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("agents never all reported %s=%d: %s\n%s", state, want, last, agents[0].proc.tail(10))
+			return fmt.Errorf("agents never all reported %s=%d: %s\n%s", state, want, last, agents[0].proc.Tail(10))
 		case <-time.After(10 * time.Millisecond):
 		}
 	}

@@ -171,7 +171,7 @@ func (b *bench) setUp(ctx context.Context, rep *report) error {
 		return err
 	}
 	for _, s := range []*dnsServer{b.peerdns, b.coredns} {
-		rss, hwm, err := procStatus(s.proc.pid())
+		rss, hwm, err := procStatus(s.proc.Pid())
 		if err != nil {
 			return err
 		}

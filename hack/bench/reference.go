@@ -90,8 +90,8 @@ func (b *bench) startReference(ctx context.Context, kind, name string) (*dnsServ
 		if _, err := p.query(fqdn(benchNamespace, svcSmall, hostname(0)), dns.TypeA, 0, 100*time.Millisecond); err == nil {
 			return s, nil
 		}
-		if s.proc.exited() || time.Now().After(deadline) || ctx.Err() != nil {
-			return nil, fmt.Errorf("%s does not answer: %s", name, s.proc.tail(10))
+		if s.proc.Exited() || time.Now().After(deadline) || ctx.Err() != nil {
+			return nil, fmt.Errorf("%s does not answer: %s", name, s.proc.Tail(10))
 		}
 	}
 }

@@ -90,14 +90,14 @@ func (b *bench) scale(ctx context.Context) (*scaleResult, error) {
 		if err := s.waitReady(ctx, 3*time.Minute, last, b.cfg.scaleEndpoints); err != nil {
 			return nil, err
 		}
-		ss := scaleServer{name: s.name, ready: s.readyAfter, answered: time.Since(s.proc.started)}
+		ss := scaleServer{name: s.name, ready: s.readyAfter, answered: time.Since(s.proc.Started)}
 		if s.name == "peerdns" {
-			ss.synced, _ = peerdnsSynced(s.proc.logPath)
+			ss.synced, _ = peerdnsSynced(s.proc.LogPath)
 		}
 		if err := sleepCtx(ctx, scaleSettle); err != nil {
 			return nil, err
 		}
-		if ss.rss, ss.hwm, err = procStatus(s.proc.pid()); err != nil {
+		if ss.rss, ss.hwm, err = procStatus(s.proc.Pid()); err != nil {
 			return nil, err
 		}
 		if s.metrics != "" {

@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // dnsServer is peerdns or CoreDNS running as a child process.
 type dnsServer struct {
 	name  string
-	proc  *child
+	proc  *proc.Process
 	addr  netip.AddrPort // DNS, UDP and TCP
 	ready string         // URL that answers 200 once the server has synced
 	// metrics is peerdns's /metrics URL; empty for the others.
@@ -136,21 +138,21 @@ func (s *dnsServer) waitReady(ctx context.Context, timeout time.Duration, name s
 	client := &http.Client{Timeout: time.Second}
 	defer client.CloseIdleConnections()
 	for {
-		if s.proc.exited() {
-			return fmt.Errorf("%s exited: %v\n%s", s.name, s.proc.waitErr, s.proc.tail(20))
+		if s.proc.Exited() {
+			return fmt.Errorf("%s exited: %v\n%s", s.name, s.proc.Err(), s.proc.Tail(20))
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.ready, nil)
 		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				s.readyAfter = time.Since(s.proc.started)
+				s.readyAfter = time.Since(s.proc.Started)
 				break
 			}
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s not ready: %w\n%s", s.name, ctx.Err(), s.proc.tail(20))
+			return fmt.Errorf("%s not ready: %w\n%s", s.name, ctx.Err(), s.proc.Tail(20))
 		case <-time.After(readyPoll):
 		}
 	}
@@ -195,7 +197,7 @@ func (s *dnsServer) metric(ctx context.Context, name string) (float64, error) {
 }
 
 // stop ends the server (peerdns's lame duck is off).
-func (s *dnsServer) stop() error { return s.proc.stop(5 * time.Second) }
+func (s *dnsServer) stop() error { return s.proc.Stop(5 * time.Second) }
 
 // peerdnsSynced reads, from peerdns's JSON log, the duration of its
 // "endpointslices synced" line: from the start of its watch to every

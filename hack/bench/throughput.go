@@ -101,8 +101,8 @@ func (b *bench) runRounds(ctx context.Context, name string, targets []target, sp
 
 func (b *bench) dnsTargets() []target {
 	return []target{
-		{name: b.peerdns.name, addr: b.peerdns.addr, pid: b.peerdns.proc.pid()},
-		{name: b.coredns.name, addr: b.coredns.addr, pid: b.coredns.proc.pid()},
+		{name: b.peerdns.name, addr: b.peerdns.addr, pid: b.peerdns.proc.Pid()},
+		{name: b.coredns.name, addr: b.coredns.addr, pid: b.coredns.proc.Pid()},
 	}
 }
 
@@ -113,8 +113,8 @@ type throughputResult struct {
 
 func (b *bench) throughput(ctx context.Context) (*throughputResult, error) {
 	targets := append(b.dnsTargets(),
-		target{name: nameFixed, addr: b.fixed.addr, pid: b.fixed.proc.pid()},
-		target{name: nameEcho, addr: b.echo.addr, pid: b.echo.proc.pid()},
+		target{name: nameFixed, addr: b.fixed.addr, pid: b.fixed.proc.Pid()},
+		target{name: nameEcho, addr: b.echo.addr, pid: b.echo.proc.Pid()},
 	)
 	w, err := b.runRounds(ctx, "mix", targets, perfSpec{data: b.mixFile, clients: b.cfg.clients, duration: b.cfg.duration})
 	if err != nil {

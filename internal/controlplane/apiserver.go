@@ -80,7 +80,7 @@ func (cp *ControlPlane) StopAPIServer() error {
 	if p == nil {
 		return nil
 	}
-	if err := p.stop(apiServerGrace); err != nil {
+	if err := p.Stop(apiServerGrace); err != nil {
 		return fmt.Errorf("stop API server: %w", err)
 	}
 	return nil
@@ -91,7 +91,7 @@ func (cp *ControlPlane) StopAPIServer() error {
 // tokens keep working; it returns once the API server is ready.
 func (cp *ControlPlane) StartAPIServer(ctx context.Context) error {
 	cp.mu.Lock()
-	running := cp.apiServer != nil && !cp.apiServer.exited()
+	running := cp.apiServer != nil && !cp.apiServer.Exited()
 	cp.mu.Unlock()
 	if running {
 		return fmt.Errorf("start API server: already running")

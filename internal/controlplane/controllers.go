@@ -95,8 +95,8 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 			break
 		}
 		for _, p := range cp.others {
-			if p.exited() {
-				return p.exitError()
+			if p.Exited() {
+				return exitError(p)
 			}
 		}
 		select {

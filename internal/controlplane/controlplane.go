@@ -20,6 +20,8 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // Options configures Start. The zero value is a working configuration.
@@ -60,11 +62,11 @@ type ControlPlane struct {
 	etcdPort, etcdPeerPort, apiPort, kwokPort int
 
 	mu        sync.Mutex
-	etcd      *process
-	apiServer *process   // nil while stopped by StopAPIServer
-	others    []*process // controller-manager, scheduler, kwok
-	started   []*process // every process ever started, for the survivors check
-	stopped   bool       // set by Stop: no process may start any more
+	etcd      *proc.Process
+	apiServer *proc.Process   // nil while stopped by StopAPIServer
+	others    []*proc.Process // controller-manager, scheduler, kwok
+	started   []*proc.Process // every process ever started, for the survivors check
+	stopped   bool            // set by Stop: no process may start any more
 
 	stopOnce sync.Once
 	stopErr  error
@@ -225,7 +227,7 @@ func (cp *ControlPlane) stop() error {
 // last, so nothing logs a storm of errors about its upstream going away.
 func (cp *ControlPlane) stopProcesses() error {
 	cp.mu.Lock()
-	procs := make([]*process, 0, len(cp.others)+2)
+	procs := make([]*proc.Process, 0, len(cp.others)+2)
 	for i := len(cp.others) - 1; i >= 0; i-- {
 		procs = append(procs, cp.others[i])
 	}
@@ -240,7 +242,7 @@ func (cp *ControlPlane) stopProcesses() error {
 		}
 		// The state lives in etcd and dies with it: a graceful shutdown of
 		// the others has nothing to save, so they get little time.
-		if err := p.stop(2 * time.Second); err != nil {
+		if err := p.Stop(2 * time.Second); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -248,31 +250,31 @@ func (cp *ControlPlane) stopProcesses() error {
 }
 
 // processesStarted returns every process started so far, running or not.
-func (cp *ControlPlane) processesStarted() []*process {
+func (cp *ControlPlane) processesStarted() []*proc.Process {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
-	return append([]*process(nil), cp.started...)
+	return append([]*proc.Process(nil), cp.started...)
 }
 
 // run starts a child process and logs, with the end of its log, if it
 // exits without being asked to. It refuses once Stop has begun, so nothing
 // starts after Stop collected what to stop.
-func (cp *ControlPlane) run(name string, args []string) (*process, error) {
+func (cp *ControlPlane) run(name string, args []string) (*proc.Process, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if cp.stopped {
 		return nil, fmt.Errorf("start %s: control plane stopped", name)
 	}
-	p, err := startProcess(name, cp.tools[name], args, filepath.Join(cp.dir, name+".log"))
+	p, err := proc.Start(name, cp.tools[name], args, filepath.Join(cp.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}
 	cp.started = append(cp.started, p)
 	go func() {
-		<-p.done
-		if !p.stopping.Load() {
+		<-p.Done()
+		if !p.Stopping() {
 			cp.logger.Error("control-plane process exited unexpectedly", "process", name,
-				"err", p.waitErr, "log", p.logPath, "tail", p.tail(20))
+				"err", p.Err(), "log", p.LogPath, "tail", p.Tail(20))
 		}
 	}()
 	return p, nil

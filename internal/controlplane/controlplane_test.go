@@ -22,6 +22,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // TestControlPlane shares one control plane, with controllers, among its
@@ -312,17 +314,17 @@ var cmpSorted = cmp.Transformer("sorted", func(in []string) []string {
 
 // assertNothingLeft checks that every process is gone with its whole group,
 // that the test binary has no child left, and that dir was removed.
-func assertNothingLeft(t *testing.T, procs []*process, dir string) {
+func assertNothingLeft(t *testing.T, procs []*proc.Process, dir string) {
 	t.Helper()
 	if len(procs) == 0 {
 		t.Error("no process was recorded")
 	}
 	for _, p := range procs {
-		if !p.exited() {
-			t.Errorf("%s (pid %d) still running", p.name, p.cmd.Process.Pid)
+		if !p.Exited() {
+			t.Errorf("%s (pid %d) still running", p.Name, p.Pid())
 		}
-		if groupAlive(p.cmd.Process.Pid) {
-			t.Errorf("process group of %s (%d) still has members", p.name, p.cmd.Process.Pid)
+		if proc.GroupAlive(p.Pid()) {
+			t.Errorf("process group of %s (%d) still has members", p.Name, p.Pid())
 		}
 	}
 	if kids := childrenOf(t, os.Getpid()); len(kids) > 0 {

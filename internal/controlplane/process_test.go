@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // TestProcessStopKillsGroup starts a shell that ignores SIGTERM and has two
@@ -21,16 +23,16 @@ func TestProcessStopKillsGroup(t *testing.T) {
 	dir := t.TempDir()
 	ready := filepath.Join(dir, "ready")
 	script := "trap '' TERM; sleep 300 & sleep 300 & touch " + ready + "; wait"
-	p, err := startProcess("stubborn", "/bin/sh", []string{"-c", script}, filepath.Join(dir, "stubborn.log"))
+	p, err := proc.Start("stubborn", "/bin/sh", []string{"-c", script}, filepath.Join(dir, "stubborn.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitForFile(t, ready)
-	if err := p.stop(100 * time.Millisecond); err != nil {
+	if err := p.Stop(100 * time.Millisecond); err != nil {
 		t.Fatal(err)
 	}
-	if !p.exited() || groupAlive(p.cmd.Process.Pid) {
-		t.Errorf("process group %d survived stop", p.cmd.Process.Pid)
+	if !p.Exited() || proc.GroupAlive(p.Pid()) {
+		t.Errorf("process group %d survived stop", p.Pid())
 	}
 	if kids := childrenOf(t, os.Getpid()); len(kids) > 0 {
 		t.Errorf("children left: %v", kids)
@@ -44,11 +46,11 @@ func TestChildDiesWithParent(t *testing.T) {
 		t.Skip("the parent-death signal is Linux-only")
 	}
 	if os.Getenv("PEERDNS_CONTROLPLANE_CRASH_HELPER") == "1" {
-		p, err := startProcess("sleep", "/bin/sleep", []string{"300"}, filepath.Join(t.TempDir(), "sleep.log"))
+		p, err := proc.Start("sleep", "/bin/sleep", []string{"300"}, filepath.Join(t.TempDir(), "sleep.log"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		fmt.Println(p.cmd.Process.Pid)
+		fmt.Println(p.Pid())
 		select {} // until killed
 	}
 	helper := exec.Command(os.Args[0], "-test.run=^TestChildDiesWithParent$")

@@ -41,7 +41,7 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, p := range cp.processesStarted() {
-				t.Logf("last lines of %s:\n%s", p.logPath, p.tail(20))
+				t.Logf("last lines of %s:\n%s", p.LogPath, p.Tail(20))
 			}
 		}
 		if err := cp.Stop(); err != nil {
