@@ -82,18 +82,9 @@ func (r *dnsResolver) LookupSRV(ctx context.Context, name string) ([]SRV, error)
 	}
 	extra := map[string][]netip.Addr{}
 	for _, rr := range resp.Extra {
-		var ip net.IP
-		switch rr := rr.(type) {
-		case *dns.A:
-			ip = rr.A
-		case *dns.AAAA:
-			ip = rr.AAAA
-		default:
-			continue
-		}
-		if a, ok := netip.AddrFromSlice(ip); ok {
+		if a, ok := rrAddr(rr); ok {
 			owner := strings.ToLower(rr.Header().Name)
-			extra[owner] = append(extra[owner], a.Unmap())
+			extra[owner] = append(extra[owner], a)
 		}
 	}
 	var out []SRV
@@ -122,17 +113,8 @@ func (r *dnsResolver) LookupAddrs(ctx context.Context, host string, ipv6 bool) (
 	}
 	var out []netip.Addr
 	for _, rr := range resp.Answer {
-		var ip net.IP
-		switch rr := rr.(type) {
-		case *dns.A:
-			ip = rr.A
-		case *dns.AAAA:
-			ip = rr.AAAA
-		default:
-			continue // CNAMEs in the chain
-		}
-		if a, ok := netip.AddrFromSlice(ip); ok {
-			out = append(out, a.Unmap())
+		if a, ok := rrAddr(rr); ok { // CNAMEs in the chain are skipped
+			out = append(out, a)
 		}
 	}
 	if len(out) == 0 {
@@ -187,4 +169,19 @@ func systemError(qtype, name string, err error) error {
 		return fmt.Errorf("%s %s: %w", qtype, name, ErrNotFound)
 	}
 	return fmt.Errorf("%s %s: %w", qtype, name, err)
+}
+
+// rrAddr is the address of an A or AAAA record.
+func rrAddr(rr dns.RR) (netip.Addr, bool) {
+	var ip net.IP
+	switch rr := rr.(type) {
+	case *dns.A:
+		ip = rr.A
+	case *dns.AAAA:
+		ip = rr.AAAA
+	default:
+		return netip.Addr{}, false
+	}
+	a, ok := netip.AddrFromSlice(ip)
+	return a.Unmap(), ok
 }
