@@ -6,7 +6,8 @@ MAKEFLAGS += --no-builtin-rules
 
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION)
+REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
 export PEERDNS_TOOLS_BIN := $(TOOLS_BIN)

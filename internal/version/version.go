@@ -11,8 +11,16 @@ import (
 // Version is the release, set with -ldflags "-X github.com/peerdns/peerdns/internal/version.Version=v1.2.3".
 var Version = "dev"
 
-// Revision is the VCS revision the binary was built from, when Go recorded it.
+// revision is the VCS revision, set by the linker (make build does), for
+// builds where Go records none (-buildvcs=false, as some environments set).
+var revision string
+
+// Revision is the VCS revision the binary was built from: the linker's, else
+// the one Go recorded, else "unknown".
 func Revision() string {
+	if revision != "" {
+		return revision
+	}
 	if info, ok := debug.ReadBuildInfo(); ok {
 		for _, s := range info.Settings {
 			if s.Key == "vcs.revision" {
