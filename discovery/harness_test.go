@@ -12,6 +12,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // testTiming is fast enough for a test suite and slow enough for -race on a
@@ -162,20 +164,6 @@ func (ta *testAgent) member(name string) Member {
 
 func (ta *testAgent) gauge(c prometheus.Collector) float64 { return testutil.ToFloat64(c) }
 
-// eventually polls check until it returns nil or the deadline passes.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after %s: %v", what, waitFor, err)
-}
-
 // wantStates checks that every agent sees exactly the given member states.
 func wantStates(want map[string]MemberState, agents ...*testAgent) func() error {
 	return func() error {
@@ -238,3 +226,9 @@ func (c *testCluster) startAll(n int) []*testAgent {
 }
 
 func addrOf(ta *testAgent) string { return ta.Addr().String() }
+
+// eventually polls check until it returns nil or waitFor passes.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	testtools.Eventually(t, what, waitFor, check)
+}

@@ -19,30 +19,16 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerdns/peerdns/internal/promcheck"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 const waitFor = 30 * time.Second
 
-// freePort returns a port free for both TCP and UDP on 127.0.0.1, as
-// memberlist needs. Another process may take it before the agent binds it;
-// on loopback in a test that is rare enough.
-func freePort(t *testing.T) int {
+func freePort(t *testing.T) int { return testtools.FreePort(t, "127.0.0.1") }
+
+func eventually(t *testing.T, what string, check func() error) {
 	t.Helper()
-	for range 50 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatal("no port free for both TCP and UDP")
-	return 0
+	testtools.Eventually(t, what, waitFor, check)
 }
 
 // serveZone answers SRV and A queries from a fixed zone on 127.0.0.1 (UDP)
@@ -198,19 +184,6 @@ func (p *proc) metric(series string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("no sample %s", series)
-}
-
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	var err error
-	for time.Now().Before(deadline) {
-		if err = check(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s: still failing after %s: %v", what, waitFor, err)
 }
 
 func wantMembers(p *proc, want map[string]string) func() error {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,16 +21,6 @@ import (
 	"github.com/peerdns/peerdns/internal/controlplane"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.LocalAddr().(*net.UDPAddr).Port
-}
 
 // digResult is what dig printed, reduced to what must match between peerdns
 // directly and peerdns behind CoreDNS: the status and the records.
@@ -137,7 +126,7 @@ func TestBehindCoreDNS(t *testing.T) {
 	}
 	peerdns := a.dnsServer.Addr()
 
-	port := freePort(t)
+	port := testtools.FreePort(t, "127.0.0.1")
 	corefile := filepath.Join(t.TempDir(), "Corefile")
 	if err := os.WriteFile(corefile, fmt.Appendf(nil, "peers.internal:%d {\n  bind 127.0.0.1\n  forward . %s\n}\n", port, peerdns), 0o644); err != nil {
 		t.Fatal(err)

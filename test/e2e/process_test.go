@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os/exec"
 	"path/filepath"
@@ -124,47 +123,6 @@ func (p *proc) metric(series string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("%s /metrics: no sample %s", p.name, series)
-}
-
-// freePort returns a port free for both TCP and UDP on ip. The process it
-// is meant for binds it a moment later; on the test's own address nothing
-// else competes for it but wildcard listeners.
-func freePort(t *testing.T, ip string) int {
-	t.Helper()
-	for range 20 {
-		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
-		}
-	}
-	t.Fatalf("no port on %s free for both TCP and UDP", ip)
-	return 0
-}
-
-// eventually polls check until it returns nil and returns how long that
-// took, or fails the test with the last error after limit.
-func eventually(t *testing.T, what string, limit time.Duration, check func() error) time.Duration {
-	t.Helper()
-	start := time.Now()
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := check()
-		if err == nil {
-			return time.Since(start)
-		}
-		if time.Since(start) > limit {
-			t.Fatalf("%s: not after %v: %v", what, limit, err)
-		}
-		<-tick.C
-	}
 }
 
 // syncBuffer is a bytes.Buffer safe for the writes of exec's copying

@@ -23,6 +23,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 const (
@@ -87,22 +89,22 @@ func TestQuorumThroughPeerDNS(t *testing.T) {
 	if err := cp.WriteKubeconfig(saConfig, kubeconfig); err != nil {
 		t.Fatal(err)
 	}
-	dnsAddr := net.JoinHostPort(lan.gateway(), strconv.Itoa(freePort(t, lan.gateway())))
-	webAddr := net.JoinHostPort(lan.gateway(), strconv.Itoa(freePort(t, lan.gateway())))
+	dnsAddr := net.JoinHostPort(lan.gateway(), strconv.Itoa(testtools.FreePort(t, lan.gateway())))
+	webAddr := net.JoinHostPort(lan.gateway(), strconv.Itoa(testtools.FreePort(t, lan.gateway())))
 	pd := startProc(t, "peerdns", "http://"+webAddr, exec.Command(peerdnsBin,
 		"--kubeconfig="+kubeconfig,
 		"--dns.listen-address="+dnsAddr,
 		"--web.listen-address="+webAddr,
 		"--dns.lame-duck=0s",
 	))
-	eventually(t, "peerdns ready", stepLimit, func() error {
+	testtools.Eventually(t, "peerdns ready", stepLimit, func() error {
 		code, body, err := pd.get("/readyz")
 		if err == nil && code != http.StatusOK {
 			err = fmt.Errorf("/readyz: %d %s", code, body)
 		}
 		return err
 	})
-	eventually(t, "peer view lists every endpoint", stepLimit, wantSRV(dnsAddr, peerSRV, dns.RcodeSuccess,
+	testtools.Eventually(t, "peer view lists every endpoint", stepLimit, wantSRV(dnsAddr, peerSRV, dns.RcodeSuccess,
 		"db-0.db.default.peers.cluster.local. "+hosts[0].ip,
 		"db-1.db.default.peers.cluster.local. "+hosts[1].ip,
 		"db-2.db.default.peers.cluster.local. "+hosts[2].ip,
@@ -118,7 +120,7 @@ func TestQuorumThroughPeerDNS(t *testing.T) {
 		name := fmt.Sprintf("db-%d", i)
 		agents[name] = startAgent(t, agentBin, h, name, dnsAddr, peerSRV)
 	}
-	eventually(t, "3 agents converge", stepLimit, allOf(
+	testtools.Eventually(t, "3 agents converge", stepLimit, allOf(
 		wantView(agents["db-0"], 1, "db-0=alive", "db-1=alive", "db-2=alive"),
 		wantView(agents["db-1"], 1, "db-0=alive", "db-1=alive", "db-2=alive"),
 		wantView(agents["db-2"], 1, "db-0=alive", "db-1=alive", "db-2=alive"),
@@ -132,12 +134,12 @@ func TestQuorumThroughPeerDNS(t *testing.T) {
 
 	// 2. One of three killed: quorum holds.
 	agents["db-2"].kill(t)
-	took := eventually(t, "db-2's failure seen, quorum kept", stepLimit, allOf(
+	took := testtools.Eventually(t, "db-2's failure seen, quorum kept", stepLimit, allOf(
 		wantView(agents["db-0"], 1, "db-0=alive", "db-1=alive", "db-2=suspect|dead"),
 		wantView(agents["db-1"], 1, "db-0=alive", "db-1=alive", "db-2=suspect|dead"),
 	))
 	t.Logf("db-2 killed: no longer alive for both others after %v", took.Round(time.Millisecond))
-	took += eventually(t, "db-2 declared dead", stepLimit, allOf(
+	took += testtools.Eventually(t, "db-2 declared dead", stepLimit, allOf(
 		wantView(agents["db-0"], 1, "db-0=alive", "db-1=alive", "db-2=dead"),
 		wantView(agents["db-1"], 1, "db-0=alive", "db-1=alive", "db-2=dead"),
 	))
@@ -145,7 +147,7 @@ func TestQuorumThroughPeerDNS(t *testing.T) {
 
 	// 3. Two of three killed: quorum lost.
 	agents["db-1"].kill(t)
-	took = eventually(t, "quorum lost", stepLimit,
+	took = testtools.Eventually(t, "quorum lost", stepLimit,
 		wantView(agents["db-0"], 0, "db-0=alive", "db-1=suspect|dead", "db-2=dead"))
 	t.Logf("db-1 killed: db-0 lost quorum after %v", took.Round(time.Millisecond))
 
@@ -159,16 +161,16 @@ func TestQuorumThroughPeerDNS(t *testing.T) {
 		endpoint("db-1", hosts[1].ip, false),
 		endpoint("db-2", moved.ip, false),
 	)
-	eventually(t, "ready tree lists db-0 only", stepLimit, wantSRV(dnsAddr, readySRV, dns.RcodeSuccess,
+	testtools.Eventually(t, "ready tree lists db-0 only", stepLimit, wantSRV(dnsAddr, readySRV, dns.RcodeSuccess,
 		"db-0.db.default.svc.cluster.local. "+hosts[0].ip))
-	eventually(t, "peer view has db-2's new address", stepLimit, wantSRV(dnsAddr, peerSRV, dns.RcodeSuccess,
+	testtools.Eventually(t, "peer view has db-2's new address", stepLimit, wantSRV(dnsAddr, peerSRV, dns.RcodeSuccess,
 		"db-0.db.default.peers.cluster.local. "+hosts[0].ip,
 		"db-1.db.default.peers.cluster.local. "+hosts[1].ip,
 		"db-2.db.default.peers.cluster.local. "+moved.ip,
 	))
 	start = time.Now()
 	agents["db-2"] = startAgent(t, agentBin, moved, "db-2", dnsAddr, readySRV)
-	eventually(t, "db-2 admitted from its new address, quorum back", stepLimit, allOf(
+	testtools.Eventually(t, "db-2 admitted from its new address, quorum back", stepLimit, allOf(
 		wantView(agents["db-0"], 1, "db-0=alive", "db-1=suspect|dead", "db-2=alive"),
 		wantAddress(agents["db-0"], "db-2", net.JoinHostPort(moved.ip, strconv.Itoa(gossipPort))),
 		wantView(agents["db-2"], 1, "db-0=alive", "db-2=alive"),
