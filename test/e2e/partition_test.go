@@ -35,9 +35,10 @@ func requireIPTables(t *testing.T) {
 
 // cut drops all traffic between every host of side and every host of
 // other, both ways; hosts on the same side still reach each other and the
-// gateway (peerdns). The rules go into side's namespaces only: INPUT from
-// and OUTPUT to each host of other. t.Cleanup heals it if the test did
-// not.
+// gateway (peerdns). Each host drops what arrives from the other side
+// (INPUT), and sends as usual: a drop on OUTPUT would fail the sender's
+// sendto with EPERM, which no real partition does. t.Cleanup heals it if
+// the test did not.
 func cut(t *testing.T, side, other []*host) *partition {
 	t.Helper()
 	p := &partition{}
@@ -46,18 +47,17 @@ func cut(t *testing.T, side, other []*host) *partition {
 			t.Error(err)
 		}
 	})
-	for _, h := range side {
-		for _, o := range other {
-			for _, spec := range [][]string{
-				{"INPUT", "-s", o.ip + "/32", "-j", "DROP"},
-				{"OUTPUT", "-d", o.ip + "/32", "-j", "DROP"},
-			} {
-				r := rule{netns: h.netns, spec: spec}
-				if err := r.run("-A"); err != nil {
-					t.Fatal(err)
-				}
-				p.rules = append(p.rules, r)
-			}
+	drop := func(h, from *host) {
+		r := rule{netns: h.netns, spec: []string{"INPUT", "-s", from.ip + "/32", "-j", "DROP"}}
+		if err := r.run("-A"); err != nil {
+			t.Fatal(err)
+		}
+		p.rules = append(p.rules, r)
+	}
+	for _, a := range side {
+		for _, b := range other {
+			drop(a, b)
+			drop(b, a)
 		}
 	}
 	return p
