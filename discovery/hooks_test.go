@@ -29,6 +29,17 @@ func hookLog(t *testing.T, path string) [][]string {
 	return blocks
 }
 
+// hookScript writes an executable shell script for the agent to run as its
+// on-change hook (the agent itself runs no shell) and returns its path.
+func hookScript(t *testing.T, body string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "hook")
+	if err := os.WriteFile(path, []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 func dnsNames(names ...string) []string {
 	var out []string
 	for _, n := range names {
@@ -45,7 +56,7 @@ func TestHooksSeeSettledChanges(t *testing.T) {
 	logPath, peersPath := filepath.Join(dir, "hook.log"), filepath.Join(dir, "peers")
 	c := newTestCluster(t, 3)
 	watcher := c.start("web-0", func(cfg *Config) {
-		cfg.OnChange = fmt.Sprintf(`{ cat; echo "quorum=$PEERAGENT_HAS_QUORUM"; echo ---; } >> %q`, logPath)
+		cfg.OnChange = hookScript(t, fmt.Sprintf(`{ cat; echo "quorum=$PEERAGENT_HAS_QUORUM"; echo ---; } >> %q`, logPath))
 		cfg.PeersFile = peersPath
 	})
 	web1, web2 := c.start("web-1"), c.start("web-2")
@@ -101,7 +112,7 @@ func TestHooksSeeSettledChanges(t *testing.T) {
 func TestFailingHookIsCounted(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t, 2)
-	a := c.start("web-0", func(cfg *Config) { cfg.OnChange = "cat >/dev/null; echo boom >&2; exit 3" })
+	a := c.start("web-0", func(cfg *Config) { cfg.OnChange = hookScript(t, "cat >/dev/null; echo boom >&2; exit 3") })
 	b := c.start("web-1")
 	eventually(t, "hook failure counted", func() error {
 		if a.gauge(a.metrics.hookRuns.WithLabelValues("on_change", "failure")) == 0 {
@@ -118,21 +129,28 @@ func TestFailingHookIsCounted(t *testing.T) {
 func TestSettler(t *testing.T) {
 	s := newSettler(time.Hour)
 	defer s.timer.Stop()
+	in := func(has bool, members ...string) hookInput {
+		return hookInput{members: members, quorum: Quorum{Has: has}}
+	}
 	if _, ok := s.fire(); ok {
 		t.Fatal("fired with nothing observed")
 	}
-	s.observe([]string{"a"})
-	s.observe([]string{"a", "b"})
-	if got, ok := s.fire(); !ok || !slices.Equal(got, []string{"a", "b"}) {
-		t.Fatalf("fire() = %q, %v; want the latest list", got, ok)
+	s.observe(in(true, "a"))
+	s.observe(in(true, "a", "b"))
+	if got, ok := s.fire(); !ok || !got.equal(in(true, "a", "b")) {
+		t.Fatalf("fire() = %v, %v; want the latest input", got, ok)
 	}
-	s.observe([]string{"a", "b"})
+	s.observe(in(true, "a", "b"))
 	if _, ok := s.fire(); ok {
-		t.Fatal("fired again for an unchanged list")
+		t.Fatal("fired again for an unchanged input")
 	}
-	s.observe([]string{"a"})
-	s.observe([]string{"a", "b"}) // flapped back before settling
+	s.observe(in(true, "a"))
+	s.observe(in(true, "a", "b")) // flapped back before settling
 	if _, ok := s.fire(); ok {
-		t.Fatal("fired for a list equal to the last one reported")
+		t.Fatal("fired for an input equal to the last one reported")
+	}
+	s.observe(in(false, "a", "b")) // same members, quorum lost
+	if got, ok := s.fire(); !ok || got.quorum.Has {
+		t.Fatalf("fire() = %v, %v; want the quorum loss", got, ok)
 	}
 }
