@@ -28,6 +28,9 @@ func testKeyringRotation(t *testing.T, d *deployment) {
 	s.memberArgs = func(i int) []string { return []string{"--gossip.keyring-dir=" + volumes[i].dir} }
 	s.startAll(t)
 	testtools.Eventually(t, "encrypted with the old key", stepLimit, s.wantKeyring(1, oldKey))
+	// Views gossiped while the members were still finding each other
+	// disagree until the final ones arrive.
+	testtools.Eventually(t, "views agree", stepLimit, s.wantViewsAgree())
 
 	kept := watch(t, "membership kept, views agree", 100*time.Millisecond, func() error {
 		var checks []func() error

@@ -139,6 +139,18 @@ func (s *statefulSet) wantAllAlive(agents ...*proc) func() error {
 	return allOf(checks...)
 }
 
+// wantViewsAgree checks that no running agent reports a view
+// disagreement.
+func (s *statefulSet) wantViewsAgree() func() error {
+	return func() error {
+		var checks []func() error
+		for _, p := range s.up() {
+			checks = append(checks, wantMetric(p, "peeragent_view_disagreement", 0))
+		}
+		return allOf(checks...)()
+	}
+}
+
 // endpointSlice is a headless service and its one EndpointSlice, written
 // as the endpointslice controller would for a StatefulSet of that name.
 type endpointSlice struct {
