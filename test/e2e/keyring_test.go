@@ -17,7 +17,8 @@ import (
 // atomically, one pod after another), rotated in the documented three
 // steps: add the new key, make it primary, remove the old one. Throughout,
 // every member sees every other alive with quorum and their views agree,
-// and no member ever drops a message it cannot decrypt.
+// and until the old key is removed no member drops a message it cannot
+// decrypt.
 func testKeyringRotation(t *testing.T, d *deployment) {
 	oldKey, newKey := gossipKey(t), gossipKey(t)
 	s := d.newStatefulSet(t, "keys", 3, "--gossip.keyring-reload-interval=250ms")
@@ -53,7 +54,16 @@ func testKeyringRotation(t *testing.T, d *deployment) {
 		{"make it primary", map[string]string{"primary": newKey, "old": oldKey}, 2, newKey},
 		{"remove the old key", map[string]string{"primary": newKey}, 1, newKey},
 	}
-	for _, step := range steps {
+	for n, step := range steps {
+		if n == len(steps)-1 {
+			// Until the old key is removed every member can read both
+			// keys, so nothing may have been dropped.
+			for _, p := range s.agents {
+				if err := wantMetric(p, `peeragent_rejected_messages_total{reason="key"}`, 0)(); err != nil {
+					t.Error(err)
+				}
+			}
+		}
 		// The kubelet updates each pod's volume on its own schedule: one
 		// member after another, so that members with the old and the new
 		// keyring gossip with each other in between.
@@ -66,11 +76,20 @@ func testKeyringRotation(t *testing.T, d *deployment) {
 		t.Logf("measured: keyring rotation: %s: applied on all %d members, one after another, in %v", step.what, s.n, since(start))
 	}
 	kept.end(t)
+	// The old key goes here right after the last member switched its
+	// primary, where the kubelet would take up to a minute: a packet that
+	// member encrypted with the old key just before may still be queued.
+	// Dropping it loses no membership (the monitor above), so it is
+	// measured, not asserted.
+	dropped := 0.0
 	for _, p := range s.agents {
-		if err := wantMetric(p, `peeragent_rejected_messages_total{reason="key"}`, 0)(); err != nil {
+		v, err := p.metric(`peeragent_rejected_messages_total{reason="key"}`)
+		if err != nil && !isNoSample(err) {
 			t.Error(err)
 		}
+		dropped += v
 	}
+	t.Logf("measured: keyring rotation: %v packets dropped as undecryptable after the old key was removed", dropped)
 }
 
 // wantKeyring checks that every agent has keys keys installed, primary
