@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -197,25 +196,32 @@ func TestTailBufferAtItsBound(t *testing.T) {
 	}
 }
 
-func newTestHookRunner(t *testing.T, command string, timeout time.Duration) (*hookRunner, *strings.Builder) {
+func newTestHookRunner(t *testing.T, command string, timeout time.Duration) (*hookRunner, *syncBuffer) {
 	t.Helper()
-	var logs strings.Builder
+	logs := &syncBuffer{}
 	cfg := DefaultConfig()
 	cfg.NodeName, cfg.OnChange, cfg.OnChangeTimeout = "web-0", command, timeout
 	m := newMetrics(prometheus.NewRegistry(), ExpectedSet{Set: "web", N: 1}, Identity{Set: "web"})
-	h := newHookRunner(&cfg, m, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
-	return h, &logs
+	h := newHookRunner(&cfg, m, slog.New(slog.NewTextHandler(logs, nil)))
+	return h, logs
 }
 
-type syncWriter struct {
+// syncBuffer collects logs written from several goroutines.
+type syncBuffer struct {
 	mu sync.Mutex
-	w  io.Writer
+	b  strings.Builder
 }
 
-func (s *syncWriter) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // A hook that writes far more than the bound is logged with the last
