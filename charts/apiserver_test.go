@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
@@ -30,10 +31,10 @@ import (
 
 // TestChartsApplyToAPIServer sends what the charts render to a real
 // kube-apiserver as a server-side dry-run apply with strict field
-// validation, then installs some for real (see "installed"). The API server validates what typed decoding cannot: native
-// sidecar rules (probes are allowed on an init container only with
-// restartPolicy Always), selectors against labels, port names, RBAC
-// references.
+// validation, then installs some for real (see "installed"). The API
+// server validates what typed decoding cannot: native sidecar rules (probes
+// are allowed on an init container only with restartPolicy Always),
+// selectors against labels, port names, RBAC references.
 func TestChartsApplyToAPIServer(t *testing.T) {
 	helmBinary(t) // skip before starting a control plane when helm is missing
 	cp := controlplane.StartT(t, controlplane.Options{})
@@ -52,41 +53,8 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	mapper := restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc))
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-
-	// apply sends every rendered object with a server-side apply (a dry
-	// run, or for real) and returns the errors by kind and name.
-	apply := func(t *testing.T, r *rendered, dryRun bool) map[string]error {
-		t.Helper()
-		errs := map[string]error{}
-		for _, doc := range r.docs {
-			obj, res := resourceFor(t, mapper, dyn, doc)
-			body, err := json.Marshal(obj.Object)
-			if err != nil {
-				t.Fatal(err)
-			}
-			opts := metav1.PatchOptions{
-				FieldManager:    "charts-test",
-				Force:           ptr(true),
-				FieldValidation: metav1.FieldValidationStrict,
-			}
-			if dryRun {
-				opts.DryRun = []string{metav1.DryRunAll}
-			}
-			if _, err := res.Patch(ctx, obj.GetName(), types.ApplyPatchType, body, opts); err != nil {
-				errs[obj.GetKind()+" "+obj.GetName()] = err
-			}
-		}
-		return errs
-	}
+	a := newApplier(t, ctx, cfg)
+	apply := a.apply
 
 	tests := []struct {
 		name, chart, values string
@@ -125,8 +93,8 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 	// prometheus-operator's objects against minimal CRDs of their kinds, and
 	// the service accounts' rights asked of the API server with kubectl.
 	t.Run("installed", func(t *testing.T) {
-		createMonitoringCRDs(t, ctx, dyn)
-		mapper.Reset() // forget the discovery that predates the CRDs
+		createMonitoringCRDs(t, ctx, a.dyn)
+		a.mapper.Reset() // forget the discovery that predates the CRDs
 
 		installs := []struct {
 			name, chart, values, namespace string
@@ -148,7 +116,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 				}
 				kinds := map[string]int{}
 				for _, doc := range r.docs {
-					sent, res := resourceFor(t, mapper, dyn, doc)
+					sent, res := a.resource(t, doc)
 					kinds[sent.GetKind()]++
 					got, err := res.Get(ctx, sent.GetName(), metav1.GetOptions{})
 					if err != nil {
@@ -214,27 +182,73 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 	})
 }
 
-// resourceFor decodes one rendered document and returns it with the dynamic
+// applier sends rendered documents to an API server.
+type applier struct {
+	ctx    context.Context
+	mapper *restmapper.DeferredDiscoveryRESTMapper
+	dyn    dynamic.Interface
+}
+
+func newApplier(t *testing.T, ctx context.Context, cfg *rest.Config) *applier {
+	t.Helper()
+	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &applier{ctx: ctx, mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(dc)), dyn: dyn}
+}
+
+// apply sends every rendered object with a server-side apply (a dry run, or
+// for real) and returns the errors by kind and name.
+func (a *applier) apply(t *testing.T, r *rendered, dryRun bool) map[string]error {
+	t.Helper()
+	errs := map[string]error{}
+	for _, doc := range r.docs {
+		obj, res := a.resource(t, doc)
+		body, err := json.Marshal(obj.Object)
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := metav1.PatchOptions{
+			FieldManager:    "charts-test",
+			Force:           ptr(true),
+			FieldValidation: metav1.FieldValidationStrict,
+		}
+		if dryRun {
+			opts.DryRun = []string{metav1.DryRunAll}
+		}
+		if _, err := res.Patch(a.ctx, obj.GetName(), types.ApplyPatchType, body, opts); err != nil {
+			errs[obj.GetKind()+" "+obj.GetName()] = err
+		}
+	}
+	return errs
+}
+
+// resource decodes one rendered document and returns it with the dynamic
 // client for its resource (in its namespace, or releaseNamespace).
-func resourceFor(t *testing.T, mapper meta.RESTMapper, dyn dynamic.Interface, doc []byte) (*unstructured.Unstructured, dynamic.ResourceInterface) {
+func (a *applier) resource(t *testing.T, doc []byte) (*unstructured.Unstructured, dynamic.ResourceInterface) {
 	t.Helper()
 	obj := &unstructured.Unstructured{}
 	if err := yaml.Unmarshal(doc, &obj.Object); err != nil {
 		t.Fatal(err)
 	}
 	gvk := obj.GroupVersionKind()
-	mapping, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
+	mapping, err := a.mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 	if err != nil {
 		t.Fatalf("%s: %v", gvk, err)
 	}
 	if mapping.Scope.Name() != meta.RESTScopeNameNamespace {
-		return obj, dyn.Resource(mapping.Resource)
+		return obj, a.dyn.Resource(mapping.Resource)
 	}
 	ns := obj.GetNamespace()
 	if ns == "" {
 		ns = releaseNamespace
 	}
-	return obj, dyn.Resource(mapping.Resource).Namespace(ns)
+	return obj, a.dyn.Resource(mapping.Resource).Namespace(ns)
 }
 
 // missingFields lists every field of sent that got lacks or holds with
