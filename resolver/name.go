@@ -61,15 +61,6 @@ func (w *wireName) label(i int) []byte {
 	return w.b[o+1 : o+1+int(w.b[o])]
 }
 
-// span returns labels [i, j) in wire form, length bytes included.
-func (w *wireName) span(i, j int) []byte {
-	end := w.n - 1
-	if j < w.nl {
-		end = int(w.labels[j])
-	}
-	return w.b[w.labels[i]:end]
-}
-
 // String is the name in presentation form, ending in a dot.
 func (w *wireName) String() string {
 	if w.nl == 0 {

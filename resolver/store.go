@@ -34,10 +34,6 @@ type Store struct {
 	// bound is set by the Handler that answers from the store: answers
 	// cached on its names are laid out for that handler's zones.
 	bound atomic.Bool
-
-	// onChange, when set, is called after every change with the new
-	// service and endpoint counts (for metrics).
-	onChange func(services, endpoints int)
 }
 
 // entry is one service: its two views (nil when empty).
@@ -119,11 +115,7 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	}
 	s.reverse.Store(nil)
 	s.bumpSerial()
-	services, endpoints := len(s.services), s.endpoints
 	s.mu.Unlock()
-	if s.onChange != nil {
-		s.onChange(services, endpoints)
-	}
 }
 
 func (s *Store) count(namespace string, e *entry, d int) {
