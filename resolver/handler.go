@@ -132,6 +132,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if !store.bound.CompareAndSwap(false, true) {
 		return nil, errors.New("store already has a handler")
 	}
+	store.log.Store(cfg.Logger)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()

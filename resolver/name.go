@@ -189,3 +189,24 @@ func nibble(c byte) (byte, bool) {
 	}
 	return 0, false
 }
+
+// maxPortName is the longest port name Kubernetes accepts (an IANA service
+// name, RFC 6335 §5.1).
+const maxPortName = 15
+
+// validLabel reports whether s, already in lower case, can be published as
+// one label of a name: 1–max octets of letters, digits, '-' and '_'. Anything
+// else (a dot, a space, a 64-octet label) could not be encoded, or would be
+// read as more than one label.
+func validLabel(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}

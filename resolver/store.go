@@ -1,6 +1,7 @@
 package resolver
 
 import (
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -34,6 +35,11 @@ type Store struct {
 	// bound is set by the Handler that answers from the store: answers
 	// cached on its names are laid out for that handler's zones.
 	bound atomic.Bool
+
+	// unencodable counts names left out because they cannot be encoded;
+	// log, set by the Handler, is where they are reported.
+	unencodable atomic.Uint64
+	log         atomic.Pointer[slog.Logger]
 }
 
 // entry is one service: its two views (nil when empty).
@@ -72,20 +78,52 @@ func serviceKey(name, namespace string) string { return name + "/" + namespace }
 // Upsert replaces everything known about the service svc.Namespace/svc.Name
 // with svc. It returns once the new data is what queries see. svc is not
 // retained after Upsert returns; the caller may reuse it.
+//
+// Names that cannot be encoded are left out, each counted
+// (peerdns_unencodable_names_total) and logged at Warn: a service or
+// namespace name that is not a 1–63 octet label of letters, digits, '-' and
+// '_' drops the whole service (a previous state of it is deleted), a
+// hostname or port name drops only that endpoint or port. The API server
+// validates these fields, so this only guards against other sources.
 func (s *Store) Upsert(svc Service) {
-	e := &entry{ready: newView(&svc, func(ep *Endpoint) bool { return ep.Ready })}
+	for _, l := range []struct{ what, value string }{{"service", svc.Name}, {"namespace", svc.Namespace}} {
+		if !validLabel(strings.ToLower(l.value), maxLabel) {
+			s.dropName(&svc, l.what, l.value)
+			s.Delete(svc.Namespace, svc.Name)
+			return
+		}
+	}
+	type dropped struct{ what, value string }
+	var drops []dropped // each once, though both views meet it
+	drop := func(what, value string) {
+		if d := (dropped{what, value}); !slices.Contains(drops, d) {
+			drops = append(drops, d)
+		}
+	}
+	e := &entry{ready: newView(&svc, func(ep *Endpoint) bool { return ep.Ready }, drop)}
 	e.all = e.ready // the usual case, and half the memory
 	for i := range svc.Endpoints {
 		if !svc.Endpoints[i].Ready && len(svc.Endpoints[i].Addrs) > 0 {
-			e.all = newView(&svc, func(*Endpoint) bool { return true })
+			e.all = newView(&svc, func(*Endpoint) bool { return true }, drop)
 			break
 		}
+	}
+	for _, d := range drops {
+		s.dropName(&svc, d.what, d.value)
 	}
 	if e.ready == nil && e.all == nil {
 		s.Delete(svc.Namespace, svc.Name)
 		return
 	}
 	s.replace(strings.ToLower(svc.Namespace), strings.ToLower(svc.Name), e)
+}
+
+// dropName counts and logs a name of svc that cannot be encoded.
+func (s *Store) dropName(svc *Service, what, value string) {
+	s.unencodable.Add(1)
+	if l := s.log.Load(); l != nil {
+		l.Warn("name left out: it cannot be encoded as one DNS label", "namespace", svc.Namespace, "service", svc.Name, "field", what, "value", value)
+	}
 }
 
 // Delete forgets the service namespace/name. Deleting an unknown service is

@@ -72,8 +72,10 @@ type node struct {
 const linearScanMax = 16
 
 // newView builds the view of svc's endpoints for which keep is true. It
-// returns nil when no endpoint qualifies: the names do not exist.
-func newView(svc *Service, keep func(*Endpoint) bool) *view {
+// returns nil when no endpoint qualifies: the names do not exist. Hostnames
+// and port names that cannot be encoded as one label (see validLabel; port
+// names at most 15 characters) are left out, each reported to drop.
+func newView(svc *Service, keep func(*Endpoint) bool, drop func(what, value string)) *view {
 	type building struct {
 		host
 		eps [][]Port // the distinct Ports arrays of the endpoints behind it
@@ -107,6 +109,10 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 			label := strings.ToLower(ep.Hostname)
 			if label == "" {
 				label = dashedLabel(a)
+			} else if !validLabel(label, maxLabel) || label[0] == '_' {
+				// A leading '_' would be read as a protocol label.
+				drop("hostname", ep.Hostname)
+				continue
 			}
 			add(label, a, ep.Ports)
 		}
@@ -131,6 +137,10 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 				continue // the specification gives unnamed ports no SRV name
 			}
 			p.Name, p.Protocol = strings.ToLower(p.Name), strings.ToLower(p.Protocol)
+			if !validLabel(p.Name, maxPortName) {
+				drop("port name", p.Name)
+				continue
+			}
 			ports = append(ports, p)
 		}
 		slices.SortFunc(ports, comparePort)
