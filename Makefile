@@ -5,20 +5,54 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release being prepared; the charts' appVersion and CHANGELOG.md agree
+# with it (go test ./test/release checks). Bump it right after tagging.
+RELEASE   := v0.1.0
+# The version stamped into binaries, images and packaged charts: the release
+# tag on a tagged commit, else a development version (see hack/version.sh and
+# docs/release.md).
+VERSION   ?= $(shell hack/version.sh $(RELEASE))
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+# Every time stamp in images and archives: the last commit's time, so two
+# builds of one commit are byte-identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
+# Static binaries: the images have no C library.
+export CGO_ENABLED := 0
 LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
 export PEERDNS_TOOLS_BIN := $(TOOLS_BIN)
+# Release outputs (git-ignored).
+DIST      ?= dist
+# Platforms of the images, and of the release archives.
+PLATFORMS ?= linux/amd64 linux/arm64
+RELEASE_PLATFORMS ?= $(PLATFORMS) darwin/amd64 darwin/arm64
+IMAGE_REPOSITORY ?= ghcr.io/peerdns
 
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/peerdns and bin/peeragent.
+build: ## Build bin/peerdns and bin/peeragent (static, CGO_ENABLED=0).
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+.PHONY: binaries
+binaries: ## Cross-compile both programs for every PLATFORMS into $(DIST)/bin/<os>_<arch>/.
+	@for p in $(PLATFORMS); do \
+		echo "go build $$p"; \
+		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/bin/$${p%/*}_$${p#*/}/ ./cmd/...; \
+	done
+
+.PHONY: image
+image: binaries ## Build the peerdns and peeragent images (OCI layout, archives, SBOMs) into $(DIST)/image; no daemon needed.
+	$(GO) run ./hack/image -bin $(DIST)/bin -out $(DIST)/image -platforms '$(PLATFORMS)' \
+		-repository $(IMAGE_REPOSITORY) -version $(VERSION) -revision '$(REVISION)'
+
+.PHONY: version
+version: ## Print the version this checkout builds (see docs/release.md).
+	@echo $(VERSION)
 
 .PHONY: controlplane
 controlplane: ## Build the pinned etcd, kube-apiserver, controller-manager, scheduler, kwok, CoreDNS, helm into .cache/bin; install dig/dnsperf.
@@ -52,4 +86,4 @@ lint: ## gofmt, go vet and go mod tidy checks.
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the control-plane cache).
-	rm -rf bin/
+	rm -rf bin/ $(DIST)/
