@@ -17,8 +17,6 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # builds of one commit are byte-identical.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 export SOURCE_DATE_EPOCH
-# Static binaries: the images have no C library.
-export CGO_ENABLED := 0
 LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
@@ -29,6 +27,8 @@ DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
 RELEASE_PLATFORMS ?= $(PLATFORMS) darwin/amd64 darwin/arm64
 IMAGE_REPOSITORY ?= ghcr.io/peerdns
+# Where the chart repository (dist/release/charts) is published.
+CHART_URL ?= https://peerdns.github.io/peerdns/charts
 
 .PHONY: help
 help: ## Show this help.
@@ -36,13 +36,13 @@ help: ## Show this help.
 
 .PHONY: build
 build: ## Build bin/peerdns and bin/peeragent (static, CGO_ENABLED=0).
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
 
 .PHONY: binaries
 binaries: ## Cross-compile both programs for every PLATFORMS into $(DIST)/bin/<os>_<arch>/.
 	@for p in $(PLATFORMS); do \
 		echo "go build $$p"; \
-		GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/bin/$${p%/*}_$${p#*/}/ ./cmd/...; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/bin/$${p%/*}_$${p#*/}/ ./cmd/...; \
 	done
 
 .PHONY: image
@@ -53,6 +53,21 @@ image: binaries ## Build the peerdns and peeragent images (OCI layout, archives,
 .PHONY: version
 version: ## Print the version this checkout builds (see docs/release.md).
 	@echo $(VERSION)
+
+.PHONY: release
+release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
+	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)'
+	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
+		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
+
+.PHONY: helm
+helm: ## Build only the pinned helm into .cache/bin (make controlplane builds it too).
+	@. hack/versions.env; \
+	if [ ! -x $(TOOLS_BIN)/helm ] || [ "$$(cat $(TOOLS_BIN)/.helm.version 2>/dev/null)" != "$$HELM_VERSION" ]; then \
+		echo "building helm $$HELM_VERSION"; \
+		mkdir -p $(TOOLS_BIN); GOBIN=$(TOOLS_BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$$HELM_VERSION; \
+		echo "$$HELM_VERSION" >$(TOOLS_BIN)/.helm.version; \
+	fi
 
 .PHONY: controlplane
 controlplane: ## Build the pinned etcd, kube-apiserver, controller-manager, scheduler, kwok, CoreDNS, helm into .cache/bin; install dig/dnsperf.
