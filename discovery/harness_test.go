@@ -18,12 +18,12 @@ import (
 
 // testTiming is fast enough for a test suite and slow enough for -race on a
 // busy machine (a member counts only once it answered a probe within the
-// probe timeout): a crashed member is suspect within about 1s and dead
-// within about 3s.
+// probe timeout): a crashed member is suspect within about 1.5s and dead
+// within about 4s.
 func testTiming() Timing {
 	return Timing{
-		ProbeInterval:           300 * time.Millisecond,
-		ProbeTimeout:            250 * time.Millisecond,
+		ProbeInterval:           500 * time.Millisecond,
+		ProbeTimeout:            500 * time.Millisecond,
 		SuspicionMult:           4,
 		SuspicionMaxTimeoutMult: 2,
 		GossipInterval:          50 * time.Millisecond,
@@ -32,7 +32,7 @@ func testTiming() Timing {
 		TCPTimeout:              time.Second,
 		GossipToTheDeadTime:     5 * time.Second,
 		DeadNodeReclaimTime:     200 * time.Millisecond,
-		SuspectTimeout:          time.Second,
+		SuspectTimeout:          1500 * time.Millisecond,
 		ViewInterval:            time.Second,
 	}
 }

@@ -1,13 +1,19 @@
 package discovery
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // hookLog reads the blocks the test hook appended, one per run.
@@ -152,5 +158,97 @@ func TestSettler(t *testing.T) {
 	s.observe(in(false, "a", "b")) // same members, quorum lost
 	if got, ok := s.fire(); !ok || got.quorum.Has {
 		t.Fatalf("fire() = %v, %v; want the quorum loss", got, ok)
+	}
+}
+
+func TestTailBufferAtItsBound(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		writes  []int // sizes of successive writes
+		dropped int64
+	}{
+		{name: "exactly the bound", writes: []int{HookOutputTail}},
+		{name: "one byte over, one write", writes: []int{HookOutputTail + 1}, dropped: 1},
+		{name: "one byte over, two writes", writes: []int{HookOutputTail, 1}, dropped: 1},
+		{name: "many small writes", writes: slices.Repeat([]int{100}, 1000), dropped: 100*1000 - HookOutputTail},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tb := &tailBuffer{max: HookOutputTail}
+			var all []byte
+			for i, n := range tc.writes {
+				chunk := []byte(strings.Repeat(string(rune('a'+i%26)), n))
+				all = append(all, chunk...)
+				if _, err := tb.Write(chunk); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := all[int64(len(all))-min(int64(len(all)), HookOutputTail):]
+			if string(tb.buf) != string(want) || cap(tb.buf) > 2*HookOutputTail {
+				t.Errorf("kept %d bytes (cap %d), want the last %d", len(tb.buf), cap(tb.buf), len(want))
+			}
+			if got := tb.total - int64(len(tb.buf)); got != tc.dropped {
+				t.Errorf("dropped %d bytes, want %d", got, tc.dropped)
+			}
+			if marked := strings.HasPrefix(tb.String(), "["); marked != (tc.dropped > 0) {
+				t.Errorf("String() = %.40q…; a drop marker is wanted only when bytes were dropped", tb.String())
+			}
+		})
+	}
+}
+
+func newTestHookRunner(t *testing.T, command string, timeout time.Duration) (*hookRunner, *syncBuffer) {
+	t.Helper()
+	logs := &syncBuffer{}
+	cfg := DefaultConfig()
+	cfg.NodeName, cfg.OnChange, cfg.OnChangeTimeout = "web-0", command, timeout
+	m := newMetrics(prometheus.NewRegistry(), ExpectedSet{Set: "web", N: 1}, Identity{Set: "web"})
+	h := newHookRunner(&cfg, m, slog.New(slog.NewTextHandler(logs, nil)))
+	return h, logs
+}
+
+// syncBuffer collects logs written from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// A hook that writes far more than the bound is logged with the last
+// HookOutputTail bytes only.
+func TestHookOutputIsBounded(t *testing.T) {
+	h, logs := newTestHookRunner(t, hookScript(t, "head -c 10000000 /dev/zero | tr '\\0' x; echo END; exit 1"), 30*time.Second)
+	h.deliver(context.Background(), hookInput{members: []string{"web-0"}})
+	out := logs.String()
+	if !strings.Contains(out, "END") || !strings.Contains(out, "earlier bytes dropped") {
+		t.Fatalf("log lacks the output's tail or the drop marker: %.300s", out)
+	}
+	if len(out) > HookOutputTail+1024 {
+		t.Errorf("logged %d bytes for a hook that wrote 10 MB, want about %d", len(out), HookOutputTail)
+	}
+}
+
+func TestOnChangeIsAnExecutablePath(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.NodeName, cfg.Expected, cfg.PeersSRV = "web-0", 3, testSRV
+	for _, cmd := range []string{"cat >/dev/null; exit 3", "hook.sh", "bin/hook"} {
+		cfg.OnChange = cmd
+		if err := cfg.validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("on-change %q accepted: %v", cmd, err)
+		}
+	}
+	cfg.OnChange = "/usr/local/bin/on-change"
+	if err := cfg.validate(); err != nil {
+		t.Errorf("on-change %q refused: %v", cfg.OnChange, err)
 	}
 }

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -280,4 +283,113 @@ func TestForgedLeaveIsIgnored(t *testing.T) {
 	want := allAlive("web-0", "web-2")
 	want["web-1"] = StateDead
 	eventually(t, "web-1 seen as failed", wantStates(want, observer))
+}
+
+// Each member gossips its version and zone: /members shows them with the
+// last direct contact and its round-trip time, and
+// peeragent_members_by_version counts the alive members per version, as
+// during a partitioned rolling update.
+func TestNodeMetadata(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3)
+	meta := map[string][2]string{"web-0": {"1.0", "zone-a"}, "web-1": {"1.0", "zone-b"}, "web-2": {"1.1", ""}}
+	var agents []*testAgent
+	for _, name := range webNames(3) {
+		agents = append(agents, c.start(name, func(cfg *Config) { cfg.Version, cfg.Zone = meta[name][0], meta[name][1] }))
+	}
+	eventually(t, "converge", wantStates(allAlive(webNames(3)...), agents...))
+	obs := agents[0]
+	byVersion := func(v string) float64 { return obs.gauge(obs.metrics.membersByVersion.WithLabelValues(v)) }
+	if a, b := byVersion("1.0"), byVersion("1.1"); a != 2 || b != 1 {
+		t.Errorf("peeragent_members_by_version: 1.0=%v 1.1=%v, want 2 and 1", a, b)
+	}
+
+	rec := httptest.NewRecorder()
+	obs.MembersHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
+	var members []struct {
+		Name        string    `json:"name"`
+		Version     string    `json:"version"`
+		Zone        string    `json:"zone"`
+		LastContact time.Time `json:"last_contact"`
+		RTT         float64   `json:"rtt_seconds"`
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &members); err != nil {
+		t.Fatalf("/members: %v\n%s", err, rec.Body)
+	}
+	for _, m := range members {
+		if m.Version != meta[m.Name][0] || m.Zone != meta[m.Name][1] {
+			t.Errorf("/members: %s version %q zone %q, want %q", m.Name, m.Version, m.Zone, meta[m.Name])
+		}
+		self := m.Name == "web-0"
+		if m.LastContact.IsZero() != self || (m.RTT > 0) == self {
+			t.Errorf("/members: %s last contact %v rtt %v; want both set for a peer, neither for this agent", m.Name, m.LastContact, m.RTT)
+		}
+	}
+
+	agents[2].stop() // the canary goes away
+	eventually(t, "version 1.1 no longer counted", func() error {
+		if got := byVersion("1.1"); got != 0 {
+			return fmt.Errorf("peeragent_members_by_version{version=1.1} = %v", got)
+		}
+		return nil
+	})
+}
+
+// /startupz fails until another member answered this agent's own probe,
+// then stays ok; /readyz follows it.
+func TestStartupWaitsForTheFirstAck(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3)
+	a := c.start("web-0")
+	status := func() int {
+		rec := httptest.NewRecorder()
+		a.StartupHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/startupz", nil))
+		return rec.Code
+	}
+	if got := status(); got != http.StatusServiceUnavailable {
+		t.Fatalf("/startupz = %d alone, want 503", got)
+	}
+	if a.Ready() == nil {
+		t.Fatal("ready alone")
+	}
+	b := c.start("web-1")
+	eventually(t, "started", func() error {
+		if got := status(); got != http.StatusOK {
+			return fmt.Errorf("/startupz = %d", got)
+		}
+		return a.Ready()
+	})
+	b.kill()
+	eventually(t, "web-1 gone", func() error {
+		if s := a.member("web-1").State; s != StateDead {
+			return fmt.Errorf("web-1 %s", s)
+		}
+		return nil
+	})
+	if got := status(); got != http.StatusOK {
+		t.Errorf("/startupz = %d after the peer went, want 200 (it latches)", got)
+	}
+}
+
+// Gossip without a keyring works, with a warning at start.
+func TestWarnsWithoutAKey(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3)
+	logs := &syncBuffer{}
+	c.start("web-0", func(cfg *Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil))
+	})
+	c.start("web-1", func(cfg *Config) {
+		cfg.KeyringDir = newSecretDir(t, map[string][]byte{"primary": key(1)}).dir
+		cfg.Logger = slog.New(slog.NewTextHandler(logs, nil)).With("keyed", true)
+	})
+	var warnings []string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "not encrypted") {
+			warnings = append(warnings, line)
+		}
+	}
+	if len(warnings) != 1 || strings.Contains(warnings[0], "keyed") {
+		t.Errorf("want one warning about unencrypted gossip, from the agent without a key; got %q", warnings)
+	}
 }
