@@ -34,7 +34,8 @@ type Quorum struct {
 	// agent's own name (see Agent.Ready).
 	NameDuplicated bool
 	// FailureTolerance is Alive - Size: how many more members may fail
-	// before quorum is lost. Negative when quorum is already lost.
+	// before quorum is lost. Negative when too few are alive; it counts
+	// members only and ignores NameDuplicated.
 	FailureTolerance int
 }
 
