@@ -73,6 +73,9 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("peerdns"),
 	)
+	if len(rcfg.NSAddresses) == 0 {
+		logger.Warn("no address for the NS target: set --dns.ns-address or $POD_IP; ns.dns.<zone> has no A/AAAA records, a lame delegation for anything that follows the NS")
+	}
 	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
@@ -103,7 +106,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		a.dnsServer.Close()
 		return nil, err
 	}
-	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones)
+	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones, "ns_addresses", rcfg.NSAddresses)
 	return a, nil
 }
 
