@@ -305,9 +305,12 @@ func (h *Handler) addrRR(name string, a netip.Addr) dns.RR {
 }
 
 // srvRecords are the SRV records of a service name (every named port) or a
-// port name, one per endpoint in ordinal order, with the targets' addresses
-// as additional records. Priority is 0 and every target of a port has the
-// same weight, 100/N (at least 1), so clients spread load evenly.
+// port name (one port): for each port, one record per (port number, host)
+// pair, hosts in ordinal order, pairing a host only with the numbers its
+// own endpoints have (ports belong to EndpointSlices, not to the service).
+// The hosts' addresses are additional records. Priority is 0 and every
+// record of a port name has the same weight, 100/N for its N records (at
+// least 1), so clients spread load evenly.
 func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, extra []dns.RR) {
 	v := n.v
 	var ports []Port
@@ -323,17 +326,31 @@ func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, ext
 		return nil, nil
 	}
 	svc := v.name + "." + v.namespace + "." + tree + "." + zone
-	weight := uint16(max(1, 100/len(v.hosts)))
 	targets := make([]string, len(v.hosts))
-	for i, hs := range v.hosts {
-		targets[i] = hs.label + "." + svc
-	}
+	used := make([]bool, len(v.hosts))
 	for _, p := range ports {
-		for _, t := range targets {
-			rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Weight: weight, Port: p.Port, Target: t})
+		first := len(rrs)
+		for i, hs := range v.hosts {
+			for _, hp := range hs.ports {
+				if hp.Name != p.Name || hp.Protocol != p.Protocol {
+					continue
+				}
+				if targets[i] == "" {
+					targets[i] = hs.label + "." + svc
+				}
+				used[i] = true
+				rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Port: hp.Port, Target: targets[i]})
+			}
+		}
+		weight := uint16(max(1, 100/max(1, len(rrs)-first)))
+		for _, rr := range rrs[first:] {
+			rr.(*dns.SRV).Weight = weight
 		}
 	}
 	for i, hs := range v.hosts {
+		if !used[i] {
+			continue
+		}
 		for _, a := range hs.addrs {
 			extra = append(extra, h.addrRR(targets[i], a))
 		}

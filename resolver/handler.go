@@ -21,12 +21,14 @@ type Config struct {
 	Zones []string
 	// TTL of every positive record. Default 5 seconds, as CoreDNS's
 	// kubernetes plugin: long enough to absorb bursts, short enough that a
-	// moved pod is found again quickly.
+	// moved pod is found again quickly. 0 is used as given (caches should
+	// not keep the answers), so start from DefaultConfig for the default.
 	TTL uint32
 	// NegativeTTL is the TTL and the SOA minimum of negative answers
 	// (NXDOMAIN and NODATA), which caches keep that long (RFC 2308). Default
 	// 1 second, so a pod that starts a second later is not hidden for 30
-	// seconds by a cache in front (kubernetes/kubernetes#92559).
+	// seconds by a cache in front (kubernetes/kubernetes#92559). 0 is used
+	// as given, like TTL.
 	NegativeTTL uint32
 	// UDPSize is the EDNS payload size this server advertises. Default 1232
 	// (DNS flag day 2020: fits every path without fragmenting).
@@ -87,17 +89,12 @@ func (t Transport) String() string {
 }
 
 // NewHandler returns a handler answering from store with cfg; zero fields
-// of cfg take their defaults. A store serves one handler.
+// of cfg take their defaults, except TTL and NegativeTTL, for which 0 is a
+// legal value and is kept. A store serves one handler.
 func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	def := DefaultConfig()
 	if len(cfg.Zones) == 0 {
 		cfg.Zones = def.Zones
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = def.TTL
-	}
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = def.NegativeTTL
 	}
 	if cfg.UDPSize == 0 {
 		cfg.UDPSize = def.UDPSize
@@ -137,6 +134,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if !store.bound.CompareAndSwap(false, true) {
 		return nil, errors.New("store already has a handler")
 	}
+	store.log.Store(cfg.Logger)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()

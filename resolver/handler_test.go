@@ -74,7 +74,9 @@ func newTestHandler(t testing.TB, synced bool, services ...Service) *Handler {
 	if synced {
 		st.SetSynced()
 	}
-	h, err := NewHandler(st, Config{Zones: []string{"cluster.local.", "10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}})
+	cfg := DefaultConfig()
+	cfg.Zones = []string{"cluster.local.", "10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}
+	h, err := NewHandler(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -613,7 +615,7 @@ func TestProtocolErrors(t *testing.T) {
 func TestUpdatesReplaceAnswers(t *testing.T) {
 	st := NewStore()
 	st.SetSynced()
-	h, err := NewHandler(st, Config{})
+	h, err := NewHandler(st, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
