@@ -5,6 +5,10 @@
 package release_test
 
 import (
+	"debug/buildinfo"
+	"errors"
+	"io/fs"
+
 	"bufio"
 	"bytes"
 	"fmt"
@@ -17,6 +21,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
 
 	"github.com/peerdns/peerdns/internal/testtools"
@@ -178,4 +183,31 @@ func runHelm(t *testing.T, helm, home string, args ...string) string {
 		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
 	return stdout.String()
+}
+
+// TestBuildIsStatic checks what `make build` wrote to bin/ (make test builds
+// it first): static binaries, without cgo, built with -trimpath.
+func TestBuildIsStatic(t *testing.T) {
+	root := repoRoot(t)
+	for _, program := range []string{"peerdns", "peeragent"} {
+		t.Run(program, func(t *testing.T) {
+			path := filepath.Join(root, "bin", program)
+			info, err := buildinfo.ReadFile(path)
+			if errors.Is(err, fs.ErrNotExist) {
+				testtools.Missing(t, "%s not built: run make build", path)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]string{}
+			for _, s := range info.Settings {
+				if s.Key == "CGO_ENABLED" || s.Key == "-trimpath" {
+					got[s.Key] = s.Value
+				}
+			}
+			if diff := cmp.Diff(map[string]string{"CGO_ENABLED": "0", "-trimpath": "true"}, got); diff != "" {
+				t.Errorf("%s build settings (-want +got):\n%s", path, diff)
+			}
+		})
+	}
 }
