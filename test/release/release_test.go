@@ -1,17 +1,16 @@
 // Package release_test checks what a release ships agrees with itself: the
 // Makefile's RELEASE, the charts' versions and the changelog name one
-// version; the version scheme gives valid versions; and the packaged charts
-// install from a chart repository URL.
+// version; the version scheme gives valid versions; make build's binaries
+// are static; and the packaged charts install from a chart repository URL.
 package release_test
 
 import (
-	"debug/buildinfo"
-	"errors"
-	"io/fs"
-
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
