@@ -370,6 +370,13 @@ func runUnderPodman(t *testing.T, b build) {
 		}
 	}
 
+	// Whether this machine lets podman run containers at all (a container
+	// without privileges may not): skip, or fail under PEERDNS_REQUIRE_TOOLS.
+	probe := append(append([]string{"run", "--rm", "--network", "none"}, runOpts...), b.ref("peeragent"), "--version")
+	if out, err := pm.cmd(t.Context(), probe...).CombinedOutput(); err != nil {
+		testtools.Missing(t, "podman cannot run containers here: podman %s: %v\n%s", strings.Join(probe, " "), err, out)
+	}
+
 	for _, program := range []string{"peerdns", "peeragent"} {
 		t.Run(program+" --version", func(t *testing.T) {
 			args := append(append([]string{"run", "--rm", "--network", "none"}, runOpts...), b.ref(program), "--version")
