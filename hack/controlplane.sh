@@ -23,6 +23,10 @@ install_debian() {
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v ip >/dev/null || missing+=(iproute2)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# test/image runs the images under podman with runc (crun refuses the
+	# hosts' cgroup layout).
+	command -v podman >/dev/null || missing+=(podman)
+	command -v runc >/dev/null || missing+=(runc)
 	[ ${#missing[@]} -eq 0 ] && return 0
 	say "installing Debian packages: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive

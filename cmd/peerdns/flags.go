@@ -13,19 +13,20 @@ import (
 
 // config is everything the flags set.
 type config struct {
-	kubeconfig    string
-	namespace     string
-	dnsAddr       string
-	zones         zoneList
-	ttl           uint
-	negativeTTL   uint
-	udpSize       uint
-	maxUDPSize    int
-	maxTCPConns   int
-	tcpIdle       time.Duration
-	lameDuck      time.Duration
-	webAddr       string
-	webConfigFile string
+	kubeconfig      string
+	namespace       string
+	dnsAddr         string
+	zones           zoneList
+	ttl             uint
+	negativeTTL     uint
+	udpSize         uint
+	maxUDPSize      int
+	maxTCPConns     int
+	maxTCPPerClient int
+	tcpIdle         time.Duration
+	lameDuck        time.Duration
+	webAddr         string
+	webConfigFile   string
 }
 
 // zoneList is a repeatable --dns.zone; each value may be comma-separated.
@@ -67,8 +68,10 @@ func newFlags(cfg *config) *cli.App {
 		Default(strconv.FormatUint(uint64(def.UDPSize), 10)).UintVar(&cfg.udpSize)
 	app.Flag("dns.max-udp-size", "Largest UDP response whatever the client advertises; larger answers are truncated (TC) and retried over TCP.").
 		Default(strconv.Itoa(def.MaxUDPSize)).IntVar(&cfg.maxUDPSize)
-	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; more are closed at once.").
+	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.").
 		Default("1000").IntVar(&cfg.maxTCPConns)
+	app.Flag("dns.max-tcp-connections-per-client", "Most DNS TCP connections open at once from one client address, enforced the same way, so one client cannot lock others out. Keep it above the TCP queries one forwarding DNS replica has in flight.").
+		Default("100").IntVar(&cfg.maxTCPPerClient)
 	app.Flag("dns.tcp-idle-timeout", "Close a DNS TCP connection idle this long.").
 		Default("10s").DurationVar(&cfg.tcpIdle)
 	app.Flag("dns.lame-duck", "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.").
