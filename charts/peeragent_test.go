@@ -386,7 +386,7 @@ spec:
 	if !slices.ContainsFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "shared" && m.MountPath == "/shared" }) {
 		t.Errorf("sidecar mounts %+v, want the extra mount of shared at /shared too", agent.VolumeMounts)
 	}
-	if want := "ghcr.io/peerdns/peeragent:0.1.0"; agent.Image != want {
+	if want := "ghcr.io/peerdns/peeragent:v0.1.0"; agent.Image != want {
 		t.Errorf("sidecar image = %q, want %q: peeragent's appVersion, not the database chart's", agent.Image, want)
 	}
 	svc := only(t, "Service", r.services)
