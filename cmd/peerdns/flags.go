@@ -65,7 +65,7 @@ func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: the in-cluster service account, then $KUBECONFIG, then ~/.kube/config.")
 	fs.StringVar(&cfg.namespace, "kube.namespace", "", "Watch only this namespace (needs only a Role there). Empty: all namespaces.")
 	fs.StringVar(&cfg.dnsAddr, "dns.listen-address", ":53", "Address to answer DNS on, UDP and TCP.")
-	fs.Var(&cfg.zones, "dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. At most 56 characters, so the longest names below it fit in 255 octets.")
+	fs.Var(&cfg.zones, "dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.")
 	fs.Var(&cfg.nsAddrs, "dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.")
 	fs.UintVar(&cfg.ttl, "dns.ttl", uint(def.TTL), "TTL in seconds of positive answers.")
 	fs.UintVar(&cfg.negativeTTL, "dns.negative-ttl", uint(def.NegativeTTL), "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.")
