@@ -60,7 +60,7 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.namespace)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
 		Default(":53").StringVar(&cfg.dnsAddr)
-	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED.").
+	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
 		Default(def.Zones...).SetValue(&cfg.zones)
 	app.Flag("dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.").
 		SetValue(&cfg.nsAddrs)

@@ -29,8 +29,8 @@ func (a *apiHealth) wrap(rt http.RoundTripper) http.RoundTripper {
 	return roundTripper(func(req *http.Request) (*http.Response, error) {
 		resp, err := rt.RoundTrip(req)
 		verb := "list"
-		if req.URL.Query().Get("watch") == "true" {
-			verb = "watch"
+		if q := req.URL.Query(); q.Get("watch") == "true" && q.Get("sendInitialEvents") != "true" {
+			verb = "watch" // a watch with initial events is a (streaming) list
 		}
 		switch {
 		case err != nil:
