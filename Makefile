@@ -16,6 +16,10 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Every time stamp in images and archives: the last commit's time, so two
 # builds of one commit are byte-identical.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Evaluated once: a commit made during a long build must not split it.
+VERSION   := $(VERSION)
+REVISION  := $(REVISION)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
 LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
@@ -56,7 +60,7 @@ version: ## Print the version this checkout builds (see docs/release.md).
 
 .PHONY: release
 release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
-	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)'
+	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)' VERSION=$(VERSION) REVISION=$(REVISION)
 	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
 		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
 

@@ -4,6 +4,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ type config struct {
 	namespace       string
 	dnsAddr         string
 	zones           zoneList
+	nsAddrs         zoneList // not zones, but the same repeatable list
 	ttl             uint
 	negativeTTL     uint
 	udpSize         uint
@@ -64,6 +66,7 @@ func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.StringVar(&cfg.namespace, "kube.namespace", "", "Watch only this namespace (needs only a Role there). Empty: all namespaces.")
 	fs.StringVar(&cfg.dnsAddr, "dns.listen-address", ":53", "Address to answer DNS on, UDP and TCP.")
 	fs.Var(&cfg.zones, "dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED.")
+	fs.Var(&cfg.nsAddrs, "dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.")
 	fs.UintVar(&cfg.ttl, "dns.ttl", uint(def.TTL), "TTL in seconds of positive answers.")
 	fs.UintVar(&cfg.negativeTTL, "dns.negative-ttl", uint(def.NegativeTTL), "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.")
 	fs.UintVar(&cfg.udpSize, "dns.udp-size", uint(def.UDPSize), "EDNS UDP payload size advertised to clients.")
@@ -85,8 +88,13 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 	if cfg.udpSize < 512 || cfg.udpSize > 65535 {
 		return resolver.Config{}, fmt.Errorf("--dns.udp-size %d: not in [512, 65535]", cfg.udpSize)
 	}
+	ns, err := nsAddresses(cfg.nsAddrs.zones, os.Getenv("POD_IP"), cfg.dnsAddr)
+	if err != nil {
+		return resolver.Config{}, err
+	}
 	return resolver.Config{
 		Zones:       cfg.zones.zones,
+		NSAddresses: ns,
 		TTL:         uint32(cfg.ttl),
 		NegativeTTL: uint32(cfg.negativeTTL),
 		UDPSize:     uint16(cfg.udpSize),

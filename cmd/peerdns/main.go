@@ -15,8 +15,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
 	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/internal/version"
@@ -44,7 +42,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// client-go logs through klog; send it to the same handler.
-	klog.SetSlogLogger(logger.With("component", "client-go"))
+	kube.LogClientGo(logger.With("component", "client-go"))
 	if err := serve(ctx, &cfg, logger, nil); err != nil {
 		logger.Error("peerdns stopped", "err", err)
 		return 1
@@ -75,6 +73,9 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		version.NewCollector("peerdns"),
 	)
+	if len(rcfg.NSAddresses) == 0 {
+		logger.Warn("no address for the NS target: set --dns.ns-address or $POD_IP; ns.dns.<zone> has no A/AAAA records, a lame delegation for anything that follows the NS")
+	}
 	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
@@ -85,11 +86,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	a.watcher, err = kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -110,7 +107,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		a.dnsServer.Close()
 		return nil, err
 	}
-	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones)
+	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones, "ns_addresses", rcfg.NSAddresses)
 	return a, nil
 }
 
