@@ -16,6 +16,10 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Every time stamp in images and archives: the last commit's time, so two
 # builds of one commit are byte-identical.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Evaluated once: a commit made during a long build must not split it.
+VERSION   := $(VERSION)
+REVISION  := $(REVISION)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
 # Build information for --version and <binary>_build_info, stamped into
@@ -63,7 +67,7 @@ version: ## Print the version this checkout builds (see docs/release.md).
 
 .PHONY: release
 release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
-	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)'
+	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)' VERSION=$(VERSION) REVISION=$(REVISION)
 	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
 		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
 

@@ -12,6 +12,8 @@ import (
 // config is everything the flags set.
 type config struct {
 	nodeName     string
+	nodeVersion  string
+	nodeZone     string
 	expected     int
 	ordinalStart int
 	label        string
@@ -56,11 +58,15 @@ func newFlags(cfg *config) *cli.App {
 
 	app.Flag("node.name", "This member's stable name, the pod name ending in -<ordinal>. Empty: the hostname up to its first dot.").
 		Envar("POD_NAME").StringVar(&cfg.nodeName)
+	app.Flag("node.version", "Application version this member runs (the database's image tag), gossiped to the others and shown in /members and peeragent_members_by_version.").
+		Envar("NODE_VERSION").StringVar(&cfg.nodeVersion)
+	app.Flag("node.zone", "Failure zone this member runs in, gossiped and shown in /members.").
+		Envar("NODE_ZONE").StringVar(&cfg.nodeZone)
 	app.Flag("cluster.expected", "Expected cluster size N (the StatefulSet's replicas); quorum is floor(N/2)+1 alive members. Required.").
 		Default("0").IntVar(&cfg.expected)
 	app.Flag("cluster.ordinal-start", "The StatefulSet's .spec.ordinals.start: the expected set is <set>-start … <set>-(start+N-1).").
 		Default("0").IntVar(&cfg.ordinalStart)
-	app.Flag("cluster.label", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused.").
+	app.Flag("cluster.label", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused. Empty: <$POD_NAMESPACE>/<set> (the node name without its ordinal) when $POD_NAMESPACE is set, else no label.").
 		StringVar(&cfg.label)
 
 	app.Flag("gossip.listen-address", "host:port memberlist listens on, TCP and UDP. The host must be an IP or empty (all addresses).").
@@ -105,18 +111,18 @@ func newFlags(cfg *config) *cli.App {
 	app.Flag("peers.lookup-timeout", "Bound on one DNS query.").
 		Default(def.LookupTimeout.String()).DurationVar(&cfg.lookupTimeout)
 
-	app.Flag("on-change", "Command run with /bin/sh -c when the member list settles on a new value; stdin is the list, one DNS name per line in ordinal order. Failures are logged and counted.").
+	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.").
 		StringVar(&cfg.onChange)
-	app.Flag("on-change.timeout", "Bound on one --on-change run.").
+	app.Flag("on-change.timeout", "Bound on one --on-change run; then its whole process group is killed.").
 		Default(def.OnChangeTimeout.String()).DurationVar(&cfg.onChangeTimeout)
-	app.Flag("on-change.settle", "How long the member list must stay unchanged before --on-change and --peers-file see it.").
+	app.Flag("on-change.settle", "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.").
 		Default(def.SettleTime.String()).DurationVar(&cfg.settle)
 	app.Flag("peers-file", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.").
 		StringVar(&cfg.peersFile)
 
-	app.Flag("readyz.require-quorum", "/readyz fails while quorum is lost. Default: /readyz only waits for the first join.").
+	app.Flag("readyz.require-quorum", "/readyz fails while quorum is lost. Default: /readyz waits for the first join and fails while the node name is duplicated.").
 		Default("false").BoolVar(&cfg.requireQuorum)
-	app.Flag("web.listen-address", "Address to serve /metrics, /healthz, /readyz and /members on.").
+	app.Flag("web.listen-address", "Address to serve /metrics, /healthz, /startupz, /readyz and /members on.").
 		Default(":9470").StringVar(&cfg.webAddr)
 	app.Flag("web.config.file", "Path to a web configuration file (the Prometheus exporter-toolkit format) enabling TLS and basic auth on every web path, probes included. Empty: plain HTTP.").
 		StringVar(&cfg.webConfigFile)
@@ -126,7 +132,7 @@ func newFlags(cfg *config) *cli.App {
 // discoveryConfig turns the flags into the agent's Config, filling the
 // node name from the hostname when neither --node.name nor $POD_NAME set
 // it. Its errors name the flag at fault; discovery.New checks the rest.
-func (cfg *config) discoveryConfig(hostname func() (string, error)) (discovery.Config, error) {
+func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (string, error)) (discovery.Config, error) {
 	c := discovery.DefaultConfig()
 	c.NodeName = cfg.nodeName
 	if c.NodeName == "" {
@@ -164,11 +170,13 @@ func (cfg *config) discoveryConfig(hostname func() (string, error)) (discovery.C
 		"gossip.leave-timeout": cfg.leaveTimeout, "gossip.keyring-reload-interval": cfg.keyringReload,
 		"peers.refresh-interval": cfg.refreshInterval, "peers.refresh-min-interval": cfg.refreshMinInterval,
 		"peers.lookup-timeout": cfg.lookupTimeout, "on-change.timeout": cfg.onChangeTimeout,
-		"on-change.settle": cfg.settle,
 	} {
 		if d <= 0 {
 			return c, cli.Invalid(flag, "%s: must be positive", d)
 		}
+	}
+	if cfg.settle < 0 {
+		return c, cli.Invalid("on-change.settle", "%s: must not be negative", cfg.settle)
 	}
 	if cfg.suspicionMult < 0 {
 		return c, cli.Invalid("gossip.suspicion-mult", "%d: must not be negative", cfg.suspicionMult)
@@ -176,6 +184,16 @@ func (cfg *config) discoveryConfig(hostname func() (string, error)) (discovery.C
 	c.Expected = cfg.expected
 	c.OrdinalStart = cfg.ordinalStart
 	c.Label = cfg.label
+	if c.Label == "" {
+		// The StatefulSet's name is the node name without its ordinal.
+		if ns := getenv("POD_NAMESPACE"); ns != "" {
+			if parsed, err := discovery.ParseIdentity(c.NodeName); err == nil {
+				c.Label = ns + "/" + parsed.Set
+			}
+		}
+	}
+	c.Version = cfg.nodeVersion
+	c.Zone = cfg.nodeZone
 	c.BindAddr = cfg.listen
 	c.AdvertiseAddr = cfg.advertise
 

@@ -38,7 +38,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if code, done := app.ParseArgs(args, stdout, stderr); done {
 		return code
 	}
-	dcfg, err := cfg.discoveryConfig(os.Hostname)
+	dcfg, err := cfg.discoveryConfig(os.Getenv, os.Hostname)
 	if err != nil {
 		return app.Fail(err)
 	}
@@ -83,8 +83,11 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 		WebConfigFile: cfg.webConfigFile,
 		Gatherer:      reg,
 		Ready:         agent.Ready,
-		Handlers:      map[string]http.Handler{"/members": agent.MembersHandler()},
-		Logger:        logger.With("component", "web"),
+		Handlers: map[string]http.Handler{
+			"/members":  agent.MembersHandler(),
+			"/startupz": agent.StartupHandler(),
+		},
+		Logger: logger.With("component", "web"),
 	})
 	if err != nil {
 		return err

@@ -85,14 +85,14 @@ func TestDiscoveryConfigDefaults(t *testing.T) {
 	host := func() (string, error) { return "db-2.example.internal", nil }
 	parse := func(t *testing.T, env map[string]string, args ...string) discovery.Config {
 		t.Helper()
-		for _, k := range []string{"POD_NAME", "POD_IP"} {
+		for _, k := range []string{"POD_NAME", "POD_IP", "POD_NAMESPACE", "NODE_VERSION", "NODE_ZONE"} {
 			t.Setenv(k, env[k])
 		}
 		var cfg config
 		if _, err := newFlags(&cfg).Parse(args); err != nil {
 			t.Fatal(err)
 		}
-		dc, err := cfg.discoveryConfig(host)
+		dc, err := cfg.discoveryConfig(func(k string) string { return env[k] }, host)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -112,6 +112,21 @@ func TestDiscoveryConfigDefaults(t *testing.T) {
 		dc := parse(t, nil, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db")
 		if dc.NodeName != "db-2" || dc.AdvertiseAddr != "" {
 			t.Errorf("node %q advertise %q; want db-2 and no advertise address", dc.NodeName, dc.AdvertiseAddr)
+		}
+	})
+	t.Run("cluster label, version and zone from the pod", func(t *testing.T) {
+		pod := map[string]string{"POD_NAME": "db-1", "POD_NAMESPACE": "prod", "NODE_VERSION": "16.4", "NODE_ZONE": "eu-1a"}
+		dc := parse(t, pod, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db")
+		if dc.Label != "prod/db" || dc.Version != "16.4" || dc.Zone != "eu-1a" {
+			t.Errorf("label %q version %q zone %q; want prod/db (namespace/StatefulSet), 16.4, eu-1a", dc.Label, dc.Version, dc.Zone)
+		}
+		dc = parse(t, pod, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db", "--cluster.label=mine", "--node.version=17", "--node.zone=z")
+		if dc.Label != "mine" || dc.Version != "17" || dc.Zone != "z" {
+			t.Errorf("label %q version %q zone %q; want the flags' mine, 17, z", dc.Label, dc.Version, dc.Zone)
+		}
+		dc = parse(t, map[string]string{"POD_NAME": "db-1"}, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db")
+		if dc.Label != "" {
+			t.Errorf("label %q without $POD_NAMESPACE; want none", dc.Label)
 		}
 	})
 	t.Run("flags win", func(t *testing.T) {

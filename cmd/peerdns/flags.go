@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -17,6 +18,7 @@ type config struct {
 	namespace       string
 	dnsAddr         string
 	zones           zoneList
+	nsAddrs         zoneList // not zones, but the same repeatable list
 	ttl             uint
 	negativeTTL     uint
 	udpSize         uint
@@ -58,8 +60,10 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.namespace)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
 		Default(":53").StringVar(&cfg.dnsAddr)
-	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED.").
+	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
 		Default(def.Zones...).SetValue(&cfg.zones)
+	app.Flag("dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.").
+		SetValue(&cfg.nsAddrs)
 	app.Flag("dns.ttl", "TTL in seconds of positive answers.").
 		Default(strconv.FormatUint(uint64(def.TTL), 10)).UintVar(&cfg.ttl)
 	app.Flag("dns.negative-ttl", "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.").
@@ -99,8 +103,13 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 	if cfg.maxUDPSize < dns.MinMsgSize || cfg.maxUDPSize > dns.MaxMsgSize {
 		return resolver.Config{}, cli.Invalid("dns.max-udp-size", "%d: not in [%d, %d]", cfg.maxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
 	}
+	ns, err := nsAddresses(cfg.nsAddrs, os.Getenv("POD_IP"), cfg.dnsAddr)
+	if err != nil {
+		return resolver.Config{}, err
+	}
 	return resolver.Config{
 		Zones:       cfg.zones,
+		NSAddresses: ns,
 		TTL:         uint32(cfg.ttl),
 		NegativeTTL: uint32(cfg.negativeTTL),
 		UDPSize:     uint16(cfg.udpSize),

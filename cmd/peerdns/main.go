@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -17,8 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
 	"github.com/prometheus/common/version"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
 
 	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/internal/telemetry"
@@ -47,7 +44,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	logger := app.Logger(stderr)
 	// client-go logs through klog; send it to the same handler.
-	klog.SetSlogLogger(logger.With("component", "client-go"))
+	kube.LogClientGo(logger.With("component", "client-go"))
 	if err := serve(ctx, &cfg, logger, nil); err != nil {
 		if cli.IsFlagError(err) {
 			return app.Fail(err)
@@ -81,6 +78,9 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		versioncollector.NewCollector("peerdns"),
 	)
+	if len(rcfg.NSAddresses) == 0 {
+		logger.Warn("no address for the NS target: set --dns.ns-address or $POD_IP; ns.dns.<zone> has no A/AAAA records, a lame delegation for anything that follows the NS")
+	}
 	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
@@ -95,11 +95,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		}
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	a.watcher, err = kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -126,7 +122,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		a.dnsServer.Close()
 		return nil, err
 	}
-	logger.Info("peerdns started", "version", version.Info(), "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones)
+	logger.Info("peerdns started", "version", version.Info(), "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones, "ns_addresses", rcfg.NSAddresses)
 	return a, nil
 }
 
