@@ -104,11 +104,18 @@ bench: controlplane build ## Measure peerdns and peeragent against CoreDNS and t
 docs: ## Regenerate the generated tables (README, docs/peeragent.md, chart READMEs) from the code.
 	$(GO) test ./cmd/... ./charts -run TestREADME -update
 
+.PHONY: tools
+tools: ## Install the lint tools pinned in hack/versions.env (golangci-lint, helm) into .cache/bin, and shellcheck.
+	hack/tools.sh $(TOOLS_BIN)
+
 .PHONY: lint
-lint: ## gofmt, go vet and go mod tidy checks.
+lint: tools ## gofmt, go vet, go mod tidy, golangci-lint (.golangci.yml), shellcheck, helm lint --strict.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	$(TOOLS_BIN)/golangci-lint run ./...
+	shellcheck $$(git ls-files '*.sh') .ci/run
+	$(TOOLS_BIN)/helm lint --strict charts/peerdns charts/peeragent
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the control-plane cache).

@@ -10,12 +10,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/.cache/bin}
 mkdir -p "$bin"
 bin=$(cd "$bin" && pwd)
-
-say() { printf '==> %s\n' "$*" >&2; }
-
-# stamp NAME VERSION: true when NAME was built at VERSION already.
-built() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
-stamp() { echo "$2" >"$bin/.$1.version"; }
+# shellcheck source=lib.sh
+. "$root/hack/lib.sh"
 
 install_debian() {
 	local missing=()
@@ -27,11 +23,7 @@ install_debian() {
 	# hosts' cgroup layout).
 	command -v podman >/dev/null || missing+=(podman)
 	command -v runc >/dev/null || missing+=(runc)
-	[ ${#missing[@]} -eq 0 ] && return 0
-	say "installing Debian packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt_install "${missing[@]}"
 }
 
 build_etcd() {
@@ -58,13 +50,6 @@ build_kubernetes() {
 		(cd "$root/tools/controlplane" && go build -trimpath -ldflags "$ldflags" -o "$bin/$c" "./cmd/$c")
 		stamp "$c" "$KUBERNETES_VERSION"
 	done
-}
-
-go_install() { # name module version
-	built "$1" "$3" && return 0
-	say "building $1 $3"
-	GOBIN="$bin" go install "$2@$3"
-	stamp "$1" "$3"
 }
 
 install_debian

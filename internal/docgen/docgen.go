@@ -110,6 +110,10 @@ func Section(path, name, content string, update bool) error {
 	if !update {
 		return fmt.Errorf("%s: section %q is stale; run `make docs` (go test ./... -run TestREADME -update)", path, name)
 	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
 	out := append(append(append([]byte{}, data[:i]...), content...), data[j:]...)
-	return os.WriteFile(path, out, 0o644)
+	return os.WriteFile(path, out, info.Mode().Perm())
 }

@@ -9,9 +9,10 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
-	"github.com/peerdns/peerdns/resolver"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/peerdns/peerdns/resolver"
 )
 
 // fuzzReader turns fuzz input into choices; past its end every choice is 0.

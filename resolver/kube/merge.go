@@ -6,9 +6,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/peerdns/peerdns/resolver"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/peerdns/peerdns/resolver"
 )
 
 // mergeService builds the resolver's view of service k from all its slices.
