@@ -314,6 +314,15 @@ func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	return e, true
 }
 
+// sectionsMatch reports whether m holds as many records in each section as
+// the header of its wire form q says.
+func sectionsMatch(q []byte, m *dns.Msg) bool {
+	return int(binary.BigEndian.Uint16(q[4:])) == len(m.Question) &&
+		int(binary.BigEndian.Uint16(q[6:])) == len(m.Answer) &&
+		int(binary.BigEndian.Uint16(q[8:])) == len(m.Ns) &&
+		int(binary.BigEndian.Uint16(q[10:])) == len(m.Extra)
+}
+
 // reject answers the packets answer does not: every one of them gets an
 // error. miekg/dns parses the query and packs the response, so the rules of
 // RFC 6891 (an OPT record in the response to one in the query, BADVERS in
@@ -333,6 +342,11 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 		resp.Question = req.Question // it parsed: echo it
 		qtype = req.Question[0].Qtype
 	}
+	if err == nil && !sectionsMatch(q, req) {
+		// workaround: miekg/dns's Unpack stops without an error at the
+		// end of a message that is shorter than its header's counts say.
+		err = errors.New("message shorter than its record counts")
+	}
 	var opt *dns.OPT
 	var tsig *dns.TSIG
 	opts := 0
@@ -346,8 +360,14 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 			}
 		case *dns.TSIG:
 			tsig = rr
-			if i != len(req.Extra)-1 {
+			switch {
+			case i != len(req.Extra)-1:
 				err = errors.New("TSIG not last") // RFC 8945 §5.1
+			case rr.Hdr.Class != dns.ClassANY || rr.Hdr.Rdlength == 0 || rr.Algorithm == "":
+				// workaround: miekg/dns unpacks a TSIG record with empty
+				// RDATA without an error (RFC 8945 §4.2: class ANY, an
+				// algorithm name).
+				err = errors.New("malformed TSIG")
 			}
 		}
 	}

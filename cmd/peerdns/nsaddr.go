@@ -1,9 +1,10 @@
 package main
 
 import (
-	"fmt"
 	"net"
 	"net/netip"
+
+	"github.com/peerdns/peerdns/internal/cli"
 )
 
 // nsAddresses picks the addresses served for the NS target ns.dns.<zone>:
@@ -16,7 +17,7 @@ func nsAddresses(flagged []string, podIP, listen string) ([]netip.Addr, error) {
 	for _, s := range flagged {
 		a, err := netip.ParseAddr(s)
 		if err != nil || a.Zone() != "" {
-			return nil, fmt.Errorf("--dns.ns-address %q: not an IP address", s)
+			return nil, cli.Invalid("dns.ns-address", "%q: not an IP address", s)
 		}
 		out = append(out, a.Unmap())
 	}
