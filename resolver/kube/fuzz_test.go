@@ -57,7 +57,7 @@ var (
 
 // fuzzSlices builds up to 4 slices of one service from the input: odd
 // hostnames, IPv4 and IPv6 in every form, duplicate endpoints, conflicting
-// port numbers for one port name, and now and then a slice of up to 600
+// port numbers for one port name, and now and then a slice of up to 300
 // generated endpoints.
 func fuzzSlices(data []byte) []*discoveryv1.EndpointSlice {
 	r := &fuzzReader{data}
@@ -97,7 +97,7 @@ func fuzzSlices(data []byte) []*discoveryv1.EndpointSlice {
 		}
 		if c := r.byte(); c >= 250 {
 			// A huge slice: generated endpoints, a few sharing a hostname.
-			for i := range int(c-249) * 100 {
+			for i := range int(c-249) * 50 {
 				s.endpoints = append(s.endpoints, readyEP(fmt.Sprintf("big-%d", i%997), fmt.Sprintf("10.%d.%d.%d", si, i/250, i%250+1)))
 			}
 		}
@@ -228,6 +228,9 @@ func FuzzSliceRecords(f *testing.F) {
 		for i := range a1 {
 			// The SOA serial of a negative answer is the time of the last
 			// change, which differs between the two stores.
+			if bytes.Equal(a1[i], a2[i]) {
+				continue
+			}
 			if b1, b2 := withoutSerial(t, a1[i]), withoutSerial(t, a2[i]); !bytes.Equal(b1, b2) {
 				t.Fatalf("answer %d to %v differs between runs:\n%x\n%x", i, qs[i/2], b1, b2)
 			}
