@@ -70,7 +70,7 @@ func newFlags(cfg *config) *cli.App {
 		Default(strconv.FormatUint(uint64(def.NegativeTTL), 10)).UintVar(&cfg.negativeTTL)
 	app.Flag("dns.udp-size", "EDNS UDP payload size advertised to clients.").
 		Default(strconv.FormatUint(uint64(def.UDPSize), 10)).UintVar(&cfg.udpSize)
-	app.Flag("dns.max-udp-size", "Largest UDP response whatever the client advertises; larger answers are truncated (TC) and retried over TCP.").
+	app.Flag("dns.max-udp-size", "Largest UDP response whatever the client advertises; a larger answer is cut, with TC (the client retries over TCP) when answer records, not only additional ones, are left out.").
 		Default(strconv.Itoa(def.MaxUDPSize)).IntVar(&cfg.maxUDPSize)
 	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.").
 		Default("1000").IntVar(&cfg.maxTCPConns)
