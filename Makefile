@@ -21,7 +21,14 @@ VERSION   := $(VERSION)
 REVISION  := $(REVISION)
 SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
-LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+# Build information for --version and <binary>_build_info, stamped into
+# prometheus/common/version as promu does. Reproducible: the date is the
+# last commit's (UTC), the user a fixed name.
+BUILD_DATE ?= $(shell TZ=UTC0 git log -1 --date=format-local:%Y%m%d-%H:%M:%S --format=%cd 2>/dev/null)
+BUILD_USER ?= make
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS   := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
 export PEERDNS_TOOLS_BIN := $(TOOLS_BIN)

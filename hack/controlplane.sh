@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler), kwok, CoreDNS and helm into $1 (default .cache/bin), skipping what
+# kube-scheduler), kubectl, kwok, CoreDNS and helm into $1 (default .cache/bin), skipping what
 # is already built at the pinned version. Installs the Debian tools the tests
 # use (dig, dnsperf, ip, promtool) when they are missing.
 set -euo pipefail
@@ -49,7 +49,7 @@ build_kubernetes() {
 	local pkg=k8s.io/component-base/version
 	local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	local c todo=()
-	for c in kube-apiserver kube-controller-manager kube-scheduler; do
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
 		built "$c" "$KUBERNETES_VERSION" || todo+=("$c")
 	done
 	[ ${#todo[@]} -eq 0 ] && return 0

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -100,7 +99,7 @@ func TestBehindCoreDNS(t *testing.T) {
 	}
 
 	var cfg config
-	if err := newFlags(&cfg, io.Discard).Parse([]string{
+	if _, err := newFlags(&cfg).Parse([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.zone", "peers.internal.",
 		"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0", "--dns.lame-duck", "0s",
 	}); err != nil {

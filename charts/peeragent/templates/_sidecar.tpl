@@ -57,6 +57,17 @@ agents look up comes from it).
       valueFrom:
         fieldRef:
           fieldPath: metadata.namespace
+    # Gossiped as --node.version and --node.zone: the pod's version label
+    # (empty if unset) and its zone label (set by Kubernetes 1.33+ when it
+    # copies topology labels onto pods; else empty).
+    - name: NODE_VERSION
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.labels['app.kubernetes.io/version']
+    - name: NODE_ZONE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.labels['topology.kubernetes.io/zone']
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -70,6 +81,14 @@ agents look up comes from it).
     - name: {{ $v.web.portName }}
       containerPort: {{ $v.web.port }}
       protocol: TCP
+  # The containers after the sidecar (the database) start once the agent
+  # has heard from a first peer; 5 minutes without one restarts the sidecar.
+  startupProbe:
+    httpGet:
+      path: /startupz
+      port: {{ $v.web.portName }}
+    periodSeconds: 1
+    failureThreshold: 300
   {{- with $v.livenessProbe }}
   livenessProbe:
     {{- toYaml . | nindent 4 }}
