@@ -53,7 +53,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := newApplier(t, ctx, cfg)
+	a := newApplier(ctx, t, cfg)
 	apply := a.apply
 
 	tests := []struct {
@@ -93,7 +93,7 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 	// prometheus-operator's objects against minimal CRDs of their kinds, and
 	// the service accounts' rights asked of the API server with kubectl.
 	t.Run("installed", func(t *testing.T) {
-		createMonitoringCRDs(t, ctx, a.dyn)
+		createMonitoringCRDs(ctx, t, a.dyn)
 		a.mapper.Reset() // forget the discovery that predates the CRDs
 
 		installs := []struct {
@@ -189,7 +189,7 @@ type applier struct {
 	dyn    dynamic.Interface
 }
 
-func newApplier(t *testing.T, ctx context.Context, cfg *rest.Config) *applier {
+func newApplier(ctx context.Context, t *testing.T, cfg *rest.Config) *applier {
 	t.Helper()
 	dc, err := discovery.NewDiscoveryClientForConfig(cfg)
 	if err != nil {
@@ -290,7 +290,7 @@ func missingFields(sent, got any, path string) []string {
 // the charts render: the names and scope the operator's CRDs have, with a
 // schema that keeps every field. The API server then stores the objects; it
 // does not check them against the operator's real schema.
-func createMonitoringCRDs(t *testing.T, ctx context.Context, dyn dynamic.Interface) {
+func createMonitoringCRDs(ctx context.Context, t *testing.T, dyn dynamic.Interface) {
 	t.Helper()
 	crds := dyn.Resource(schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"})
 	for _, kind := range []string{"ServiceMonitor", "PodMonitor", "PrometheusRule"} {

@@ -43,7 +43,7 @@ func TestPeeragentExampleFoundThroughPeerdns(t *testing.T) {
 
 	// The example with its defaults: peer view, peers.internal.
 	example := render(t, peeragentChart, peeragentValueSets["example"])
-	for obj, err := range newApplier(t, ctx, cp.AdminConfig()).apply(t, example, false) {
+	for obj, err := range newApplier(ctx, t, cp.AdminConfig()).apply(t, example, false) {
 		t.Fatalf("apply %s: %v", obj, err)
 	}
 	sts := only(t, "StatefulSet", example.statefulSets)

@@ -3,6 +3,7 @@ package discovery
 import (
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -82,7 +83,7 @@ func TestGracefulLeaveAndCrash(t *testing.T) {
 
 	// /members shows the same, by name and ordinal.
 	rec := httptest.NewRecorder()
-	rest[0].MembersHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
+	rest[0].MembersHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/members", nil))
 	var members []struct {
 		Name    string    `json:"name"`
 		Ordinal int       `json:"ordinal"`

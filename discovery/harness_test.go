@@ -59,6 +59,7 @@ func newTestCluster(t *testing.T, expected int) *testCluster {
 
 type testAgent struct {
 	*Agent
+	t      *testing.T
 	reg    *prometheus.Registry
 	cancel context.CancelFunc
 	done   chan error
@@ -112,7 +113,7 @@ func runAgent(t *testing.T, cfg Config) *testAgent {
 		t.Fatalf("New(%s): %v", cfg.NodeName, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	ta := &testAgent{Agent: a, reg: reg, cancel: cancel, done: make(chan error, 1)}
+	ta := &testAgent{Agent: a, t: t, reg: reg, cancel: cancel, done: make(chan error, 1)}
 	go func() { ta.done <- a.Run(ctx) }()
 	select {
 	case <-a.Started():
@@ -131,7 +132,10 @@ func runAgent(t *testing.T, cfg Config) *testAgent {
 func (ta *testAgent) stop() {
 	ta.cancel()
 	select {
-	case <-ta.done:
+	case err := <-ta.done:
+		if err != nil {
+			ta.t.Errorf("Run(%s): %v", ta.cfg.NodeName, err)
+		}
 		ta.done <- nil // later stops return at once
 	case <-time.After(waitFor):
 		panic(ta.cfg.NodeName + ": Run did not return")

@@ -42,7 +42,7 @@ func TestHookTimeoutKillsItsProcessGroup(t *testing.T) {
 	eventually(t, "the grandchild is gone", func() error {
 		if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
 			state, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-			return fmt.Errorf("grandchild %d still exists (kill: %v): %s", pid, err, state)
+			return fmt.Errorf("grandchild %d still exists (kill: %w): %s", pid, err, state)
 		}
 		return nil
 	})

@@ -93,7 +93,7 @@ func TestHooksSeeSettledChanges(t *testing.T) {
 	want("all three", dnsNames("web-0", "web-1", "web-2"), true)
 	web2.stop()
 	want("web-2 left", dnsNames("web-0", "web-1"), true)
-	web2 = c.start("web-2")
+	c.start("web-2")
 	want("web-2 back", dnsNames("web-0", "web-1", "web-2"), true)
 
 	blocks := hookLog(t, logPath)

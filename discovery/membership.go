@@ -13,23 +13,24 @@ import (
 type MemberState int
 
 const (
-	// StateUnknown: an expected name never seen in the cluster.
+	// StateUnknown is an expected name never seen in the cluster.
 	StateUnknown MemberState = iota
-	// StateAlive: a member that has answered this agent's own probes within
-	// Timing.SuspectTimeout. The only state counted towards quorum.
+	// StateAlive is a member that has answered this agent's own probes
+	// within Timing.SuspectTimeout. The only state counted towards quorum.
 	StateAlive
-	// StateSuspect: memberlist holds it as a member, but it has not
+	// StateSuspect is a member that memberlist holds but that has not
 	// answered this agent's own probes: not yet since it joined (it may be
 	// known only from another member's gossip), or not for
 	// Timing.SuspectTimeout. Not counted towards quorum.
 	StateSuspect
-	// StateDead: declared failed by memberlist's failure detector (its
-	// own, or another member's through gossip) and not answering this
-	// agent's own probes for Timing.SuspectTimeout. A member memberlist
-	// declares dead while this agent's own acks from it are fresh stays
-	// alive until they are not: see membership.leave.
+	// StateDead is a member declared failed by memberlist's failure
+	// detector (its own, or another member's through gossip) and not
+	// answering this agent's own probes for Timing.SuspectTimeout. A member
+	// memberlist declares dead while this agent's own acks from it are
+	// fresh stays alive until they are not: see membership.leave.
 	StateDead
-	// StateLeft: left gracefully (announced its leave before going).
+	// StateLeft is a member that left gracefully (announced its leave
+	// before going).
 	StateLeft
 )
 

@@ -238,7 +238,7 @@ func TestDuplicateName(t *testing.T) {
 			return fmt.Errorf("%s at %s: peeragent_has_quorum = %v", a.cfg.NodeName, addrOf(a), got)
 		}
 		if err := a.Ready(); (err != nil) != want {
-			return fmt.Errorf("%s at %s: Ready() = %v", a.cfg.NodeName, addrOf(a), err)
+			return fmt.Errorf("%s at %s: Ready() = %w", a.cfg.NodeName, addrOf(a), err)
 		}
 		return nil
 	}
@@ -360,7 +360,7 @@ func TestNodeMetadata(t *testing.T) {
 	}
 
 	rec := httptest.NewRecorder()
-	obs.MembersHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/members", nil))
+	obs.MembersHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/members", nil))
 	var members []struct {
 		Name        string    `json:"name"`
 		Version     string    `json:"version"`
@@ -398,7 +398,7 @@ func TestStartupWaitsForTheFirstAck(t *testing.T) {
 	a := c.start("web-0")
 	status := func() int {
 		rec := httptest.NewRecorder()
-		a.StartupHandler().ServeHTTP(rec, httptest.NewRequest("GET", "/startupz", nil))
+		a.StartupHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/startupz", nil))
 		return rec.Code
 	}
 	if got := status(); got != http.StatusServiceUnavailable {

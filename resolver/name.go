@@ -195,11 +195,11 @@ func nibble(c byte) (byte, bool) {
 const maxPortName = 15
 
 // validLabel reports whether s, already in lower case, can be published as
-// one label of a name: 1–max octets of letters, digits, '-' and '_'. Anything
-// else (a dot, a space, a 64-octet label) could not be encoded, or would be
-// read as more than one label.
-func validLabel(s string, max int) bool {
-	if len(s) == 0 || len(s) > max {
+// one label of a name: 1–maxLen octets of letters, digits, '-' and '_'.
+// Anything else (a dot, a space, a 64-octet label) could not be encoded, or
+// would be read as more than one label.
+func validLabel(s string, maxLen int) bool {
+	if len(s) == 0 || len(s) > maxLen {
 		return false
 	}
 	for i := range len(s) {

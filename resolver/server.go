@@ -171,7 +171,7 @@ func Listen(cfg ServerConfig) (*Server, error) {
 }
 
 func (s *Server) bind() error {
-	host, port, err := net.SplitHostPort(s.cfg.Addr)
+	host, _, err := net.SplitHostPort(s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", s.cfg.Addr, err)
 	}
@@ -181,8 +181,9 @@ func (s *Server) bind() error {
 		return fmt.Errorf("listen udp: %w", err)
 	}
 	udp := []*net.UDPConn{first.(*net.UDPConn)}
-	port = strconv.Itoa(first.LocalAddr().(*net.UDPAddr).Port)
-	addr := net.JoinHostPort(host, port)
+	// The port actually bound: with port 0 the TCP listener and the other
+	// UDP sockets must take the one UDP got.
+	addr := net.JoinHostPort(host, strconv.Itoa(first.LocalAddr().(*net.UDPAddr).Port))
 	closeAll := func() {
 		for _, c := range udp {
 			c.Close()
@@ -380,7 +381,11 @@ func (s *Server) serveConn(c *tcpConn) {
 	var in []byte
 	idle := s.cfg.TCPReadTimeout // the first query must come promptly
 	for {
-		c.SetReadDeadline(time.Now().Add(idle))
+		// A deadline fails to set only on a closed connection, whose next
+		// read would fail as well.
+		if err := c.SetReadDeadline(time.Now().Add(idle)); err != nil {
+			return
+		}
 		if _, err := io.ReadFull(c, prefix[:]); err != nil {
 			return
 		}
@@ -392,7 +397,9 @@ func (s *Server) serveConn(c *tcpConn) {
 		if n < headerSize {
 			return
 		}
-		c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+		if err := c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout)); err != nil {
+			return
+		}
 		var err error
 		if in, err = readFrame(c, in, n); err != nil {
 			return
@@ -439,7 +446,9 @@ func (s *Server) answerTCP(c net.Conn, q []byte) bool {
 	}
 	msg := (*out)[:2+len(resp)]
 	binary.BigEndian.PutUint16(msg, uint16(len(resp)))
-	c.SetWriteDeadline(time.Now().Add(s.cfg.TCPWriteTimeout))
+	if err := c.SetWriteDeadline(time.Now().Add(s.cfg.TCPWriteTimeout)); err != nil {
+		return false
+	}
 	_, err := c.Write(msg)
 	return err == nil
 }

@@ -2,6 +2,7 @@ package resolver
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -120,7 +121,7 @@ func TestGoResolver(t *testing.T) {
 				t.Errorf("LookupHost: %v %v, want both families", hosts, err)
 			}
 			_, err = r.LookupHost(ctx, "nope.default.svc.cluster.local.")
-			if dnsErr, ok := err.(*net.DNSError); !ok || !dnsErr.IsNotFound {
+			if dnsErr := (*net.DNSError)(nil); !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
 				t.Errorf("LookupHost of a missing name: %v, want not found", err)
 			}
 			names, err := r.LookupAddr(ctx, "10.1.0.1")
@@ -203,7 +204,9 @@ func queryOn(c net.Conn) error {
 	m := new(dns.Msg)
 	m.SetQuestion("cluster.local.", dns.TypeSOA)
 	dc := &dns.Conn{Conn: c}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		return err
+	}
 	if err := dc.WriteMsg(m); err != nil {
 		return err
 	}
@@ -214,7 +217,9 @@ func queryOn(c net.Conn) error {
 // waitClosed fails unless the server closes c.
 func waitClosed(t *testing.T, c net.Conn, why string) {
 	t.Helper()
-	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(5 * time.Second)); err != nil {
+		t.Fatalf("%s: %v", why, err)
+	}
 	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Errorf("%s: read %v, want the server to close the connection", why, err)
 	}
@@ -377,7 +382,9 @@ func TestTCPIdleConnectionsAreClosed(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if err := c.SetReadDeadline(time.Now().Add(10 * time.Second)); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
 		t.Errorf("read on a silent connection: %v, want the server to close it", err)
 	}

@@ -79,11 +79,16 @@ func (p *peerDNS) serveDNS(w dns.ResponseWriter, r *dns.Msg) {
 			}
 		}
 	}
-	w.WriteMsg(m)
+	// A reply that cannot be sent is lost, as a dropped datagram would be:
+	// the agent asks again at its next refresh.
+	_ = w.WriteMsg(m)
 }
 
 func (p *peerDNS) addr() string { return p.pc.LocalAddr().String() }
-func (p *peerDNS) close()       { p.srv.Shutdown() }
+
+// close stops the server. miekg/dns's Shutdown fails only for a server that
+// never started, and a peerDNS exists only once it has.
+func (p *peerDNS) close() { _ = p.srv.Shutdown() }
 
 // agent is one running peeragent.
 type agent struct {
@@ -238,8 +243,7 @@ func (b *bench) startAgents(n, port int, dnsAddr, tag string) ([]*agent, error) 
 		name := fmt.Sprintf("peeragent-%s-%d", tag, i)
 		p, err := b.procs.start(name, b.cfg.peeragentBin, args, filepath.Join(b.dir, name+".log"))
 		if err != nil {
-			stopAgents(agents)
-			return nil, err
+			return nil, errors.Join(err, stopAgents(agents))
 		}
 		agents = append(agents, &agent{proc: p, metrics: fmt.Sprintf("http://127.0.0.1:%d/metrics", web)})
 	}
@@ -266,7 +270,7 @@ func waitAgents(ctx context.Context, agents []*agent, state string, want int, ti
 		var last string
 		for _, a := range agents {
 			if a.proc.Exited() {
-				return fmt.Errorf("%s exited: %v\n%s", a.proc.Name, a.proc.Err(), a.proc.Tail(20))
+				return exitedError(a.proc.Name, a.proc)
 			}
 			got, err := membersGauge(ctx, client, a.metrics, state)
 			if err != nil || got != want {

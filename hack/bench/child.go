@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -38,4 +39,15 @@ func (cs *children) stopAll() error {
 		errs = append(errs, list[i].Stop(3*time.Second))
 	}
 	return errors.Join(errs...)
+}
+
+// exitedError reports that p, called name, exited while it should be
+// running: how it ended (wrapped, so an *exec.ExitError can be inspected)
+// and the last lines of its log.
+func exitedError(name string, p *proc.Process) error {
+	how := p.Err()
+	if how == nil {
+		how = errors.New("exit status 0")
+	}
+	return fmt.Errorf("%s exited: %w\n%s", name, how, p.Tail(20))
 }

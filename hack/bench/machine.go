@@ -37,8 +37,9 @@ func readMachine() machine {
 		for _, line := range strings.Split(string(data), "\n") {
 			if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
 				var kb int64
-				fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
-				m.memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%d", &kb); err == nil {
+					m.memory = fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+				}
 			}
 		}
 	}

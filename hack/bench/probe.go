@@ -50,8 +50,9 @@ func (p *prober) query(name string, qtype uint16, edns uint16, timeout time.Dura
 	if _, err := p.conn.Write(q); err != nil {
 		return nil, fmt.Errorf("query %s: %w", p.server, err)
 	}
-	deadline := time.Now().Add(timeout)
-	p.conn.SetReadDeadline(deadline)
+	if err := p.conn.SetReadDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, fmt.Errorf("query %s %s: %w", p.server, name, err)
+	}
 	for {
 		n, err := p.conn.Read(p.buf)
 		if err != nil {
@@ -83,7 +84,9 @@ func queryTCP(server netip.AddrPort, name string, qtype uint16, timeout time.Dur
 		return nil, 0, fmt.Errorf("query %s %s over tcp: %w", server, name, err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(timeout))
+	if err := c.SetDeadline(time.Now().Add(timeout)); err != nil {
+		return nil, 0, fmt.Errorf("query %s %s over tcp: %w", server, name, err)
+	}
 	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(q))), q...)); err != nil {
 		return nil, 0, fmt.Errorf("query %s %s over tcp: %w", server, name, err)
 	}

@@ -139,7 +139,7 @@ func (s *dnsServer) waitReady(ctx context.Context, timeout time.Duration, name s
 	defer client.CloseIdleConnections()
 	for {
 		if s.proc.Exited() {
-			return fmt.Errorf("%s exited: %v\n%s", s.name, s.proc.Err(), s.proc.Tail(20))
+			return exitedError(s.name, s.proc)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, s.ready, nil)
 		resp, err := client.Do(req)

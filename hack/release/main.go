@@ -149,8 +149,11 @@ func release(c config, stdout io.Writer) error {
 // is packaged. A development version overrides both.
 func packageCharts(c config, dir string) error {
 	charts, err := filepath.Glob(filepath.Join(c.repo, "charts", "*", "Chart.yaml"))
-	if err != nil || len(charts) == 0 {
-		return fmt.Errorf("no charts under %s/charts (%v)", c.repo, err)
+	if err != nil {
+		return fmt.Errorf("find charts: %w", err)
+	}
+	if len(charts) == 0 {
+		return fmt.Errorf("no charts under %s/charts", c.repo)
 	}
 	slices.Sort(charts)
 	chartVersion := strings.TrimPrefix(c.version, "v")

@@ -61,7 +61,6 @@ func testDuplicateName(t *testing.T, d *deployment) {
 		return allOf(checks...)()
 	})
 	second.stop(t, 10*time.Second)
-	start = time.Now()
 	took = testtools.Eventually(t, "the original recovers by itself", stepLimit, allOf(
 		wantMetric(original, "peeragent_name_duplicated", 0),
 		s.wantAllAlive(s.agents...),

@@ -211,11 +211,18 @@ func wantView(p *proc, hasQuorum float64, states ...string) func() error {
 				return fmt.Errorf("%s sees %s %q, want %s (all: %v)", p.name, name, got[name].State, want, got)
 			}
 		}
-		if v, err := p.metric(`peeragent_members{state="alive"}`); err != nil || v != float64(alive) {
-			return fmt.Errorf("%s: peeragent_members{state=\"alive\"} = %v (%v), want %d", p.name, v, err, alive)
+		v, err := p.metric(`peeragent_members{state="alive"}`)
+		if err != nil {
+			return fmt.Errorf("%s: peeragent_members{state=\"alive\"}: %w", p.name, err)
 		}
-		if v, err := p.metric("peeragent_has_quorum"); err != nil || v != hasQuorum {
-			return fmt.Errorf("%s: peeragent_has_quorum = %v (%v), want %v", p.name, v, err, hasQuorum)
+		if v != float64(alive) {
+			return fmt.Errorf("%s: peeragent_members{state=\"alive\"} = %v, want %d", p.name, v, alive)
+		}
+		if v, err = p.metric("peeragent_has_quorum"); err != nil {
+			return fmt.Errorf("%s: peeragent_has_quorum: %w", p.name, err)
+		}
+		if v != hasQuorum {
+			return fmt.Errorf("%s: peeragent_has_quorum = %v, want %v", p.name, v, hasQuorum)
 		}
 		return nil
 	}

@@ -125,8 +125,14 @@ func TestChartRepository(t *testing.T) {
 	}
 	url := "http://" + ln.Addr().String() + "/charts"
 	srv := &http.Server{Handler: http.StripPrefix("/charts", http.FileServer(http.Dir(filepath.Join(dist, "release", "charts"))))}
-	go srv.Serve(ln)
-	t.Cleanup(func() { srv.Close() })
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve the chart repository: %v", err)
+		}
+	})
 
 	// A development version, as a checkout between releases packages.
 	const version = "v0.1.0-dev-gtest"
