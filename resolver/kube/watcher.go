@@ -28,8 +28,10 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/informers"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -105,7 +107,6 @@ type Watcher struct {
 	metrics   *metrics
 	namespace string
 
-	factory  informers.SharedInformerFactory
 	informer cache.SharedIndexInformer
 	handler  cache.ResourceEventHandlerRegistration
 
@@ -154,28 +155,44 @@ func New(cfg Config) (*Watcher, error) {
 		wake:      make(chan struct{}, 1),
 		known:     map[serviceKey]struct{}{},
 	}
-	client := cfg.Client
-	if client == nil {
+	// Only the discovery/v1 client is built, not the whole clientset and
+	// informer factory: a binary that links text/template (kingpin's usage)
+	// keeps every exported method of every reachable type, so each API
+	// group not referenced here is megabytes not shipped in the image.
+	var client discoveryv1client.DiscoveryV1Interface
+	var watchListClient any // tells the informer whether the client streams lists
+	if cfg.Client != nil {
+		client, watchListClient = cfg.Client.DiscoveryV1(), cfg.Client
+	} else {
 		health := &apiHealth{log: w.log, metrics: w.metrics, synced: w.synced.Load}
 		rc := rest.CopyConfig(cfg.RESTConfig)
 		rc.Wrap(health.wrap)
-		var err error
-		if client, err = kubernetes.NewForConfig(rc); err != nil {
+		c, err := discoveryv1client.NewForConfig(rc)
+		if err != nil {
 			return nil, fmt.Errorf("kube: client: %w", err)
 		}
+		client, watchListClient = c, c
+	}
+	api := client.EndpointSlices(cfg.Namespace)
+	lw := &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			selectHeadless(&o)
+			return api.List(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			selectHeadless(&o)
+			return api.Watch(ctx, o)
+		},
 	}
 	// Resync 0: the informer's cache is the truth between watch events;
 	// periodic resyncs would only rebuild unchanged services.
-	w.factory = informers.NewSharedInformerFactoryWithOptions(client, 0,
-		informers.WithNamespace(cfg.Namespace),
-		informers.WithTweakListOptions(selectHeadless),
+	w.informer = cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(lw, watchListClient),
+		&discoveryv1.EndpointSlice{},
+		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{serviceIndex: indexByService}},
 	)
-	w.informer = w.factory.Discovery().V1().EndpointSlices().Informer()
 	if err := w.informer.SetTransform(leanSlice); err != nil {
 		return nil, fmt.Errorf("kube: set transform: %w", err)
-	}
-	if err := w.informer.AddIndexers(cache.Indexers{serviceIndex: indexByService}); err != nil {
-		return nil, fmt.Errorf("kube: add index: %w", err)
 	}
 	if err := w.informer.SetWatchErrorHandlerWithContext(w.watchError); err != nil {
 		return nil, fmt.Errorf("kube: set watch error handler: %w", err)
@@ -211,12 +228,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	wg.Go(func() { w.work(ctx) })
-	w.factory.StartWithContext(ctx)
-	defer func() {
-		// Shutdown waits for the informer's goroutines, which end with ctx.
-		w.factory.Shutdown()
-		wg.Wait()
-	}()
+	wg.Go(func() { w.informer.RunWithContext(ctx) })
+	// The informer's and the worker's goroutines end with ctx.
+	defer wg.Wait()
 	if cache.WaitForCacheSync(ctx.Done(), w.handler.HasSynced) {
 		// Every event of the initial list has now been handed to the
 		// handler and so is in w.dirty; the worker calls SetSynced after
