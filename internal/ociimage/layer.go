@@ -19,8 +19,8 @@ type File struct {
 	Path string
 	// Mode holds the permission bits; 0 means 0644.
 	Mode fs.FileMode
-	// Uid and Gid own the file; 0 (root) by default.
-	Uid, Gid int
+	// UID and GID own the file; 0 (root) by default.
+	UID, GID int
 	// Data is the file's content.
 	Data []byte
 }
@@ -83,7 +83,7 @@ func layerTar(files []File, modTime time.Time) ([]byte, error) {
 		}
 		hdr.Typeflag = tar.TypeReg
 		hdr.Mode = int64(mode)
-		hdr.Uid, hdr.Gid = f.Uid, f.Gid
+		hdr.Uid, hdr.Gid = f.UID, f.GID
 		hdr.Size = int64(len(f.Data))
 		if err := tw.WriteHeader(hdr); err != nil {
 			return nil, err

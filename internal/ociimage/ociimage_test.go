@@ -80,7 +80,7 @@ type entry struct {
 	Name     string
 	Type     byte
 	Mode     int64
-	Uid, Gid int
+	UID, GID int
 	ModTime  time.Time
 }
 
