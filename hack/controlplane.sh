@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler), kwok, CoreDNS and helm into $1 (default .cache/bin), skipping what
-# is already built at the pinned version. Installs the Debian tools the tests
-# use (dig, dnsperf, ip, promtool) when they are missing.
+# kube-scheduler), the node (kubelet, kube-proxy, containerd, ctr,
+# containerd-shim-runc-v2), kwok, CoreDNS and helm into $1 (default .cache/bin),
+# skipping what is already built at the pinned version. Installs the Debian tools
+# the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
+# conntrack for the node) when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -23,6 +25,13 @@ install_debian() {
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v ip >/dev/null || missing+=(iproute2)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# The node: Debian's runc has seccomp, which containerd's sandbox spec
+	# asks for; the CNI plugins land in /usr/lib/cni.
+	command -v runc >/dev/null || missing+=(runc)
+	[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+	command -v iptables >/dev/null || missing+=(iptables)
+	command -v conntrack >/dev/null || missing+=(conntrack)
+	command -v nft >/dev/null || missing+=(nftables) # kube-proxy's nftables mode runs nft
 	[ ${#missing[@]} -eq 0 ] && return 0
 	say "installing Debian packages: ${missing[*]}"
 	export DEBIAN_FRONTEND=noninteractive
@@ -45,7 +54,7 @@ build_kubernetes() {
 	local pkg=k8s.io/component-base/version
 	local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	local c todo=()
-	for c in kube-apiserver kube-controller-manager kube-scheduler; do
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
 		built "$c" "$KUBERNETES_VERSION" || todo+=("$c")
 	done
 	[ ${#todo[@]} -eq 0 ] && return 0
@@ -56,17 +65,39 @@ build_kubernetes() {
 	done
 }
 
-go_install() { # name module version
-	built "$1" "$3" && return 0
-	say "building $1 $3"
-	GOBIN="$bin" go install "$2@$3"
-	stamp "$1" "$3"
+go_install() { # name module version [static]
+	local version=$3
+	# static: without cgo, so the binary also runs in an image with
+	# nothing else in it (the node's cluster DNS runs CoreDNS as a pod).
+	[ "${4:-}" = static ] && version="$3 static"
+	built "$1" "$version" && return 0
+	say "building $1 $version"
+	if [ "${4:-}" = static ]; then
+		CGO_ENABLED=0 GOBIN="$bin" go install -trimpath "$2@$3"
+	else
+		GOBIN="$bin" go install "$2@$3"
+	fi
+	stamp "$1" "$version"
+}
+
+# containerd without cgo and without the snapshotters that need it; the
+# node uses overlayfs.
+build_containerd() {
+	local c todo=()
+	for c in containerd ctr containerd-shim-runc-v2; do
+		built "$c" "$CONTAINERD_VERSION" || todo+=("github.com/containerd/containerd/v2/cmd/$c@$CONTAINERD_VERSION")
+	done
+	[ ${#todo[@]} -eq 0 ] && return 0
+	say "building containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION"
+	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -tags no_btrfs,no_devmapper,no_zfs "${todo[@]}"
+	for c in containerd ctr containerd-shim-runc-v2; do stamp "$c" "$CONTAINERD_VERSION"; done
 }
 
 install_debian
 build_etcd
 build_kubernetes
-go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
+build_containerd
+go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" static
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 say "control plane ready in $bin"
