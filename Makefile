@@ -5,20 +5,69 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 GO        ?= go
-VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The release being prepared; the charts' appVersion and CHANGELOG.md agree
+# with it (go test ./test/release checks). Bump it right after tagging.
+RELEASE   := v0.1.0
+# The version stamped into binaries, images and packaged charts: the release
+# tag on a tagged commit, else a development version (see hack/version.sh and
+# docs/release.md).
+VERSION   ?= $(shell hack/version.sh $(RELEASE))
 REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
+# Every time stamp in images and archives: the last commit's time, so two
+# builds of one commit are byte-identical.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+export SOURCE_DATE_EPOCH
 LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
 export PEERDNS_TOOLS_BIN := $(TOOLS_BIN)
+# Release outputs (git-ignored).
+DIST      ?= dist
+# Platforms of the images, and of the release archives.
+PLATFORMS ?= linux/amd64 linux/arm64
+RELEASE_PLATFORMS ?= $(PLATFORMS) darwin/amd64 darwin/arm64
+IMAGE_REPOSITORY ?= ghcr.io/peerdns
+# Where the chart repository (dist/release/charts) is published.
+CHART_URL ?= https://peerdns.github.io/peerdns/charts
 
 .PHONY: help
 help: ## Show this help.
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 .PHONY: build
-build: ## Build bin/peerdns and bin/peeragent.
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+build: ## Build bin/peerdns and bin/peeragent (static, CGO_ENABLED=0).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/ ./cmd/...
+
+.PHONY: binaries
+binaries: ## Cross-compile both programs for every PLATFORMS into $(DIST)/bin/<os>_<arch>/.
+	@for p in $(PLATFORMS); do \
+		echo "go build $$p"; \
+		CGO_ENABLED=0 GOOS=$${p%/*} GOARCH=$${p#*/} $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(DIST)/bin/$${p%/*}_$${p#*/}/ ./cmd/...; \
+	done
+
+.PHONY: image
+image: binaries ## Build the peerdns and peeragent images (OCI layout, archives, SBOMs) into $(DIST)/image; no daemon needed.
+	$(GO) run ./hack/image -bin $(DIST)/bin -out $(DIST)/image -platforms '$(PLATFORMS)' \
+		-repository $(IMAGE_REPOSITORY) -version $(VERSION) -revision '$(REVISION)'
+
+.PHONY: version
+version: ## Print the version this checkout builds (see docs/release.md).
+	@echo $(VERSION)
+
+.PHONY: release
+release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
+	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)'
+	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
+		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
+
+.PHONY: helm
+helm: ## Build only the pinned helm into .cache/bin (make controlplane builds it too).
+	@. hack/versions.env; \
+	if [ ! -x $(TOOLS_BIN)/helm ] || [ "$$(cat $(TOOLS_BIN)/.helm.version 2>/dev/null)" != "$$HELM_VERSION" ]; then \
+		echo "building helm $$HELM_VERSION"; \
+		mkdir -p $(TOOLS_BIN); GOBIN=$(TOOLS_BIN) $(GO) install helm.sh/helm/v3/cmd/helm@$$HELM_VERSION; \
+		echo "$$HELM_VERSION" >$(TOOLS_BIN)/.helm.version; \
+	fi
 
 .PHONY: controlplane
 controlplane: ## Build the pinned etcd, kube-apiserver, controller-manager, scheduler, kwok, CoreDNS, helm into .cache/bin; install dig/dnsperf.
@@ -52,4 +101,4 @@ lint: ## gofmt, go vet and go mod tidy checks.
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the control-plane cache).
-	rm -rf bin/
+	rm -rf bin/ $(DIST)/

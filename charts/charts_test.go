@@ -36,6 +36,24 @@ func helmBinary(t *testing.T) string {
 	return testtools.Path(t, "helm")
 }
 
+// TestHelmFound fails, where other tests skip, when helm is missing: almost
+// every check of this package renders the charts with helm, and without this
+// `go test ./charts` would print ok for a package that checked little more
+// than the values tables.
+func TestHelmFound(t *testing.T) {
+	bin, err := testtools.Bin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(bin, "helm")
+	if _, err := os.Stat(p); err != nil {
+		if p, err = exec.LookPath("helm"); err != nil {
+			t.Fatalf("helm not found in %s or $PATH, so every chart check that renders with helm was skipped: run `make controlplane`", bin)
+		}
+	}
+	t.Logf("helm: %s", p)
+}
+
 // kubeVersion is the Kubernetes version the charts are rendered for: the one
 // the project pins in hack/versions.env. helm built with `go install` would
 // otherwise assume v1.20, below the charts' kubeVersion.
@@ -130,6 +148,8 @@ type rendered struct {
 	// serviceMonitors are prometheus-operator objects, whose Go types the
 	// module does not depend on: kept as plain maps.
 	serviceMonitors []map[string]any
+	podMonitors     []map[string]any
+	prometheusRules []map[string]any
 	// docs are the raw documents, in order, for tests that send them on.
 	docs [][]byte
 }
@@ -179,6 +199,10 @@ func decode(t *testing.T, out string) *rendered {
 			r.pdbs = append(r.pdbs, strict[policyv1.PodDisruptionBudget](doc, &err))
 		case "monitoring.coreos.com/v1 ServiceMonitor":
 			r.serviceMonitors = append(r.serviceMonitors, strict[map[string]any](doc, &err))
+		case "monitoring.coreos.com/v1 PodMonitor":
+			r.podMonitors = append(r.podMonitors, strict[map[string]any](doc, &err))
+		case "monitoring.coreos.com/v1 PrometheusRule":
+			r.prometheusRules = append(r.prometheusRules, strict[map[string]any](doc, &err))
 		default:
 			t.Fatalf("rendered %s %s, which no test knows how to check:\n%s", meta.APIVersion, meta.Kind, doc)
 		}

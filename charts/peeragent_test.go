@@ -33,6 +33,17 @@ readinessProbe: null
 example: {enabled: true}
 gossipKeys: {enabled: false}
 `,
+	"the cluster DNS alone": `
+example: {enabled: true}
+peers: {view: svc, domain: cluster.local}
+`,
+	"example with monitoring": `
+example: {enabled: true}
+podMonitor: {enabled: true, labels: {release: prom}, scrapeTimeout: 10s}
+prometheusRule: {enabled: true, labels: {release: prom}}
+grafanaDashboard: {enabled: true}
+extraEnv: [{name: GOMEMLIMIT, value: 48MiB}]
+`,
 }
 
 func TestPeeragentLint(t *testing.T) {
@@ -51,6 +62,9 @@ func TestPeeragentDefaults(t *testing.T) {
 	r := render(t, peeragentChart, "")
 	if n := len(r.statefulSets) + len(r.services); n != 0 {
 		t.Errorf("rendered %d StatefulSets and Services; the example must be off by default", n)
+	}
+	if n := len(r.podMonitors) + len(r.prometheusRules) + len(r.configMaps); n != 0 {
+		t.Errorf("rendered %d PodMonitors, PrometheusRules and ConfigMaps; monitoring is opt-in", n)
 	}
 	s := only(t, "Secret", r.secrets)
 	if s.Name != "r-peeragent-gossip-keys" {
@@ -188,7 +202,7 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
 				label:      releaseNamespace + "/r-peeragent-example",
 				secretName: "r-peeragent-gossip-keys",
 			},
@@ -200,7 +214,7 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example through peerdns, given keys, no readiness gate"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 5,
-				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.peers.internal",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
 				label:      releaseNamespace + "/r-peeragent-example",
 				dnsServer:  "10.96.0.53:53",
 				secretName: "r-peeragent-gossip-keys",
@@ -212,22 +226,34 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example without encryption"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:   "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				srv:   "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
 				label: releaseNamespace + "/r-peeragent-example",
 			},
 			readiness: true,
 		},
 		{
+			name:   "the cluster DNS alone",
+			values: peeragentValueSets["the cluster DNS alone"],
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 3,
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local",
+				label:      releaseNamespace + "/r-peeragent-example",
+				secretName: "r-peeragent-gossip-keys",
+			},
+			readiness: true,
+			wantKeys:  []string{"primary"},
+		},
+		{
 			name: "existing Secret, explicit SRV name",
 			values: `
 example: {enabled: true}
-peers: {srv: _gossip._tcp._peers.db.prod.svc.peers.internal}
+peers: {srv: _gossip._tcp.db.prod.peers.peers.internal}
 gossipKeys: {existingSecret: db-gossip}
 clusterLabel: orders
 `,
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:        "_gossip._tcp._peers.db.prod.svc.peers.internal",
+				srv:        "_gossip._tcp.db.prod.peers.peers.internal",
 				label:      "orders",
 				secretName: "db-gossip",
 			},
@@ -350,7 +376,7 @@ spec:
 	secret := only(t, "Secret", r.secrets)
 	checkSidecar(t, sts, sidecarWant{
 		serviceName: "orders", replicas: 5,
-		srv:        "_gossip._tcp.orders." + releaseNamespace + ".svc.peers.internal",
+		srv:        "_gossip._tcp.orders." + releaseNamespace + ".peers.peers.internal",
 		label:      releaseNamespace + "/orders",
 		ordinal:    1,
 		extraArgs:  []string{"--peers-file=/shared/peers"},
@@ -399,12 +425,70 @@ func TestPeeragentRejects(t *testing.T) {
 		{"keys without a primary", `gossipKeys: {keys: {next: ` + testGossipKey + `}}`, []string{`must contain a "primary" key`}},
 		{"DNS server without a port", `peers: {dnsServer: 10.96.0.53}`, []string{"dnsServer"}},
 		{"SRV name that is not one", `peers: {srv: web.default.svc.cluster.local}`, []string{"srv"}},
+		{"unknown view", `peers: {view: ready}`, []string{"view"}},
+		{"scrape interval without a unit", `podMonitor: {interval: "30"}`, []string{"interval"}},
+		{"dashboard label that is not a string", `grafanaDashboard: {labels: {grafana_dashboard: 1}}`, []string{"grafana_dashboard"}},
 		{"gossip port name too long for its UDP twin", `gossip: {portName: gossip-cluster}`, []string{"portName"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := template(t, peeragentChart, tt.values)
 			wantHelmError(t, err, tt.wants...)
+		})
+	}
+}
+
+func TestPeeragentNotes(t *testing.T) {
+	tests := []struct {
+		name, values string
+		wants        []string
+		not          []string
+	}{
+		{
+			name:   "alone",
+			values: "",
+			wants: []string{
+				"Gossip keys: Secret " + releaseNamespace + "/r-peeragent-gossip-keys (a primary key generated at install, kept on upgrades).",
+				`include "peeragent.sidecar"`,
+				"    _gossip._tcp.<service>." + releaseNamespace + ".peers.peers.internal\n",
+			},
+			not: []string{"Monitoring:", "NOT encrypted"},
+		},
+		{
+			name:   "example in the peer view",
+			values: peeragentValueSets["example with monitoring"],
+			wants: []string{
+				"    _gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal\n",
+				"which is peerdns's peer view",
+				"kubectl get --raw /api/v1/namespaces/" + releaseNamespace + "/pods/r-peeragent-example-0:9470/proxy/members",
+				"PodMonitor " + releaseNamespace + "/r-peeragent scrapes the ports named agent-web.",
+				"PrometheusRule " + releaseNamespace + "/r-peeragent holds the peeragent alerts",
+				"ConfigMap " + releaseNamespace + "/r-peeragent-dashboard holds the Grafana dashboard.",
+			},
+		},
+		{
+			name:   "example through the cluster DNS, no encryption",
+			values: "example: {enabled: true}\npeers: {view: svc, domain: cluster.local}\ngossipKeys: {enabled: false}\n",
+			wants: []string{
+				"    _gossip._tcp.r-peeragent-example." + releaseNamespace + ".svc.cluster.local\n",
+				"Gossip is NOT encrypted",
+			},
+			not: []string{"peer view"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			notes := renderNotes(t, peeragentChart, tt.values)
+			for _, want := range tt.wants {
+				if !strings.Contains(notes, want) {
+					t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
+				}
+			}
+			for _, not := range tt.not {
+				if strings.Contains(notes, not) {
+					t.Errorf("NOTES.txt says %q:\n%s", not, notes)
+				}
+			}
 		})
 	}
 }

@@ -23,8 +23,11 @@ var peerdnsValueSets = map[string]string{
 zones: [peers.internal., example.org, 10.in-addr.arpa.]
 service: {clusterIP: 10.96.0.53}
 `,
-	"service monitor": `
+	"monitoring": `
 serviceMonitor: {enabled: true, labels: {release: prom}, scrapeTimeout: 10s}
+prometheusRule: {enabled: true, labels: {release: prom}}
+grafanaDashboard: {enabled: true, namespace: monitoring, annotations: {grafana_folder: DNS}}
+extraEnv: [{name: GOMEMLIMIT, value: 200MiB}]
 `,
 	"hard anti-affinity, three replicas, minAvailable": `
 replicaCount: 3
@@ -179,8 +182,11 @@ func TestPeerdnsDefaults(t *testing.T) {
 		checkRBAC(t, r, dep, releaseNamespace)
 	})
 
-	if n := len(r.serviceMonitors); n != 0 {
-		t.Errorf("rendered %d ServiceMonitors; the default needs no prometheus-operator", n)
+	if n := len(r.serviceMonitors) + len(r.prometheusRules); n != 0 {
+		t.Errorf("rendered %d ServiceMonitors and PrometheusRules; the default needs no prometheus-operator", n)
+	}
+	if n := len(r.configMaps); n != 0 {
+		t.Errorf("rendered %d ConfigMaps; the dashboard is opt-in", n)
 	}
 }
 
@@ -312,8 +318,8 @@ func TestPeerdnsValues(t *testing.T) {
 			},
 		},
 		{
-			name:   "service monitor",
-			values: peerdnsValueSets["service monitor"],
+			name:   "monitoring",
+			values: peerdnsValueSets["monitoring"],
 			check: func(t *testing.T, r *rendered) {
 				sm := only(t, "ServiceMonitor", r.serviceMonitors)
 				meta, _ := sm["metadata"].(map[string]any)
@@ -493,6 +499,18 @@ func TestPeerdnsNotes(t *testing.T) {
 			"    peers.internal:53 {\n        errors\n        forward . <CLUSTER-IP>:53\n    }\n",
 			"kubectl -n " + releaseNamespace + " get service r-peerdns -o jsonpath='{.spec.clusterIP}'",
 			"dig SRV nginx.default.svc.peers.internal",
+		} {
+			if !strings.Contains(notes, want) {
+				t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
+			}
+		}
+	})
+	t.Run("monitoring", func(t *testing.T) {
+		notes := renderNotes(t, peerdnsChart, peerdnsValueSets["monitoring"])
+		for _, want := range []string{
+			"ServiceMonitor " + releaseNamespace + "/r-peerdns scrapes the metrics port.",
+			"PrometheusRule " + releaseNamespace + "/r-peerdns holds the peerdns alerts",
+			"ConfigMap monitoring/r-peerdns-dashboard holds the Grafana dashboard.",
 		} {
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)

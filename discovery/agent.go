@@ -37,6 +37,8 @@ type Agent struct {
 	queue   *memberlist.TransmitLimitedQueue
 	keyring *memberlist.Keyring // nil: no encryption
 	keys    keyFiles
+	names   *nameGuard
+	meta    []byte // nodeMeta, encoded
 
 	started chan struct{}
 	// Set before started is closed, read-only afterwards.
@@ -74,7 +76,9 @@ func New(cfg Config) (*Agent, error) {
 		joining: map[string]bool{},
 	}
 	a.metrics = newMetrics(cfg.Registerer, a.set, self)
-	a.table = newMembership(cfg.NodeName, a.set, cfg.Timing, a.metrics)
+	a.table = newMembership(cfg.NodeName, cfg.Version, a.set, cfg.Timing, a.metrics)
+	a.names = newNameGuard(cfg.NodeName, cfg.Timing.SuspectTimeout)
+	a.meta, _ = json.Marshal(nodeMeta{Version: cfg.Version, Zone: cfg.Zone})
 	r := cfg.Resolver
 	if r == nil {
 		if cfg.DNSServer != "" {
@@ -84,9 +88,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a.finder = newPeerFinder(&a.cfg, r, a.metrics, cfg.Logger.With("component", "peers"))
-	a.hooks = newHookRunner(&a.cfg, a.metrics, cfg.Logger.With("component", "hooks"), func() []string {
-		return hookEnv(cfg.NodeName, a.table.currentQuorum())
-	})
+	a.hooks = newHookRunner(&a.cfg, a.metrics, cfg.Logger.With("component", "hooks"))
 	a.queue = &memberlist.TransmitLimitedQueue{NumNodes: a.table.present, RetransmitMult: 4}
 	if cfg.KeyringDir != "" {
 		kf, err := readKeyFiles(cfg.KeyringDir, cfg.PrimaryKeyName)
@@ -119,20 +121,35 @@ func (a *Agent) Members() []Member { return a.table.snapshot() }
 // Quorum is the current quorum standing.
 func (a *Agent) Quorum() Quorum { return a.table.currentQuorum() }
 
-// Ready reports nil once this member has joined the cluster (seen another
-// member alive, or N is 1) and, with RequireQuorumForReady, while quorum
-// holds. It fails from the moment shutdown begins.
-func (a *Agent) Ready() error {
+// Startup reports nil once this member has joined the cluster: another
+// member answered this agent's own probe (at once when N is 1). Once nil it
+// stays nil; it is meant for a startup probe, so that the containers after
+// the sidecar start only when the agent has heard from a peer.
+func (a *Agent) Startup() error {
 	select {
 	case <-a.started:
 	default:
 		return errors.New("gossip not started")
 	}
+	if !a.table.joined() {
+		return errors.New("not joined: no other member has answered this agent's probes yet")
+	}
+	return nil
+}
+
+// Ready reports nil once this member has joined the cluster (as Startup)
+// while no other live process claims its name and, with
+// RequireQuorumForReady, while quorum holds. It fails from the moment
+// shutdown begins.
+func (a *Agent) Ready() error {
+	if err := a.Startup(); err != nil {
+		return err
+	}
 	if a.stopping.Load() {
 		return errors.New("shutting down")
 	}
-	if !a.table.joined() {
-		return errors.New("not joined: no other member seen yet")
+	if a.table.isDuplicated() {
+		return fmt.Errorf("another live process claims the name %s", a.cfg.NodeName)
 	}
 	if a.cfg.RequireQuorumForReady {
 		if q := a.table.currentQuorum(); !q.Has {
@@ -140,6 +157,20 @@ func (a *Agent) Ready() error {
 		}
 	}
 	return nil
+}
+
+// StartupHandler answers 200 once Startup reports nil, else 503 with the
+// reason: a startup probe for the containers that follow the sidecar.
+func (a *Agent) StartupHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if err := a.Startup(); err != nil {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintln(w, err)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
 }
 
 // MembersHandler serves Members as JSON.
@@ -180,7 +211,7 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 	mc.Label = a.cfg.Label
 	mc.Keyring = a.keyring
 	d := delegates{a: a}
-	mc.Delegate, mc.Events, mc.Alive, mc.Merge, mc.Conflict, mc.Ping = d, d, d, d, d, d
+	mc.Delegate, mc.Events, mc.Alive, mc.Conflict, mc.Ping = d, d, d, d, d
 	mc.LogOutput = nil
 	mc.Logger = log.New(&memberlistLog{
 		logger:  a.cfg.Logger.With("component", "memberlist"),
@@ -197,7 +228,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.ran.Swap(true) {
 		return errors.New("agent: Run called twice")
 	}
-	ml, err := memberlist.Create(a.memberlistConfig())
+	mc := a.memberlistConfig()
+	if a.cfg.wrapTransport != nil {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{mc.BindAddr}, BindPort: mc.BindPort, Logger: mc.Logger,
+		})
+		if err != nil {
+			return fmt.Errorf("start gossip: %w", err)
+		}
+		if mc.AdvertisePort == 0 {
+			mc.AdvertisePort = nt.GetAutoBindPort()
+		}
+		mc.Transport = a.cfg.wrapTransport(nt)
+	}
+	ml, err := memberlist.Create(mc)
 	if err != nil {
 		return fmt.Errorf("start gossip: %w", err)
 	}
@@ -208,7 +252,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.finder.port == 0 {
 		a.finder.port = local.Port
 	}
+	a.names.setAddr(a.addr.String())
 	close(a.started)
+	if a.keyring == nil && a.set.N > 1 {
+		a.log.Warn("gossip is not encrypted: anyone who can reach the gossip port can join, read the membership and forge messages; set a keyring directory")
+	}
 	a.log.Info("gossip started", "node", a.cfg.NodeName, "address", a.addr,
 		"expected", a.set.N, "quorum", QuorumSize(a.set.N), "encrypted", a.keyring != nil, "label", a.cfg.Label)
 
@@ -244,17 +292,26 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // leave tells every member this one is going, so they record it as left
-// rather than failed, then leaves through memberlist.
+// rather than failed, then leaves through memberlist. (memberlist does mark
+// a self-announced dead node left internally, but hands the delegate the
+// same Node either way, so the agent announces its leave itself.)
 func (a *Agent) leave(ml *memberlist.Memberlist) {
 	deadline := time.Now().Add(a.cfg.LeaveTimeout)
-	a.table.leaving(a.cfg.NodeName)
-	msg := append([]byte{msgLeave}, a.cfg.NodeName...)
+	data, _ := json.Marshal(leaveMsg{Name: a.cfg.NodeName, Addr: a.addr.String()})
+	msg := append([]byte{msgLeave}, data...)
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	for _, n := range ml.Members() {
-		if n.Name == a.cfg.NodeName {
+	for _, m := range a.table.snapshot() {
+		if m.Name == a.cfg.NodeName || !m.State.present() {
 			continue
 		}
+		ap, err := netip.ParseAddrPort(m.Address)
+		if err != nil {
+			continue
+		}
+		// A Node of our own: the ones ml.Members() returns are memberlist's
+		// live records, which it keeps writing to.
+		n := &memberlist.Node{Name: m.Name, Addr: ap.Addr().AsSlice(), Port: ap.Port()}
 		wg.Go(func() {
 			if err := ml.SendReliable(n, msg); err != nil {
 				a.log.Debug("announce leave", "member", n.Name, "err", err)
@@ -290,9 +347,10 @@ func jitter(d time.Duration) time.Duration {
 }
 
 // discoverLoop looks peers up and joins the expected ones memberlist does not
-// hold at the address DNS gives. While some are missing it retries quickly,
-// backing off up to a quarter of RefreshInterval; once all are there, it
-// refreshes every RefreshInterval.
+// hold at the address DNS gives. While some are missing it retries from
+// RefreshMinInterval, doubling up to max(RefreshInterval/4,
+// RefreshMinInterval); once all are there, it refreshes every
+// RefreshInterval. Every delay gets ±20% jitter.
 func (a *Agent) discoverLoop(ctx context.Context) {
 	backoff := a.cfg.RefreshMinInterval
 	missingCap := max(a.cfg.RefreshInterval/4, a.cfg.RefreshMinInterval)
@@ -328,7 +386,7 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 // alive nor suspect.
 func (a *Agent) missing() bool {
 	for _, m := range a.table.snapshot() {
-		if m.Name != a.cfg.NodeName && m.State != StateAlive && m.State != StateSuspect {
+		if m.Name != a.cfg.NodeName && !m.State.present() {
 			return true
 		}
 	}
@@ -338,7 +396,7 @@ func (a *Agent) missing() bool {
 func (a *Agent) joinPeers(peers map[string]peer) {
 	for name, p := range peers {
 		state, addr := a.table.stateOf(name)
-		if (state == StateAlive || state == StateSuspect) && addr == p.Addr.String() {
+		if state.present() && addr == p.Addr.String() {
 			continue
 		}
 		a.joinMu.Lock()
@@ -368,9 +426,17 @@ func (a *Agent) joinPeers(peers map[string]peer) {
 	}
 }
 
-// probeLoop pings every member each probe interval, so suspect members are
-// told apart from alive ones (memberlist keeps that state to itself), and
-// samples memberlist's health score.
+// probeLoop pings every member each probe interval, and at once when a
+// member joins, so a member counts as alive only once it answered this
+// agent directly, and a silent one turns suspect. It also checks for
+// another process claiming this agent's name, and samples memberlist's
+// health score.
+//
+// workaround: memberlist keeps its suspect state to itself (Members()
+// lists suspect nodes as alive, and no delegate reports suspicion), and a
+// member it learns from another member's gossip is alive at once. These
+// pings are this agent's own evidence; memberlist's own probes feed the
+// same table through NotifyPingComplete.
 func (a *Agent) probeLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.Timing.ProbeInterval)
 	defer tick.Stop()
@@ -379,10 +445,11 @@ func (a *Agent) probeLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+		case <-a.table.probe:
 		}
 		var wg sync.WaitGroup
 		for _, m := range a.table.snapshot() {
-			if m.Name == a.cfg.NodeName || (m.State != StateAlive && m.State != StateSuspect) {
+			if m.Name == a.cfg.NodeName || !m.State.present() {
 				continue
 			}
 			udp, err := net.ResolveUDPAddr("udp", m.Address)
@@ -395,6 +462,7 @@ func (a *Agent) probeLoop(ctx context.Context) {
 				}
 			})
 		}
+		wg.Go(func() { a.table.setDuplicated(a.names.check(a.ml)) })
 		wg.Wait()
 		a.table.checkSuspects()
 		a.metrics.healthScore.Set(float64(a.ml.GetHealthScore()))
@@ -406,7 +474,7 @@ func (a *Agent) probeLoop(ctx context.Context) {
 func (a *Agent) stateLoop(ctx context.Context) {
 	viewTick := time.NewTicker(a.cfg.Timing.ViewInterval)
 	defer viewTick.Stop()
-	st := newSettler(a.cfg.SettleTime)
+	st := newSettler(a.cfg.settleTime())
 	defer st.timer.Stop()
 	var lastHash uint64
 	var sentOnce bool
@@ -421,7 +489,7 @@ func (a *Agent) stateLoop(ctx context.Context) {
 				lastHash, sentOnce = v.Hash, true
 			}
 			if a.hooks.enabled() && a.table.joined() && a.finder.named() {
-				st.observe(a.memberList())
+				st.observe(hookInput{members: a.memberList(), quorum: a.table.currentQuorum()})
 			}
 			a.metrics.ready.Set(b2f(a.Ready() == nil))
 		case <-viewTick.C:
@@ -429,8 +497,8 @@ func (a *Agent) stateLoop(ctx context.Context) {
 			a.broadcastView(v)
 			lastHash, sentOnce = v.Hash, true
 		case <-st.timer.C:
-			if list, ok := st.fire(); ok {
-				a.hooks.offer(list)
+			if in, ok := st.fire(); ok {
+				a.hooks.offer(in)
 			}
 		}
 	}
@@ -447,7 +515,7 @@ func (a *Agent) broadcastView(v view) {
 func (a *Agent) memberList() []string {
 	var out []string
 	for _, m := range a.table.snapshot() {
-		if m.State == StateAlive || m.State == StateSuspect {
+		if m.State.present() {
 			out = append(out, a.finder.dnsName(m.Name))
 		}
 	}

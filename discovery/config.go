@@ -1,14 +1,17 @@
 package discovery
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"strconv"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -29,6 +32,15 @@ type Config struct {
 	// a keyring for that) but it stops two clusters from merging when a pod
 	// IP is reused. Default "" (no label).
 	Label string
+	// Version is the application version this member runs (the database's
+	// image tag), gossiped to the others: peeragent_members_by_version and
+	// /members show it, so a partitioned rolling update is visible while it
+	// runs. Default "". Version and Zone together must fit in memberlist's
+	// node metadata (MaxMetaBytes of JSON).
+	Version string
+	// Zone is the failure zone this member runs in, gossiped and shown in
+	// /members. Default "".
+	Zone string
 
 	// BindAddr is the host:port memberlist listens on, TCP and UDP. Default
 	// ":7946". Port 0 picks a free port (tests).
@@ -78,7 +90,8 @@ type Config struct {
 	// Default 10s.
 	RefreshInterval time.Duration
 	// RefreshMinInterval is the first retry delay while expected peers are
-	// missing; it doubles up to RefreshInterval. Default 250ms.
+	// missing; it doubles up to max(RefreshInterval/4, RefreshMinInterval).
+	// Default 250ms.
 	RefreshMinInterval time.Duration
 	// LookupTimeout bounds one DNS query. Default 2s.
 	LookupTimeout time.Duration
@@ -86,18 +99,25 @@ type Config struct {
 	// DNSServer.
 	Resolver Resolver
 
-	// OnChange is a command run with "/bin/sh -c" after the member list
-	// settles on a new value; it reads the list on stdin, one DNS name (or
-	// node name) per line. A failure is logged and counted, never fatal.
-	// Default "" (none).
+	// OnChange is the absolute path of an executable run, without a shell
+	// and without arguments, after the member list or the quorum settles on
+	// a new value. It reads the list on stdin, one DNS name (or node name)
+	// per line, and the quorum in its environment (PEERAGENT_*). It runs in
+	// its own process group; the last HookOutputTail bytes of its output
+	// are logged. A failure is logged and counted, never fatal. Default ""
+	// (none).
 	OnChange string
-	// OnChangeTimeout bounds one OnChange run. Default 30s.
+	// OnChangeTimeout bounds one OnChange run; then its whole process group
+	// is killed. Default 30s.
 	OnChangeTimeout time.Duration
 	// PeersFile, when set, is rewritten atomically with the same list as
 	// OnChange receives, each time it settles. Default "".
 	PeersFile string
-	// SettleTime is how long the member list must stay unchanged before
-	// OnChange and PeersFile see it. Default 2s.
+	// SettleTime is how long the member list and the quorum must stay
+	// unchanged before OnChange and PeersFile see them. It must not be
+	// shorter than Timing.SuspectTimeout, so that a member turning suspect
+	// (and taking quorum with it) is still seen before it settles. Default
+	// 0: Timing.SuspectTimeout.
 	SettleTime time.Duration
 
 	// RequireQuorumForReady makes Ready fail while quorum is lost. Default
@@ -113,6 +133,20 @@ type Config struct {
 	// Registerer receives the agent's metrics. Default: a private registry
 	// nobody gathers.
 	Registerer prometheus.Registerer
+
+	// wrapTransport, when set (tests), wraps memberlist's network transport,
+	// for example to cut the link between two members.
+	wrapTransport func(memberlist.NodeAwareTransport) memberlist.NodeAwareTransport
+}
+
+// MaxMetaBytes bounds Version and Zone together, as gossiped.
+const MaxMetaBytes = 256
+
+func (c *Config) settleTime() time.Duration {
+	if c.SettleTime > 0 {
+		return c.SettleTime
+	}
+	return c.Timing.SuspectTimeout
 }
 
 // Timing holds memberlist's timings plus the agent's own suspect detection.
@@ -147,8 +181,10 @@ type Timing struct {
 	// IP). Until then the newcomer is a name conflict.
 	DeadNodeReclaimTime time.Duration
 	// SuspectTimeout is how long a member may go without answering this
-	// agent's probes before the agent shows it as suspect (and stops
-	// counting it as alive), ahead of memberlist declaring it dead.
+	// agent's own probes before the agent shows it as suspect (and stops
+	// counting it as alive), ahead of memberlist declaring it dead. It is
+	// also how long another process claiming this agent's name is
+	// remembered after its last answer.
 	SuspectTimeout time.Duration
 	// ViewInterval is how often this agent re-broadcasts its view of the
 	// membership, besides on every change.
@@ -231,7 +267,6 @@ func DefaultConfig() Config {
 		RefreshMinInterval:    250 * time.Millisecond,
 		LookupTimeout:         2 * time.Second,
 		OnChangeTimeout:       30 * time.Second,
-		SettleTime:            2 * time.Second,
 		LeaveTimeout:          5 * time.Second,
 	}
 }
@@ -280,12 +315,24 @@ func (c *Config) validate() error {
 		"TCP timeout": t.TCPTimeout, "gossip-to-the-dead time": t.GossipToTheDeadTime,
 		"suspect timeout": t.SuspectTimeout, "view interval": t.ViewInterval,
 		"refresh interval": c.RefreshInterval, "refresh min interval": c.RefreshMinInterval,
-		"lookup timeout": c.LookupTimeout, "settle time": c.SettleTime,
-		"leave timeout": c.LeaveTimeout, "hook timeout": c.OnChangeTimeout,
+		"lookup timeout": c.LookupTimeout,
+		"leave timeout":  c.LeaveTimeout, "hook timeout": c.OnChangeTimeout,
 	} {
 		if d <= 0 {
 			return bad("%s must be positive", name)
 		}
+	}
+	if c.SettleTime < 0 {
+		return bad("settle time must not be negative")
+	}
+	if c.SettleTime > 0 && c.SettleTime < t.SuspectTimeout {
+		return bad("settle time %s is shorter than the suspect timeout %s: a member turning suspect would settle unseen", c.SettleTime, t.SuspectTimeout)
+	}
+	if c.OnChange != "" && !filepath.IsAbs(c.OnChange) {
+		return bad("on-change %q is not the absolute path of an executable (it runs without a shell)", c.OnChange)
+	}
+	if meta, _ := json.Marshal(nodeMeta{Version: c.Version, Zone: c.Zone}); len(meta) > MaxMetaBytes {
+		return bad("version and zone take %d bytes of node metadata, more than %d", len(meta), MaxMetaBytes)
 	}
 	if t.ProbeTimeout > t.ProbeInterval {
 		return bad("probe timeout %s exceeds probe interval %s", t.ProbeTimeout, t.ProbeInterval)

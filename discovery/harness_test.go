@@ -17,12 +17,13 @@ import (
 )
 
 // testTiming is fast enough for a test suite and slow enough for -race on a
-// busy machine: a crashed member is suspect within about 0.6s and dead
-// within about 2s.
+// busy machine (a member counts only once it answered a probe within the
+// probe timeout): a crashed member is suspect within about 1.5s and dead
+// within about 4s.
 func testTiming() Timing {
 	return Timing{
-		ProbeInterval:           200 * time.Millisecond,
-		ProbeTimeout:            100 * time.Millisecond,
+		ProbeInterval:           500 * time.Millisecond,
+		ProbeTimeout:            500 * time.Millisecond,
 		SuspicionMult:           4,
 		SuspicionMaxTimeoutMult: 2,
 		GossipInterval:          50 * time.Millisecond,
@@ -31,7 +32,7 @@ func testTiming() Timing {
 		TCPTimeout:              time.Second,
 		GossipToTheDeadTime:     5 * time.Second,
 		DeadNodeReclaimTime:     200 * time.Millisecond,
-		SuspectTimeout:          500 * time.Millisecond,
+		SuspectTimeout:          1500 * time.Millisecond,
 		ViewInterval:            time.Second,
 	}
 }
@@ -74,7 +75,7 @@ func (c *testCluster) config(name string) Config {
 	cfg.RefreshInterval = time.Second
 	cfg.RefreshMinInterval = 50 * time.Millisecond
 	cfg.LookupTimeout = time.Second
-	cfg.SettleTime = 300 * time.Millisecond
+	cfg.SettleTime = testTiming().SuspectTimeout
 	cfg.LeaveTimeout = 2 * time.Second
 	cfg.KeyringReloadInterval = 50 * time.Millisecond
 	if testing.Verbose() {

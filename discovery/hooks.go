@@ -12,43 +12,61 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
+// HookOutputTail is how much of an OnChange run's output (stdout and
+// stderr together) the agent keeps to log: the last 4 KiB. Whatever the
+// command writes beyond that is read and dropped, so a chatty hook costs
+// no memory.
+const HookOutputTail = 4096
+
+// hookInput is what one delivery hands the hooks: the member list and the
+// quorum standing, settled together.
+type hookInput struct {
+	members []string
+	quorum  Quorum
+}
+
+func (in hookInput) equal(o hookInput) bool {
+	return slices.Equal(in.members, o.members) && in.quorum.Has == o.quorum.Has
+}
+
 // hookRunner delivers settled member lists to the peers file and the
-// on-change command, one list at a time. A list that settles while the
-// previous one is still being delivered replaces any list waiting behind it:
-// the hooks always catch up with the latest membership and never queue up.
+// on-change command, one at a time. An input that settles while the
+// previous one is still being delivered replaces any input waiting behind
+// it: the hooks always catch up with the latest state and never queue up.
 type hookRunner struct {
+	node      string
 	command   string
 	timeout   time.Duration
 	peersFile string
-	env       func() []string
 	metrics   *metrics
 	log       *slog.Logger
 
-	latest chan []string // cap 1, newest list wins
+	latest chan hookInput // cap 1, newest input wins
 }
 
-func newHookRunner(cfg *Config, m *metrics, log *slog.Logger, env func() []string) *hookRunner {
+func newHookRunner(cfg *Config, m *metrics, log *slog.Logger) *hookRunner {
 	return &hookRunner{
+		node:      cfg.NodeName,
 		command:   cfg.OnChange,
 		timeout:   cfg.OnChangeTimeout,
 		peersFile: cfg.PeersFile,
-		env:       env,
 		metrics:   m,
 		log:       log,
-		latest:    make(chan []string, 1),
+		latest:    make(chan hookInput, 1),
 	}
 }
 
 func (h *hookRunner) enabled() bool { return h.command != "" || h.peersFile != "" }
 
-// offer hands a settled list to the runner without blocking.
-func (h *hookRunner) offer(list []string) {
+// offer hands a settled input to the runner without blocking.
+func (h *hookRunner) offer(in hookInput) {
 	for {
 		select {
-		case h.latest <- list:
+		case h.latest <- in:
 			return
 		default:
 		}
@@ -59,21 +77,26 @@ func (h *hookRunner) offer(list []string) {
 	}
 }
 
-// run delivers lists until ctx is done; a command still running then is
-// killed.
+// run delivers inputs until ctx is done; a command still running then is
+// killed with its process group.
 func (h *hookRunner) run(ctx context.Context) {
+	if h.command != "" {
+		if err := becomeSubreaper(); err != nil {
+			h.log.Warn("cannot become the subreaper of the on-change command's processes; orphans it leaves are not reaped here", "err", err)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case list := <-h.latest:
-			h.deliver(ctx, list)
+		case in := <-h.latest:
+			h.deliver(ctx, in)
 		}
 	}
 }
 
-func (h *hookRunner) deliver(ctx context.Context, list []string) {
-	body := []byte(strings.Join(list, "\n") + "\n")
+func (h *hookRunner) deliver(ctx context.Context, in hookInput) {
+	body := []byte(strings.Join(in.members, "\n") + "\n")
 	if h.peersFile != "" {
 		result := "success"
 		if err := writeFileAtomic(h.peersFile, body); err != nil {
@@ -87,27 +110,70 @@ func (h *hookRunner) deliver(ctx context.Context, list []string) {
 	}
 	cctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
-	cmd := exec.CommandContext(cctx, "/bin/sh", "-c", h.command)
+	// No shell: the images have none, and a path cannot be mis-quoted.
+	cmd := exec.CommandContext(cctx, h.command)
 	cmd.Stdin = bytes.NewReader(body)
-	cmd.Env = append(os.Environ(), h.env()...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.Env = append(os.Environ(), hookEnv(h.node, in.quorum)...)
+	out := &tailBuffer{max: HookOutputTail}
+	cmd.Stdout, cmd.Stderr = out, out
+	// A child still holding the output open after the command exits is
+	// given this long before the pipes are closed.
 	cmd.WaitDelay = time.Second
+	startInGroup(cmd)
 	start := time.Now()
 	err := cmd.Run()
+	if cmd.Process != nil {
+		// Nothing the hook started outlives it: kill what is left of its
+		// group and reap what was re-parented to this process.
+		endGroup(cmd.Process.Pid)
+	}
 	if err != nil {
 		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("%w after %s", err, h.timeout)
 		}
 		h.metrics.hookRuns.WithLabelValues("on_change", "failure").Inc()
-		h.log.Error("on-change command failed", "err", err, "members", len(list), "output", tail(out.String(), 2048))
+		h.log.Error("on-change command failed", "err", err, "members", len(in.members), "output", out.String())
 		return
 	}
 	h.metrics.hookRuns.WithLabelValues("on_change", "success").Inc()
-	h.log.Info("on-change command ran", "members", len(list), "duration", time.Since(start).Round(time.Millisecond))
-	if out.Len() > 0 {
-		h.log.Debug("on-change command output", "output", tail(out.String(), 2048))
+	h.log.Info("on-change command ran", "members", len(in.members), "duration", time.Since(start).Round(time.Millisecond))
+	if out.total > 0 {
+		h.log.Debug("on-change command output", "output", out.String())
 	}
+}
+
+// tailBuffer keeps the last max bytes written to it and counts the rest.
+type tailBuffer struct {
+	max   int
+	mu    sync.Mutex
+	buf   []byte
+	total int64
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.total += int64(len(p))
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		return len(p), nil
+	}
+	if over := len(t.buf) + len(p) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	t.buf = append(t.buf, p...)
+	return len(p), nil
+}
+
+// String is the kept tail, trimmed, marked when bytes were dropped.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := strings.TrimSpace(string(t.buf))
+	if dropped := t.total - int64(len(t.buf)); dropped > 0 {
+		return fmt.Sprintf("[%d earlier bytes dropped] %s", dropped, s)
+	}
+	return s
 }
 
 // hookEnv is the environment the command sees besides the agent's own.
@@ -150,21 +216,14 @@ func writeFileAtomic(path string, data []byte) error {
 	return os.Rename(tmp, path)
 }
 
-func tail(s string, n int) string {
-	s = strings.TrimSpace(s)
-	if len(s) > n {
-		return "…" + s[len(s)-n:]
-	}
-	return s
-}
-
-// settler debounces the member list: it reports a list once it has stayed
-// the same for the settle time, and only if it differs from the last one
-// reported.
+// settler debounces the hooks' input: it reports an input once it has
+// stayed the same (members and quorum) for the settle time, and only if it
+// differs from the last one reported.
 type settler struct {
 	settle   time.Duration
-	pending  []string
-	reported []string
+	pending  hookInput
+	seen     bool // pending is valid
+	reported hookInput
 	have     bool // reported is valid
 	timer    *time.Timer
 }
@@ -175,20 +234,21 @@ func newSettler(settle time.Duration) *settler {
 	return &settler{settle: settle, timer: t}
 }
 
-// observe notes the current list and restarts the settle time if it changed.
-func (s *settler) observe(list []string) {
-	if s.pending != nil && slices.Equal(list, s.pending) {
+// observe notes the current input and restarts the settle time if it
+// changed.
+func (s *settler) observe(in hookInput) {
+	if s.seen && in.equal(s.pending) {
 		return
 	}
-	s.pending = list
+	s.pending, s.seen = in, true
 	s.timer.Reset(s.settle)
 }
 
-// fire is called when the timer expires; it returns the settled list and
+// fire is called when the timer expires; it returns the settled input and
 // true if it is new.
-func (s *settler) fire() ([]string, bool) {
-	if s.pending == nil || (s.have && slices.Equal(s.pending, s.reported)) {
-		return nil, false
+func (s *settler) fire() (hookInput, bool) {
+	if !s.seen || (s.have && s.pending.equal(s.reported)) {
+		return hookInput{}, false
 	}
 	s.reported, s.have = s.pending, true
 	return s.reported, true

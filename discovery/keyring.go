@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -22,39 +24,79 @@ type keyFiles struct {
 	all     [][]byte
 }
 
+// secretDataDir is the symlink through which a Kubernetes Secret volume
+// shows its current files.
+const secretDataDir = "..data"
+
 // readKeyFiles reads every file in dir not starting with '.' as one
-// base64-encoded key. Dot-names are skipped because a Kubernetes Secret
-// volume keeps its real files in "..data/" and "..<timestamp>/" and shows
-// each key as a symlink into them; following the visible symlinks sees a
-// complete old or complete new set, never half of each.
+// base64-encoded key.
+//
+// A Kubernetes Secret volume keeps each version of its files in a
+// timestamped directory, "..data" points at the current one, and each
+// visible name is a symlink through "..data". The kubelet swaps versions by
+// writing the new directory, pointing a "..data_tmp" symlink at it and
+// renaming that over "..data" (then fixing the visible names and removing
+// the old directory). Reading the visible names one by one can straddle a
+// swap and mix two versions (a new primary without the old key the others
+// still use), so when "..data" exists it is resolved once and every key is
+// read from that one directory: one complete version. If that directory
+// vanishes mid-read (the kubelet removed it after another swap), the read
+// starts over, up to three times.
 func readKeyFiles(dir, primaryName string) (keyFiles, error) {
+	var err error
+	for range 3 {
+		var kf keyFiles
+		var resolved string
+		kf, resolved, err = readKeyDir(dir, primaryName)
+		if err == nil || resolved == "" || !errors.Is(err, fs.ErrNotExist) {
+			return kf, err
+		}
+		if now, _ := filepath.EvalSymlinks(filepath.Join(dir, secretDataDir)); now == resolved {
+			return kf, err // not a swap: the file is really missing
+		}
+	}
+	return keyFiles{}, err
+}
+
+// readKeyDir reads one version of the keys; resolved is the directory
+// "..data" pointed at, or "" for a plain directory.
+func readKeyDir(dir, primaryName string) (kf keyFiles, resolved string, err error) {
+	if _, err := os.Lstat(filepath.Join(dir, secretDataDir)); err == nil {
+		resolved, err = filepath.EvalSymlinks(filepath.Join(dir, secretDataDir))
+		if err != nil {
+			return keyFiles{}, "", fmt.Errorf("read keyring: %w", err)
+		}
+		dir = resolved
+	}
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return keyFiles{}, fmt.Errorf("read keyring: %w", err)
+		return keyFiles{}, resolved, fmt.Errorf("read keyring: %w", err)
 	}
-	var kf keyFiles
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		st, err := os.Stat(path) // follows the Secret's symlinks
+		st, err := os.Stat(path) // a plain directory may hold symlinks too
 		if err != nil {
-			return keyFiles{}, fmt.Errorf("read keyring: %w", err)
+			return keyFiles{}, resolved, fmt.Errorf("read keyring: %w", err)
 		}
 		if !st.Mode().IsRegular() {
 			continue
 		}
 		data, err := os.ReadFile(path)
 		if err != nil {
-			return keyFiles{}, fmt.Errorf("read keyring: %w", err)
+			return keyFiles{}, resolved, fmt.Errorf("read keyring: %w", err)
+		}
+		if keyFileRead != nil {
+			keyFileRead(e.Name())
 		}
 		key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(string(data)))
 		if err != nil {
-			return keyFiles{}, fmt.Errorf("key file %s: not base64: %w", e.Name(), err)
+			return keyFiles{}, resolved, fmt.Errorf("key file %s: not base64: %w", e.Name(), err)
 		}
 		if err := memberlist.ValidateKey(key); err != nil {
-			return keyFiles{}, fmt.Errorf("key file %s: %w", e.Name(), err)
+			return keyFiles{}, resolved, fmt.Errorf("key file %s: %w", e.Name(), err)
 		}
 		if e.Name() == primaryName {
 			kf.primary = key
@@ -64,11 +106,15 @@ func readKeyFiles(dir, primaryName string) (keyFiles, error) {
 		}
 	}
 	if kf.primary == nil {
-		return keyFiles{}, fmt.Errorf("read keyring: no primary key file %q in %s", primaryName, dir)
+		return keyFiles{}, resolved, fmt.Errorf("read keyring: no primary key file %q in %s", primaryName, dir)
 	}
 	sort.Slice(kf.all, func(i, j int) bool { return bytes.Compare(kf.all[i], kf.all[j]) < 0 })
-	return kf, nil
+	return kf, resolved, nil
 }
+
+// keyFileRead, when set (tests), is called after each key file is read, so
+// a test can swap the Secret's files mid-read.
+var keyFileRead func(name string)
 
 func (kf keyFiles) equal(o keyFiles) bool {
 	if !bytes.Equal(kf.primary, o.primary) || len(kf.all) != len(o.all) {

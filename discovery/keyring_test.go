@@ -3,6 +3,7 @@ package discovery
 import (
 	"bytes"
 	"encoding/base64"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -20,10 +21,12 @@ func writeKey(t *testing.T, dir, name string, k []byte) {
 	}
 }
 
-// secretDir lays out and updates keys as the kubelet does for a Secret
-// volume: the files live in a timestamped directory, "..data" points at it,
-// each key name is a symlink through "..data", and an update swaps
-// "..data" atomically.
+// secretDir lays out and updates keys as the kubelet's atomic writer does
+// for a Secret volume: the files live in a timestamped directory, "..data"
+// points at it, each key name is a symlink through "..data". An update
+// writes a new timestamped directory, points "..data_tmp" at it, renames
+// that over "..data", adds the new visible names, removes the stale ones,
+// and removes the previous timestamped directory.
 type secretDir struct {
 	t   *testing.T
 	dir string
@@ -39,7 +42,8 @@ func newSecretDir(t *testing.T, keys map[string][]byte) *secretDir {
 func (s *secretDir) write(keys map[string][]byte) {
 	s.t.Helper()
 	s.gen++
-	gen := filepath.Join(s.dir, "..gen"+time.Now().Format("150405.000000000"))
+	old, _ := os.Readlink(filepath.Join(s.dir, "..data"))
+	gen := filepath.Join(s.dir, fmt.Sprintf("..%d_%s", s.gen, time.Now().Format("150405.000000000")))
 	if err := os.Mkdir(gen, 0o755); err != nil {
 		s.t.Fatal(err)
 	}
@@ -53,14 +57,6 @@ func (s *secretDir) write(keys map[string][]byte) {
 	if err := os.Rename(tmp, filepath.Join(s.dir, "..data")); err != nil {
 		s.t.Fatal(err)
 	}
-	entries, _ := os.ReadDir(s.dir)
-	for _, e := range entries {
-		if e.Name()[0] != '.' {
-			if _, ok := keys[e.Name()]; !ok {
-				os.Remove(filepath.Join(s.dir, e.Name()))
-			}
-		}
-	}
 	for name := range keys {
 		link := filepath.Join(s.dir, name)
 		if _, err := os.Lstat(link); err == nil {
@@ -69,6 +65,45 @@ func (s *secretDir) write(keys map[string][]byte) {
 		if err := os.Symlink(filepath.Join("..data", name), link); err != nil {
 			s.t.Fatal(err)
 		}
+	}
+	entries, _ := os.ReadDir(s.dir)
+	for _, e := range entries {
+		if e.Name()[0] != '.' {
+			if _, ok := keys[e.Name()]; !ok {
+				os.Remove(filepath.Join(s.dir, e.Name()))
+			}
+		}
+	}
+	if old != "" {
+		if err := os.RemoveAll(filepath.Join(s.dir, old)); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+}
+
+// A rotation that lands between two key file reads must not yield a mixed
+// keyring: the read sees one complete version of the Secret.
+func TestReadKeyFilesDuringSwap(t *testing.T) {
+	v1 := map[string][]byte{"primary": key(1), "next": key(2)}
+	v2 := map[string][]byte{"primary": key(2), "old": key(1)}
+	s := newSecretDir(t, v1)
+	swapped := false
+	keyFileRead = func(string) {
+		if !swapped {
+			swapped = true
+			s.write(v2)
+		}
+	}
+	defer func() { keyFileRead = nil }()
+	kf, err := readKeyFiles(s.dir, "primary")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !swapped {
+		t.Fatal("the swap never happened")
+	}
+	if len(kf.all) != 2 {
+		t.Fatalf("read %d keys (primary %x), want both keys of one version", len(kf.all), kf.primary[:1])
 	}
 }
 

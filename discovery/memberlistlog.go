@@ -11,9 +11,10 @@ import (
 // slog records at the same level, so a warning stays a warning. memberlist
 // has no structured logger; its *log.Logger writes one line per Write.
 //
-// Some conditions memberlist only logs, such as traffic dropped for a wrong
-// cluster label or a key no installed key decrypts. observe sees every
-// message (without its level prefix) so the agent can count them.
+// workaround: some conditions memberlist only logs, such as traffic dropped
+// for a wrong cluster label or a key no installed key decrypts; it has no
+// delegate or counter for them. observe sees every message (without its
+// level prefix) so the agent can count them (Agent.classifyLog).
 type memberlistLog struct {
 	logger  *slog.Logger
 	observe func(msg string)

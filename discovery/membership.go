@@ -15,10 +15,13 @@ type MemberState int
 const (
 	// StateUnknown: an expected name never seen in the cluster.
 	StateUnknown MemberState = iota
-	// StateAlive: a member answering probes.
+	// StateAlive: a member that has answered this agent's own probes within
+	// Timing.SuspectTimeout. The only state counted towards quorum.
 	StateAlive
-	// StateSuspect: still a member, but it has not answered this agent's
-	// probes for Timing.SuspectTimeout. Not counted towards quorum.
+	// StateSuspect: memberlist holds it as a member, but it has not
+	// answered this agent's own probes: not yet since it joined (it may be
+	// known only from another member's gossip), or not for
+	// Timing.SuspectTimeout. Not counted towards quorum.
 	StateSuspect
 	// StateDead: declared failed by memberlist's failure detector.
 	StateDead
@@ -51,10 +54,22 @@ type Member struct {
 	State   MemberState `json:"state"`
 	// Since is when State last changed; zero for StateUnknown.
 	Since time.Time `json:"since,omitzero"`
+	// Version and Zone are what the member gossips about itself
+	// (Config.Version, Config.Zone); empty if it sets none.
+	Version string `json:"version,omitempty"`
+	Zone    string `json:"zone,omitempty"`
+	// LastContact is when this agent last got a direct ack from the member
+	// (zero: never since it joined; always zero for this agent itself).
+	LastContact time.Time `json:"last_contact,omitzero"`
+	// RTTSeconds is the round-trip time of that ack.
+	RTTSeconds float64 `json:"rtt_seconds,omitempty"`
 }
 
+// present reports whether memberlist holds the member (alive or suspect).
+func (s MemberState) present() bool { return s == StateAlive || s == StateSuspect }
+
 // view is one member's membership as it last reported it: a hash of the
-// sorted names it holds as alive or suspect.
+// sorted names it counts as alive.
 type view struct {
 	Hash    uint64
 	Members int
@@ -65,8 +80,7 @@ type view struct {
 
 type memberEntry struct {
 	Member
-	lastAck time.Time
-	leaving bool // announced a graceful leave
+	leaving bool // announced a graceful leave from its own address
 	view    view
 	viewAt  time.Time // when view arrived; zero if none
 }
@@ -77,30 +91,35 @@ type memberEntry struct {
 // calls back into memberlist or blocks.
 type membership struct {
 	self           string
+	selfVersion    string // label value of this agent's own version
 	set            ExpectedSet
 	suspectTimeout time.Duration
 	viewStale      time.Duration
 	metrics        *metrics
 	now            func() time.Time
 	changed        chan struct{} // cap 1: something a watcher cares about changed
+	probe          chan struct{} // cap 1: a member joined and waits for its first ack
 
 	mu         sync.Mutex
 	members    map[string]*memberEntry
-	seenOther  bool
+	contacted  bool // another member acked this agent's probe directly
 	quorum     Quorum
 	quorumInit bool
 	myView     view
+	duplicated bool // another live process claims self's name
 }
 
-func newMembership(self string, set ExpectedSet, t Timing, m *metrics) *membership {
+func newMembership(self, version string, set ExpectedSet, t Timing, m *metrics) *membership {
 	ms := &membership{
 		self:           self,
+		selfVersion:    versionLabel(version),
 		set:            set,
 		suspectTimeout: t.SuspectTimeout,
 		viewStale:      3 * t.ViewInterval,
 		metrics:        m,
 		now:            time.Now,
 		changed:        make(chan struct{}, 1),
+		probe:          make(chan struct{}, 1),
 		members:        make(map[string]*memberEntry, set.N),
 	}
 	for _, name := range set.Names() {
@@ -130,8 +149,11 @@ func (ms *membership) setStateLocked(e *memberEntry, state MemberState, event st
 }
 
 // join records a member memberlist reports alive (new, or back from dead or
-// left, possibly at a new address).
-func (ms *membership) join(name, addr string) {
+// left, possibly at a new address). Another member is only suspect until
+// this agent's own first direct ack: memberlist may know it from another
+// member's gossip alone, which says nothing about whether it is reachable
+// from here.
+func (ms *membership) join(name, addr string, meta nodeMeta) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
@@ -139,29 +161,39 @@ func (ms *membership) join(name, addr string) {
 		return
 	}
 	e.Address = addr
-	e.lastAck = ms.now()
+	e.Version, e.Zone = meta.Version, meta.Zone
+	e.LastContact, e.RTTSeconds = time.Time{}, 0
 	e.leaving = false
 	e.view, e.viewAt = view{}, time.Time{}
-	if e.State != StateAlive {
-		ms.setStateLocked(e, StateAlive, "join")
+	state := StateSuspect
+	if name == ms.self {
+		state = StateAlive
+	} else {
+		select {
+		case ms.probe <- struct{}{}:
+		default:
+		}
 	}
-	if name != ms.self {
-		ms.seenOther = true
-	}
+	ms.setStateLocked(e, state, "join")
 	ms.recomputeLocked()
 }
 
-// update records a changed address or metadata of a live member.
-func (ms *membership) update(name, addr string) {
+// update records a changed address or metadata of a live member. A new
+// address needs a new ack before the member counts again.
+func (ms *membership) update(name, addr string, meta nodeMeta) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
 	if !ok {
 		return
 	}
+	e.Version, e.Zone = meta.Version, meta.Zone
 	if e.Address != addr {
 		e.Address = addr
-		e.lastAck = ms.now()
+		e.LastContact, e.RTTSeconds = time.Time{}, 0
+		if name != ms.self && e.State == StateAlive {
+			ms.setStateLocked(e, StateSuspect, "")
+		}
 	}
 	ms.metrics.changes.WithLabelValues("update").Inc()
 	ms.recomputeLocked()
@@ -184,29 +216,58 @@ func (ms *membership) leave(name string) {
 	ms.recomputeLocked()
 }
 
-// leaving records that a member announced a graceful leave.
-func (ms *membership) leaving(name string) {
+// leaving records a member's leave announcement if addr is the address
+// the table holds for it, and reports whether it did.
+func (ms *membership) leaving(name, addr string) bool {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	if e, ok := ms.members[name]; ok {
-		e.leaving = true
+	e, ok := ms.members[name]
+	if !ok || name == ms.self || !e.State.present() || e.Address != addr {
+		return false
 	}
+	e.leaving = true
+	return true
 }
 
-// ack records a successful probe of a member.
+// ack records a direct ack from a member to one of this agent's probes.
 func (ms *membership) ack(name string, rtt time.Duration) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
-	if !ok {
+	if !ok || name == ms.self {
 		return
 	}
 	ms.metrics.memberRTT.WithLabelValues(strconv.Itoa(e.Ordinal)).Observe(rtt.Seconds())
-	e.lastAck = ms.now()
+	first := e.LastContact.IsZero()
+	ms.contacted = true
+	e.LastContact, e.RTTSeconds = ms.now(), rtt.Seconds()
 	if e.State == StateSuspect {
-		ms.setStateLocked(e, StateAlive, "recover")
+		event := "recover"
+		if first {
+			event = "" // first contact since it joined, counted as the join
+		}
+		ms.setStateLocked(e, StateAlive, event)
 		ms.recomputeLocked()
 	}
+}
+
+// setDuplicated records whether another live process claims this agent's
+// own name. While it does, this agent does not hold quorum.
+func (ms *membership) setDuplicated(dup bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.duplicated == dup {
+		return
+	}
+	ms.duplicated = dup
+	ms.metrics.nameDuplicated.Set(b2f(dup))
+	ms.recomputeLocked()
+}
+
+func (ms *membership) isDuplicated() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.duplicated
 }
 
 // checkSuspects marks alive members silent for longer than the suspect
@@ -220,7 +281,7 @@ func (ms *membership) checkSuspects() {
 		if name == ms.self || e.State != StateAlive {
 			continue
 		}
-		if now.Sub(e.lastAck) > ms.suspectTimeout {
+		if now.Sub(e.LastContact) > ms.suspectTimeout {
 			ms.setStateLocked(e, StateSuspect, "suspect")
 			changed = true
 		}
@@ -248,6 +309,7 @@ func (ms *membership) setView(name string, v view) {
 // a state change, and wakes the watchers.
 func (ms *membership) recomputeLocked() {
 	counts := map[MemberState]int{}
+	versions := map[string]int{}
 	h := fnv.New64a()
 	names := make([]string, 0, len(ms.members))
 	for name, e := range ms.members {
@@ -255,11 +317,10 @@ func (ms *membership) recomputeLocked() {
 		up := 0.0
 		if e.State == StateAlive {
 			up = 1
+			names = append(names, name)
+			versions[versionLabel(e.Version)]++
 		}
 		ms.metrics.memberUp.WithLabelValues(strconv.Itoa(e.Ordinal)).Set(up)
-		if e.State == StateAlive || e.State == StateSuspect {
-			names = append(names, name)
-		}
 	}
 	sort.Strings(names)
 	for _, n := range names {
@@ -270,7 +331,17 @@ func (ms *membership) recomputeLocked() {
 	for _, s := range []MemberState{StateAlive, StateSuspect, StateDead, StateLeft} {
 		ms.metrics.members.WithLabelValues(s.String()).Set(float64(counts[s]))
 	}
+	ms.metrics.membersByVersion.Reset()
+	if _, ok := versions[ms.selfVersion]; !ok {
+		versions[ms.selfVersion] = 0 // this agent's own version always has a series
+	}
+	for v, n := range versions {
+		ms.metrics.membersByVersion.WithLabelValues(v).Set(float64(n))
+	}
 	q := ComputeQuorum(ms.set.N, counts[StateAlive])
+	if ms.duplicated {
+		q.NameDuplicated, q.Has = true, false
+	}
 	if ms.quorumInit && q.Has != ms.quorum.Has {
 		ms.metrics.quorumTransitions.Inc()
 	}
@@ -322,10 +393,12 @@ func (ms *membership) currentView() view {
 	return ms.myView
 }
 
+// joined reports whether this agent has had a direct ack from another
+// member since it started (always true when N is 1).
 func (ms *membership) joined() bool {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	return ms.seenOther || ms.set.N == 1
+	return ms.contacted || ms.set.N == 1
 }
 
 // present counts members memberlist holds (alive or suspect); the broadcast
@@ -335,7 +408,7 @@ func (ms *membership) present() int {
 	defer ms.mu.Unlock()
 	n := 0
 	for _, e := range ms.members {
-		if e.State == StateAlive || e.State == StateSuspect {
+		if e.State.present() {
 			n++
 		}
 	}
@@ -352,6 +425,14 @@ func (ms *membership) stateOf(name string) (MemberState, string) {
 	return StateUnknown, ""
 }
 
+// versionLabel is the peeragent_members_by_version label of a version.
+func versionLabel(v string) string {
+	if v == "" {
+		return "unknown"
+	}
+	return v
+}
+
 func b2f(b bool) float64 {
 	if b {
 		return 1
@@ -360,5 +441,9 @@ func b2f(b bool) float64 {
 }
 
 func (q Quorum) String() string {
-	return fmt.Sprintf("%d of %d alive, quorum %d", q.Alive, q.Expected, q.Size)
+	s := fmt.Sprintf("%d of %d alive, quorum %d", q.Alive, q.Expected, q.Size)
+	if q.NameDuplicated {
+		s += ", but another live process claims this member's name"
+	}
+	return s
 }

@@ -21,10 +21,11 @@ func newTestMembership(t *testing.T) (*membership, *fakeClock) {
 	set := ExpectedSet{Set: "web", N: 3}
 	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web", Ordinal: 0})
 	clock := newFakeClock()
-	ms := newMembership("web-0", set, testTiming(), m)
+	ms := newMembership("web-0", "", set, testTiming(), m)
 	ms.now = clock.now
 	for _, n := range set.Names() {
-		ms.join(n, n+":7946")
+		ms.join(n, n+":7946", nodeMeta{})
+		ms.ack(n, time.Millisecond)
 	}
 	return ms, clock
 }
@@ -51,13 +52,19 @@ func TestMembershipStates(t *testing.T) {
 		t.Fatalf("web-2 after an ack is %s, want alive", got)
 	}
 
-	ms.leaving("web-1")
+	if ms.leaving("web-1", "web-2:7946") {
+		t.Error("accepted web-1's leave from web-2's address")
+	}
+	if !ms.leaving("web-1", "web-1:7946") {
+		t.Error("refused web-1's leave from its own address")
+	}
 	ms.leave("web-1")
 	ms.leave("web-2")
 	if a, b := ms.state("web-1"), ms.state("web-2"); a != "left" || b != "dead" {
 		t.Fatalf("web-1 %s, web-2 %s; want left (announced) and dead", a, b)
 	}
-	ms.join("web-1", "web-1:7000")
+	ms.join("web-1", "web-1:7000", nodeMeta{})
+	ms.ack("web-1", time.Millisecond)
 	if got := ms.state("web-1"); got != "alive" {
 		t.Fatalf("web-1 back is %s, want alive", got)
 	}

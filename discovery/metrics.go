@@ -40,6 +40,8 @@ type metrics struct {
 	lookupDuration    *prometheus.HistogramVec
 	peersResolved     prometheus.Gauge
 	viewDisagreement  prometheus.Gauge
+	nameDuplicated    prometheus.Gauge
+	membersByVersion  *prometheus.GaugeVec
 	ready             prometheus.Gauge
 	keyringKeys       prometheus.Gauge
 	keyringPrimary    *prometheus.GaugeVec
@@ -65,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		hasQuorum: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_has_quorum",
-			Help: "1 while at least quorum_size members of the expected set are alive, else 0.",
+			Help: "1 while at least quorum_size members of the expected set answered this agent's own probes within the suspect timeout (this agent included) and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
 		}),
 		failureTolerance: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_failure_tolerance",
@@ -77,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		memberUp: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "peeragent_member_up",
-			Help: "1 if the member with this ordinal is alive, else 0.",
+			Help: "1 if the member with this ordinal is alive (answered this agent's own probes within the suspect timeout), else 0.",
 		}, []string{"ordinal"}),
 		memberRTT: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "peeragent_member_rtt_seconds",
@@ -119,8 +121,16 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		viewDisagreement: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_view_disagreement",
-			Help: "1 if an alive member recently reported a different member list than this agent's, else 0.",
+			Help: "1 if a member this agent counts alive reported, within the last 3 view intervals, a different list of alive members than this agent's, else 0. It fires when reachability is not transitive (two members each reach a third but not each other) and briefly while a change propagates.",
 		}),
+		nameDuplicated: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peeragent_name_duplicated",
+			Help: "1 while another live process claims this agent's own node name (it answered a probe addressed to that name at another address within the suspect timeout), else 0. While 1, has_quorum is 0 and /readyz fails.",
+		}),
+		membersByVersion: f.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "peeragent_members_by_version",
+			Help: "Members this agent counts alive, by the version each gossips (--node.version; \"unknown\" if unset).",
+		}, []string{"version"}),
 		ready: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_ready",
 			Help: "1 while /readyz answers 200, else 0.",

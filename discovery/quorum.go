@@ -1,8 +1,12 @@
 package discovery
 
 // QuorumSize is the strict majority of n expected members: ⌊n/2⌋+1. Half of
-// an even n is not a majority, so two halves of a split cluster can never
-// both believe they hold quorum.
+// an even n is not a majority, so when the network splits the members into
+// groups that cannot reach each other at all, at most one group holds
+// quorum. That is all it rules out: when reachability is not transitive
+// (web-0 cannot reach web-2, both reach web-1), web-0 and web-2 each count
+// web-1 and themselves and both hold quorum. Quorum is each agent's own
+// view, not a lease or a consensus.
 func QuorumSize(n int) int {
 	if n <= 0 {
 		return 1
@@ -10,19 +14,28 @@ func QuorumSize(n int) int {
 	return n/2 + 1
 }
 
-// Quorum is the cluster's standing as one agent sees it.
+// Quorum is the cluster's standing as one agent sees it: Has means a
+// majority of the expected set answered this agent's own probes within the
+// suspect timeout. It does not mean those members see each other, nor that
+// no other agent believes the same about an overlapping majority.
 type Quorum struct {
 	// Expected is N, the configured cluster size.
 	Expected int
 	// Size is QuorumSize(Expected).
 	Size int
-	// Alive counts members of the expected set in state alive, this agent
-	// included. Suspect members do not count.
+	// Alive counts members of the expected set in state alive (acked by
+	// this agent within the suspect timeout), this agent included. Suspect
+	// members, and members never acked, do not count.
 	Alive int
-	// Has is Alive >= Size.
+	// Has is Alive >= Size, and false whatever Alive is while
+	// NameDuplicated.
 	Has bool
+	// NameDuplicated is true while another live process claims this
+	// agent's own name (see Agent.Ready).
+	NameDuplicated bool
 	// FailureTolerance is Alive - Size: how many more members may fail
-	// before quorum is lost. Negative when quorum is already lost.
+	// before quorum is lost. Negative when too few are alive; it counts
+	// members only and ignores NameDuplicated.
 	FailureTolerance int
 }
 

@@ -25,6 +25,9 @@ install_debian() {
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v ip >/dev/null || missing+=(iproute2)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# test/image runs the images under podman with runc (crun refuses the
+	# hosts' cgroup layout).
+	command -v podman >/dev/null || missing+=(podman)
 	# The node: Debian's runc has seccomp, which containerd's sandbox spec
 	# asks for; the CNI plugins land in /usr/lib/cni.
 	command -v runc >/dev/null || missing+=(runc)

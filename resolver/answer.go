@@ -1,7 +1,9 @@
 package resolver
 
 import (
+	"encoding/binary"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 
 	"github.com/miekg/dns"
@@ -12,22 +14,27 @@ import (
 // A query for the same name in any letter case has a question of the same
 // length, so the handler copies the client's header ID and question in front
 // of body and sends it: no unpacking, building or packing per query.
+//
+// Compression pointers only ever point backwards, so every prefix of full
+// that ends on a record boundary is itself a well-formed message: a
+// response that must fit a size limit is full cut at the last boundary that
+// fits, found by a binary search in cuts. Every client size is served from
+// the same bytes, without allocating.
 type answer struct {
 	full       []byte // the whole message, with the lower-case question
 	qend       int    // offset just past the question in full
 	an, ns, ar uint16
-	// trunc is the last truncated form asked for (the size limit of the
-	// clients that ask for it is nearly always the same).
-	trunc atomic.Pointer[truncated]
+	// cuts are the offsets in full where a response may end, ascending:
+	// after every record of the answer and authority sections, and in the
+	// additional section only after a whole RRset, so a client never
+	// caches part of an RRset as if it were all of it.
+	cuts []cut
 }
 
-// truncated is an answer cut to fit limit bytes (with room for an OPT
-// record when opt is set), with TC set.
-type truncated struct {
-	limit      int
-	opt        bool
-	body       []byte
-	an, ns, ar uint16
+// cut is a place a response may end: records records precede offset end.
+type cut struct {
+	end     int32
+	records uint16
 }
 
 // nodata marks a slot whose name exists but has no records of the type:
@@ -51,43 +58,111 @@ func newAnswer(qname string, qtype uint16, rrs, extra []dns.RR) *answer {
 		// long zone); such a name cannot be asked for either.
 		return nodata
 	}
-	return &answer{
+	a := &answer{
 		full: b,
 		qend: 12 + len(qname) + 1 + 4, // presentation "a.b." is one byte shorter than wire
 		an:   uint16(len(m.Answer)),
 		ns:   uint16(len(m.Ns)),
 		ar:   uint16(len(m.Extra)),
 	}
+	ends, ok := recordEnds(b, a.qend, len(m.Answer)+len(m.Ns)+len(m.Extra))
+	if !ok {
+		return nodata // miekg/dns packed what it cannot have packed
+	}
+	needed := len(m.Answer) + len(m.Ns)
+	a.cuts = make([]cut, 0, needed+1+len(m.Extra))
+	a.cuts = append(a.cuts, cut{end: int32(a.qend)})
+	for i, end := range ends[:needed] {
+		a.cuts = append(a.cuts, cut{end: int32(end), records: uint16(i + 1)})
+	}
+	for _, j := range rrsetEnds(m.Extra) {
+		a.cuts = append(a.cuts, cut{end: int32(ends[needed+j]), records: uint16(needed + j + 1)})
+	}
+	return a
 }
 
-// truncate returns a form of a that fits in limit bytes, leaving room for
-// an OPT record when opt is set. Records that do not fit are left out and
-// TC is set, so the client retries over TCP.
-func (a *answer) truncate(limit int, opt bool) *truncated {
-	if t := a.trunc.Load(); t != nil && t.limit == limit && t.opt == opt {
-		return t
+// rrsetEnds returns the indexes j of rrs after which no record of an RRset
+// (owner and type) met so far follows: where a list of them may be cut
+// without splitting an RRset.
+func rrsetEnds(rrs []dns.RR) []int {
+	type key struct {
+		name string
+		typ  uint16
 	}
-	m := new(dns.Msg)
-	if err := m.Unpack(a.full); err != nil {
-		return &truncated{limit: limit, opt: opt}
+	last := map[key]int{}
+	for i, rr := range rrs {
+		last[key{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}] = i
 	}
-	if opt {
-		m.SetEdns0(dns.MinMsgSize, false) // a placeholder the size of ours
+	var out []int
+	reach := -1 // the last index of any RRset met so far
+	for i, rr := range rrs {
+		reach = max(reach, last[key{strings.ToLower(rr.Header().Name), rr.Header().Rrtype}])
+		if reach == i {
+			out = append(out, i)
+		}
 	}
-	m.Truncate(limit)
-	m.Truncated = true
-	b, err := m.Pack()
-	if err != nil {
-		return &truncated{limit: limit, opt: opt}
+	return out
+}
+
+// recordEnds returns the offset just past each of the n records that start
+// at msg[off:].
+func recordEnds(msg []byte, off, n int) ([]int, bool) {
+	ends := make([]int, n)
+	for i := range ends {
+		for { // owner name: labels, possibly ending in a pointer
+			if off >= len(msg) {
+				return nil, false
+			}
+			l := int(msg[off])
+			if l == 0 {
+				off++
+				break
+			}
+			if l&0xc0 == 0xc0 {
+				off += 2
+				break
+			}
+			off += 1 + l
+		}
+		if off+10 > len(msg) {
+			return nil, false
+		}
+		off += 10 + int(binary.BigEndian.Uint16(msg[off+8:]))
+		if off > len(msg) {
+			return nil, false
+		}
+		ends[i] = off
 	}
-	t := &truncated{limit: limit, opt: opt, an: uint16(len(m.Answer)), ns: uint16(len(m.Ns)), ar: uint16(len(m.Extra))}
-	if opt {
-		b = b[:len(b)-optLen] // Truncate put the OPT last; the handler writes its own
-		t.ar--
+	return ends, off == len(msg)
+}
+
+// fit returns the part of a's body that fits a response ending at offset
+// limit at most (header and question included, as in full), with its record
+// counts. tc reports that records of the answer or authority section were
+// left out; leaving out additional records is not truncation (RFC 2181 §9),
+// the client has what it asked for.
+func (a *answer) fit(limit int) (body []byte, an, ns, ar uint16, tc bool) {
+	if len(a.full) <= limit {
+		return a.body(), a.an, a.ns, a.ar, false
 	}
-	t.body = b[a.qend:]
-	a.trunc.Store(t)
-	return t
+	// The last cut at or before limit; cuts[0] is the end of the question,
+	// which always fits.
+	lo, hi := 0, len(a.cuts)
+	for hi-lo > 1 {
+		mid := int(uint(lo+hi) >> 1)
+		if int(a.cuts[mid].end) <= limit {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	c := a.cuts[lo]
+	n := c.records
+	an = min(n, a.an)
+	n -= an
+	ns = min(n, a.ns)
+	ar = n - ns
+	return a.full[a.qend:c.end], an, ns, ar, an < a.an || ns < a.ns
 }
 
 // Answer slots of a node: which records a query type asks for.
@@ -230,9 +305,12 @@ func (h *Handler) addrRR(name string, a netip.Addr) dns.RR {
 }
 
 // srvRecords are the SRV records of a service name (every named port) or a
-// port name, one per endpoint in ordinal order, with the targets' addresses
-// as additional records. Priority is 0 and every target of a port has the
-// same weight, 100/N (at least 1), so clients spread load evenly.
+// port name (one port): for each port, one record per (port number, host)
+// pair, hosts in ordinal order, pairing a host only with the numbers its
+// own endpoints have (ports belong to EndpointSlices, not to the service).
+// The hosts' addresses are additional records. Priority is 0 and every
+// record of a port name has the same weight, 100/N for its N records (at
+// least 1), so clients spread load evenly.
 func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, extra []dns.RR) {
 	v := n.v
 	var ports []Port
@@ -248,17 +326,31 @@ func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, ext
 		return nil, nil
 	}
 	svc := v.name + "." + v.namespace + "." + tree + "." + zone
-	weight := uint16(max(1, 100/len(v.hosts)))
 	targets := make([]string, len(v.hosts))
-	for i, hs := range v.hosts {
-		targets[i] = hs.label + "." + svc
-	}
+	used := make([]bool, len(v.hosts))
 	for _, p := range ports {
-		for _, t := range targets {
-			rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Weight: weight, Port: p.Port, Target: t})
+		first := len(rrs)
+		for i, hs := range v.hosts {
+			for _, hp := range hs.ports {
+				if hp.Name != p.Name || hp.Protocol != p.Protocol {
+					continue
+				}
+				if targets[i] == "" {
+					targets[i] = hs.label + "." + svc
+				}
+				used[i] = true
+				rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Port: hp.Port, Target: targets[i]})
+			}
+		}
+		weight := uint16(max(1, 100/max(1, len(rrs)-first)))
+		for _, rr := range rrs[first:] {
+			rr.(*dns.SRV).Weight = weight
 		}
 	}
 	for i, hs := range v.hosts {
+		if !used[i] {
+			continue
+		}
 		for _, a := range hs.addrs {
 			extra = append(extra, h.addrRR(targets[i], a))
 		}

@@ -51,5 +51,18 @@ func FuzzAnswer(f *testing.F) {
 		if err := r.Unpack(b); err != nil {
 			t.Fatalf("response %x to %x does not parse: %v", b, q, err)
 		}
+		req := new(dns.Msg)
+		if req.Unpack(q) != nil {
+			return
+		}
+		if len(r.Question) == 1 && (len(req.Question) == 0 || r.Question[0] != req.Question[0]) {
+			t.Fatalf("response question %v, query %v", r.Question, req.Question)
+		}
+		if req.IsEdns0() != nil && r.IsEdns0() == nil && r.Rcode != dns.RcodeFormatError {
+			t.Fatalf("response to an EDNS query without OPT:\n%v\n%v", req, r)
+		}
+		if r.Truncated && r.Rcode == dns.RcodeSuccess && tr == TCP {
+			t.Fatalf("TC over TCP:\n%v", r)
+		}
 	})
 }

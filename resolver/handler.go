@@ -21,19 +21,23 @@ type Config struct {
 	Zones []string
 	// TTL of every positive record. Default 5 seconds, as CoreDNS's
 	// kubernetes plugin: long enough to absorb bursts, short enough that a
-	// moved pod is found again quickly.
+	// moved pod is found again quickly. 0 is used as given (caches should
+	// not keep the answers), so start from DefaultConfig for the default.
 	TTL uint32
 	// NegativeTTL is the TTL and the SOA minimum of negative answers
 	// (NXDOMAIN and NODATA), which caches keep that long (RFC 2308). Default
 	// 1 second, so a pod that starts a second later is not hidden for 30
-	// seconds by a cache in front (kubernetes/kubernetes#92559).
+	// seconds by a cache in front (kubernetes/kubernetes#92559). 0 is used
+	// as given, like TTL.
 	NegativeTTL uint32
 	// UDPSize is the EDNS payload size this server advertises. Default 1232
 	// (DNS flag day 2020: fits every path without fragmenting).
 	UDPSize uint16
 	// MaxUDPSize caps the UDP response size whatever a client advertises;
-	// larger answers are truncated so the client retries over TCP. Default
-	// 4096.
+	// larger answers are cut, with TC when answer records were left out, so
+	// the client retries over TCP. Default 1232, as BIND's (DNS flag day
+	// 2020): larger UDP responses fragment on many paths (VXLAN pod
+	// networks among them) and multiply what a spoofed query can reflect.
 	MaxUDPSize int
 	// Registerer receives the handler's metrics; nil registers none.
 	Registerer prometheus.Registerer
@@ -49,7 +53,7 @@ func DefaultConfig() Config {
 		TTL:         5,
 		NegativeTTL: 1,
 		UDPSize:     1232,
-		MaxUDPSize:  4096,
+		MaxUDPSize:  1232,
 	}
 }
 
@@ -85,17 +89,12 @@ func (t Transport) String() string {
 }
 
 // NewHandler returns a handler answering from store with cfg; zero fields
-// of cfg take their defaults. A store serves one handler.
+// of cfg take their defaults, except TTL and NegativeTTL, for which 0 is a
+// legal value and is kept. A store serves one handler.
 func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	def := DefaultConfig()
 	if len(cfg.Zones) == 0 {
 		cfg.Zones = def.Zones
-	}
-	if cfg.TTL == 0 {
-		cfg.TTL = def.TTL
-	}
-	if cfg.NegativeTTL == 0 {
-		cfg.NegativeTTL = def.NegativeTTL
 	}
 	if cfg.UDPSize == 0 {
 		cfg.UDPSize = def.UDPSize
@@ -135,6 +134,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if !store.bound.CompareAndSwap(false, true) {
 		return nil, errors.New("store already has a handler")
 	}
+	store.log.Store(cfg.Logger)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()
@@ -192,35 +192,42 @@ func (h *Handler) Answer(dst, q []byte, t Transport) []byte {
 	return resp
 }
 
+// answer parses the queries it can answer from the cache without
+// allocating: opcode QUERY, one question, an OPT record of version 0 at
+// most. Everything else is rejected by reject, through miekg/dns.
 func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
-	if len(q) < headerSize || q[2]&0x80 != 0 {
-		return nil, 0, -1 // no header, or a response: any reply could amplify
+	if len(q) < headerSize {
+		return nil, 0, -1 // no header: any reply could amplify
 	}
 	flags := binary.BigEndian.Uint16(q[2:])
-	qd := binary.BigEndian.Uint16(q[4:])
-	an := binary.BigEndian.Uint16(q[6:])
-	ns := binary.BigEndian.Uint16(q[8:])
-	ar := binary.BigEndian.Uint16(q[10:])
-	if qd != 1 {
-		return h.header(dst, q, flags, dns.RcodeFormatError), 0, dns.RcodeFormatError
+	hdr := dns.Header{
+		Bits:    flags,
+		Qdcount: binary.BigEndian.Uint16(q[4:]),
+		Ancount: binary.BigEndian.Uint16(q[6:]),
+		Nscount: binary.BigEndian.Uint16(q[8:]),
+		Arcount: binary.BigEndian.Uint16(q[10:]),
+	}
+	switch dns.DefaultMsgAcceptFunc(hdr) {
+	case dns.MsgAccept:
+	case dns.MsgIgnore:
+		return nil, 0, -1 // a response: any reply could amplify
+	default:
+		return h.reject(dst, q, t)
+	}
+	if flags>>11&0xf != dns.OpcodeQuery || hdr.Ancount != 0 || hdr.Nscount != 0 {
+		return h.reject(dst, q, t) // NOTIFY, or records a query has no use for
 	}
 	var w wireName
 	qend, ok := parseName(q, headerSize, &w)
 	if !ok || qend+4 > len(q) {
-		return h.header(dst, q, flags, dns.RcodeFormatError), 0, dns.RcodeFormatError
+		return h.reject(dst, q, t)
 	}
 	qtype := binary.BigEndian.Uint16(q[qend:])
 	qclass := binary.BigEndian.Uint16(q[qend+2:])
 	question := q[headerSize : qend+4]
-	if opcode := flags >> 11 & 0xf; opcode != dns.OpcodeQuery {
-		return h.header(dst, q, flags, dns.RcodeNotImplemented), qtype, dns.RcodeNotImplemented
-	}
-	e, ok := parseEDNS(q, qend+4, an, ns, ar)
-	if !ok {
-		return h.header(dst, q, flags, dns.RcodeFormatError), qtype, dns.RcodeFormatError
-	}
-	if e.present && e.version != 0 {
-		return h.write(dst, q, flags, question, result{rcode: dns.RcodeBadVers}, e, t), qtype, dns.RcodeBadVers
+	e, ok := parseEDNS(q, qend+4, hdr.Arcount)
+	if !ok || e.version != 0 {
+		return h.reject(dst, q, t)
 	}
 	var r result
 	switch {
@@ -236,13 +243,6 @@ func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
 	return h.write(dst, q, flags, question, r, e, t), qtype, r.rcode
 }
 
-// header writes a response with no sections, for queries too broken to echo.
-func (h *Handler) header(dst, q []byte, flags uint16, rcode int) []byte {
-	dst = append(dst, q[0], q[1])
-	dst = binary.BigEndian.AppendUint16(dst, flagQR|flags&(0xf<<11|flagRD|flagCD)|uint16(rcode&0xf))
-	return append(dst, 0, 0, 0, 0, 0, 0, 0, 0)
-}
-
 // edns is what a query's OPT record asked for.
 type edns struct {
 	present bool
@@ -251,14 +251,12 @@ type edns struct {
 	do      bool
 }
 
-// parseEDNS walks the query's additional section from off, which must hold
-// nothing but at most one OPT record besides records we ignore (TSIG).
-// Answer and authority sections must be empty in a query.
-func parseEDNS(q []byte, off int, an, ns, ar uint16) (edns, bool) {
+// parseEDNS walks the query's additional section from off: ar records, at
+// most one of them an OPT record owned by the root. It reports false for
+// anything else answer leaves to reject: a malformed section, a second OPT,
+// a TSIG record.
+func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	var e edns
-	if an != 0 || ns != 0 || ar > 2 {
-		return e, false
-	}
 	for range ar {
 		// Owner name: labels, possibly ending in a pointer.
 		name := off
@@ -288,7 +286,10 @@ func parseEDNS(q []byte, off int, an, ns, ar uint16) (edns, bool) {
 		if off+10+rdlen > len(q) {
 			return e, false
 		}
-		if typ == dns.TypeOPT {
+		switch typ {
+		case dns.TypeTSIG:
+			return e, false
+		case dns.TypeOPT:
 			if e.present || q[name] != 0 {
 				return e, false // RFC 6891 §6.1.1: one OPT, owned by the root
 			}
@@ -302,6 +303,98 @@ func parseEDNS(q []byte, off int, an, ns, ar uint16) (edns, bool) {
 		off += 10 + rdlen
 	}
 	return e, true
+}
+
+// reject answers the packets answer does not: every one of them gets an
+// error. miekg/dns parses the query and packs the response, so the rules of
+// RFC 6891 (an OPT record in the response to one in the query, BADVERS in
+// it) and of RFC 8945 (TSIG errors) come from a library that implements
+// them, not from a second hand-written parser. Error responses are rare and
+// small; these allocations are the price of that.
+func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
+	req := new(dns.Msg)
+	err := req.Unpack(q) // the header always unpacks: answer checked its length
+	resp := new(dns.Msg)
+	resp.Id, resp.Response, resp.Opcode = req.Id, true, req.Opcode
+	if req.Opcode == dns.OpcodeQuery {
+		resp.RecursionDesired, resp.CheckingDisabled = req.RecursionDesired, req.CheckingDisabled
+	}
+	var qtype uint16
+	if binary.BigEndian.Uint16(q[4:]) == 1 && len(req.Question) == 1 {
+		resp.Question = req.Question // it parsed: echo it
+		qtype = req.Question[0].Qtype
+	}
+	var opt *dns.OPT
+	var tsig *dns.TSIG
+	opts := 0
+	for i, rr := range req.Extra {
+		switch rr := rr.(type) {
+		case *dns.OPT:
+			opt = rr
+			opts++
+			if rr.Hdr.Name != "." {
+				opts++ // RFC 6891 §6.1.1: owned by the root
+			}
+		case *dns.TSIG:
+			tsig = rr
+			if i != len(req.Extra)-1 {
+				err = errors.New("TSIG not last") // RFC 8945 §5.1
+			}
+		}
+	}
+	switch {
+	case req.Opcode != dns.OpcodeQuery:
+		// RFC 8490 §5.1: a DSO query (opcode 6) gets NOTIMP whatever its
+		// sections hold, so the opcode is checked before anything else.
+		resp.Rcode = dns.RcodeNotImplemented
+	case err != nil || len(resp.Question) == 0 || len(req.Answer) != 0 || len(req.Ns) != 0 || len(req.Extra) > 2 || opts > 1:
+		resp.Rcode = dns.RcodeFormatError
+	case tsig != nil:
+		// peerdns has no keys: every key is unknown (RFC 8945 §5.2), and
+		// the error goes back unsigned (§5.3.2).
+		resp.Rcode = dns.RcodeNotAuth
+		tsig = &dns.TSIG{
+			Hdr:        dns.RR_Header{Name: tsig.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},
+			Algorithm:  tsig.Algorithm,
+			TimeSigned: tsig.TimeSigned,
+			Fudge:      tsig.Fudge,
+			OrigId:     tsig.OrigId,
+			Error:      dns.RcodeBadKey,
+		}
+	case opt != nil && opt.Version() != 0:
+		resp.Rcode = dns.RcodeBadVers // RFC 6891 §6.1.3
+	default:
+		// What the cached path cannot parse and miekg/dns can, such as a
+		// compression pointer in the question.
+		resp.Rcode = dns.RcodeFormatError
+	}
+	limit := dns.MaxMsgSize
+	if t == UDP {
+		limit = dns.MinMsgSize
+	}
+	if opt != nil {
+		resp.SetEdns0(h.cfg.UDPSize, opt.Do())
+		if t == UDP {
+			limit = min(max(int(opt.UDPSize()), dns.MinMsgSize), h.cfg.MaxUDPSize)
+		}
+	}
+	if tsig != nil && resp.Rcode == dns.RcodeNotAuth {
+		resp.Extra = append(resp.Extra, tsig) // RFC 8945 §5.1: the last record
+	}
+	b, err := resp.Pack()
+	if err == nil && len(b) > limit {
+		// Only a long question with long TSIG names gets here: send the
+		// rcode alone.
+		resp.Question, resp.Extra = nil, nil
+		if opt != nil {
+			resp.SetEdns0(h.cfg.UDPSize, opt.Do())
+		}
+		b, err = resp.Pack()
+	}
+	if err != nil {
+		return nil, qtype, -1
+	}
+	return append(dst, b...), qtype, resp.Rcode
 }
 
 // resolve looks the question up in the zones and the store.
@@ -477,7 +570,8 @@ func eq(a, b []byte) bool { return string(a) == string(b) }
 
 // write assembles the response: the query's ID and question (in the
 // client's letter case), the result's sections, and an OPT record when the
-// query had one; truncated with TC when it does not fit the transport.
+// query had one. An answer too large for the transport is cut at a record
+// boundary; TC is set only when answer or authority records were left out.
 func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result, e edns, t Transport) []byte {
 	limit := dns.MaxMsgSize
 	if t == UDP {
@@ -498,10 +592,10 @@ func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result,
 	var body, soa []byte
 	switch {
 	case r.ans != nil:
-		body, an, ns, ar = r.ans.body(), r.ans.an, r.ans.ns, r.ans.ar
-		if headerSize+len(question)+len(body)+opt > limit {
-			tr := r.ans.truncate(limit, e.present)
-			body, an, ns, ar = tr.body, tr.an, tr.ns, tr.ar
+		// The answer's question has the length of the query's.
+		var tc bool
+		body, an, ns, ar, tc = r.ans.fit(limit - opt)
+		if tc {
 			flags |= flagTC
 		}
 	default:

@@ -6,8 +6,10 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/miekg/dns"
 )
 
@@ -72,7 +74,9 @@ func newTestHandler(t testing.TB, synced bool, services ...Service) *Handler {
 	if synced {
 		st.SetSynced()
 	}
-	h, err := NewHandler(st, Config{Zones: []string{"cluster.local.", "10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}})
+	cfg := DefaultConfig()
+	cfg.Zones = []string{"cluster.local.", "10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}
+	h, err := NewHandler(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -334,31 +338,62 @@ func TestCaseIsPreserved(t *testing.T) {
 	}
 }
 
+// packQuery packs a query for name and type, with an OPT record of the
+// given UDP size unless it is 0.
+func packQuery(t testing.TB, name string, qtype uint16, ednsSize uint16) []byte {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	if ednsSize != 0 {
+		m.SetEdns0(ednsSize, false)
+	}
+	q, err := m.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
+// numbered is a service of n ready endpoints web-0 … web-<n-1> with one
+// named port.
+func numbered(name string, n int) Service {
+	svc := Service{Namespace: "default", Name: name, Ports: []Port{{Name: "http", Protocol: "tcp", Port: 80}}}
+	for i := range n {
+		svc.Endpoints = append(svc.Endpoints, Endpoint{Hostname: fmt.Sprintf("web-%d", i), Addrs: addrs(fmt.Sprintf("10.8.%d.%d", i/250, i%250+1)), Ready: true})
+	}
+	return svc
+}
+
 func TestTruncation(t *testing.T) {
-	h := newTestHandler(t, true, seed()...)
+	st := NewStore()
+	for _, s := range seed() {
+		st.Upsert(s)
+	}
+	st.SetSynced()
+	h, err := NewHandler(st, Config{MaxUDPSize: 4096})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// big's SRV answer: 60 SRV records (about 2,800 bytes), then the 60
+	// targets' A records as additional records, 4,357 bytes in all.
 	const name = "big.default.svc.cluster.local."
 	for _, tc := range []struct {
 		name      string
 		edns      uint16 // 0: no OPT
 		tr        Transport
-		truncated bool
+		truncated bool // TC, and some SRV records left out
+		allExtra  bool
 		limit     int
 	}{
 		{name: "UDP without EDNS fits 512 bytes", tr: UDP, truncated: true, limit: 512},
 		{name: "UDP with EDNS 1232", edns: 1232, tr: UDP, truncated: true, limit: 1232},
-		{name: "UDP with EDNS 4096", edns: 4096, tr: UDP, truncated: true, limit: 4096},
-		{name: "UDP above the server cap is capped", edns: 65000, tr: UDP, truncated: true, limit: 4096},
+		{name: "every SRV fits 4096 bytes: leaving out glue is not truncation", edns: 4096, tr: UDP, limit: 4096},
+		{name: "UDP above the server cap is capped", edns: 65000, tr: UDP, limit: 4096},
 		{name: "EDNS below 512 counts as 512", edns: 100, tr: UDP, truncated: true, limit: 512},
-		{name: "TCP retry gets everything", tr: TCP, limit: dns.MaxMsgSize},
+		{name: "TCP retry gets everything", tr: TCP, allExtra: true, limit: dns.MaxMsgSize},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			m := new(dns.Msg)
-			m.SetQuestion(name, dns.TypeSRV)
-			if tc.edns != 0 {
-				m.SetEdns0(tc.edns, false)
-			}
-			q, _ := m.Pack()
-			b := h.Answer(nil, q, tc.tr)
+			b := h.Answer(nil, packQuery(t, name, dns.TypeSRV, tc.edns), tc.tr)
 			if len(b) > tc.limit {
 				t.Errorf("response is %d bytes, limit %d", len(b), tc.limit)
 			}
@@ -369,13 +404,117 @@ func TestTruncation(t *testing.T) {
 			if r.Truncated != tc.truncated {
 				t.Errorf("TC %v, want %v", r.Truncated, tc.truncated)
 			}
-			if !tc.truncated && (len(r.Answer) != 60 || len(r.Extra) < 60) {
-				t.Errorf("%d answers and %d additional, want all 60", len(r.Answer), len(r.Extra))
+			if r.Truncated != (len(r.Answer) < 60) {
+				t.Errorf("TC %v with %d of 60 SRV records: TC must mean answers were left out", r.Truncated, len(r.Answer))
+			}
+			if r.Truncated && len(r.Extra) > 1 {
+				t.Errorf("%d additional records in a truncated response, want none besides OPT", len(r.Extra)-1)
+			}
+			glue := 0
+			for _, rr := range r.Extra {
+				if rr.Header().Rrtype == dns.TypeA {
+					glue++
+				}
+			}
+			if tc.allExtra && glue != 60 {
+				t.Errorf("%d additional records, want all 60", glue)
 			}
 			if tc.edns != 0 && r.IsEdns0() == nil {
 				t.Error("no OPT in the response to an EDNS query")
 			}
 		})
+	}
+}
+
+// TestTCOnlyWhenAnswersAreLeftOut is RFC 2181 §9 with the default
+// settings: 20 SRV records fit a 1232-byte response, their glue does not,
+// and the client must not be sent to TCP for glue it can do without.
+func TestTCOnlyWhenAnswersAreLeftOut(t *testing.T) {
+	h := newTestHandler(t, true, numbered("db", 20))
+	for _, tc := range []struct {
+		name      string
+		qname     string
+		truncated bool
+	}{
+		{name: "20 SRV fit, part of the glue does not", qname: "_http._tcp.db.default.svc.cluster.local."},
+		{name: "service SRV too", qname: "db.default.svc.cluster.local."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := new(dns.Msg)
+			if err := r.Unpack(h.Answer(nil, packQuery(t, tc.qname, dns.TypeSRV, 1232), UDP)); err != nil {
+				t.Fatal(err)
+			}
+			if r.Truncated || len(r.Answer) != 20 {
+				t.Fatalf("TC %v with %d SRV records, want all 20 without TC", r.Truncated, len(r.Answer))
+			}
+			glue := 0
+			for _, rr := range r.Extra {
+				if a, ok := rr.(*dns.A); ok {
+					glue++
+					want := fmt.Sprintf("web-%d.db.default.svc.cluster.local.", int(a.A[3])-1)
+					if a.Hdr.Name != want {
+						t.Errorf("glue %v, want the address of %s", a, want)
+					}
+				}
+			}
+			if glue == 0 || glue == 20 {
+				t.Errorf("%d glue records, want some but not all of 20 in 1232 bytes", glue)
+			}
+		})
+	}
+}
+
+// TestGlueKeepsWholeRRsets: a response cut in the additional section never
+// carries part of an RRset, which a cache would take for all of it.
+func TestGlueKeepsWholeRRsets(t *testing.T) {
+	svc := numbered("multi", 12)
+	for i := range svc.Endpoints {
+		// Three addresses a host, an RRset of three A records each.
+		svc.Endpoints[i].Addrs = addrs(fmt.Sprintf("10.7.%d.1", i), fmt.Sprintf("10.7.%d.2", i), fmt.Sprintf("10.7.%d.3", i))
+	}
+	h := newTestHandler(t, true, svc)
+	for size := uint16(512); size <= 1232; size += 7 {
+		r := new(dns.Msg)
+		if err := r.Unpack(h.Answer(nil, packQuery(t, "_http._tcp.multi.default.svc.cluster.local.", dns.TypeSRV, size), UDP)); err != nil {
+			t.Fatal(err)
+		}
+		perOwner := map[string]int{}
+		for _, rr := range r.Extra {
+			if rr.Header().Rrtype == dns.TypeA {
+				perOwner[rr.Header().Name]++
+			}
+		}
+		for owner, n := range perOwner {
+			if n != 3 {
+				t.Errorf("EDNS %d: %d of the 3 A records of %s", size, n, owner)
+			}
+		}
+	}
+}
+
+// TestMixedSizesDoNotAllocate: clients of different EDNS sizes asking for
+// the same large answer are served from the same bytes, as a client of one
+// size is, instead of unpacking and truncating the answer again each time
+// the size changes.
+func TestMixedSizesDoNotAllocate(t *testing.T) {
+	h := newTestHandler(t, true, numbered("web", 200))
+	const name = "_http._tcp.web.default.svc.cluster.local."
+	queries := [][]byte{
+		packQuery(t, name, dns.TypeSRV, 0),
+		packQuery(t, name, dns.TypeSRV, 1232),
+		packQuery(t, name, dns.TypeSRV, 4096),
+		packQuery(t, name, dns.TypeSRV, 700),
+	}
+	out := make([]byte, 0, dns.MaxMsgSize)
+	for _, q := range queries {
+		h.Answer(out, q, UDP) // builds the cached answer
+	}
+	if n := testing.AllocsPerRun(50, func() {
+		for _, q := range queries {
+			h.Answer(out, q, UDP)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per round of %d sizes, want 0", n, len(queries))
 	}
 }
 
@@ -476,7 +615,7 @@ func TestProtocolErrors(t *testing.T) {
 func TestUpdatesReplaceAnswers(t *testing.T) {
 	st := NewStore()
 	st.SetSynced()
-	h, err := NewHandler(st, Config{})
+	h, err := NewHandler(st, DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,5 +649,178 @@ func TestBadConfig(t *testing.T) {
 		if _, err := NewHandler(NewStore(), Config{Zones: zones}); err == nil {
 			t.Errorf("zones %q: want an error", zones)
 		}
+	}
+}
+
+// TestDefaultUDPSizeCap: without configuration, no UDP response is larger
+// than 1232 bytes, whatever the client advertises (DNS flag day 2020).
+func TestDefaultUDPSizeCap(t *testing.T) {
+	h := newTestHandler(t, true, seed()...)
+	b := h.Answer(nil, packQuery(t, "big.default.svc.cluster.local.", dns.TypeSRV, 4096), UDP)
+	if len(b) > 1232 {
+		t.Errorf("response of %d bytes to EDNS 4096, want at most 1232", len(b))
+	}
+}
+
+func TestErrorAnswers(t *testing.T) {
+	h := newTestHandler(t, true, seed()...)
+	const name = "nginx.default.svc.cluster.local."
+	withEDNS := func(m *dns.Msg) *dns.Msg { m.SetEdns0(1232, true); return m }
+	query := func(qtype uint16) *dns.Msg {
+		m := new(dns.Msg)
+		m.SetQuestion(name, qtype)
+		return m
+	}
+	for _, tc := range []struct {
+		name     string
+		query    func() *dns.Msg
+		rcode    int
+		question bool // the query's question echoed
+	}{
+		{name: "DSO without a question is NOTIMP (RFC 8490)", query: func() *dns.Msg {
+			m := new(dns.Msg)
+			m.Opcode = dns.OpcodeStateful
+			return m
+		}, rcode: dns.RcodeNotImplemented},
+		{name: "DSO with EDNS is NOTIMP", query: func() *dns.Msg {
+			m := withEDNS(new(dns.Msg))
+			m.Opcode = dns.OpcodeStateful
+			return m
+		}, rcode: dns.RcodeNotImplemented},
+		{name: "NOTIFY is NOTIMP", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeSOA))
+			m.Opcode = dns.OpcodeNotify
+			return m
+		}, rcode: dns.RcodeNotImplemented, question: true},
+		{name: "UPDATE is NOTIMP", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeSOA))
+			m.Opcode = dns.OpcodeUpdate
+			return m
+		}, rcode: dns.RcodeNotImplemented, question: true},
+		{name: "two questions are FORMERR", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Question = append(m.Question, m.Question[0])
+			return m
+		}, rcode: dns.RcodeFormatError},
+		{name: "no question is FORMERR", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Question = nil
+			return m
+		}, rcode: dns.RcodeFormatError},
+		{name: "an answer section in a query is FORMERR", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Answer = []dns.RR{&dns.A{Hdr: dns.RR_Header{Name: name, Rrtype: dns.TypeA, Class: dns.ClassINET}, A: []byte{1, 2, 3, 4}}}
+			return m
+		}, rcode: dns.RcodeFormatError, question: true},
+		{name: "two OPT records are FORMERR", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Extra = append(m.Extra, m.Extra[0])
+			return m
+		}, rcode: dns.RcodeFormatError, question: true},
+		{name: "qtype OPT is FORMERR", query: func() *dns.Msg { return withEDNS(query(dns.TypeOPT)) }, rcode: dns.RcodeFormatError, question: true},
+		{name: "class CH is REFUSED", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Question[0].Qclass = dns.ClassCHAOS
+			return m
+		}, rcode: dns.RcodeRefused, question: true},
+		{name: "out of zone is REFUSED", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.Question[0].Name = "example.com."
+			return m
+		}, rcode: dns.RcodeRefused, question: true},
+		{name: "EDNS version 1 is BADVERS", query: func() *dns.Msg {
+			m := withEDNS(query(dns.TypeA))
+			m.IsEdns0().SetVersion(1)
+			return m
+		}, rcode: dns.RcodeBadVers, question: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := tc.query()
+			m.Id = 4711
+			r := exchange(t, h, m, UDP)
+			if r == nil {
+				t.Fatal("no answer")
+			}
+			if r.Rcode != tc.rcode {
+				t.Errorf("rcode %s, want %s", dns.RcodeToString[r.Rcode], dns.RcodeToString[tc.rcode])
+			}
+			if r.Opcode != m.Opcode {
+				t.Errorf("opcode %d, want the query's %d", r.Opcode, m.Opcode)
+			}
+			var want []dns.Question
+			if tc.question {
+				want = m.Question
+			}
+			if diff := cmp.Diff(want, r.Question, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("question (-want +got):\n%s", diff)
+			}
+			if len(r.Answer)+len(r.Ns) != 0 {
+				t.Errorf("records in an error response: %v %v", r.Answer, r.Ns)
+			}
+			opt := r.IsEdns0()
+			if m.IsEdns0() == nil {
+				if opt != nil {
+					t.Errorf("OPT %v in the response to a query without one", opt)
+				}
+				return
+			}
+			if opt == nil || opt.Version() != 0 || opt.UDPSize() != 1232 || !opt.Do() {
+				t.Errorf("OPT %v, want version 0, size 1232 and DO copied (RFC 6891 §7)", opt)
+			}
+		})
+	}
+}
+
+// TestTSIGIsBADKEY: peerdns has no keys, so a signed query gets NOTAUTH
+// with an unsigned TSIG record carrying BADKEY (RFC 8945 §5.2), never an
+// answer the client would take for a verified one.
+func TestTSIGIsBADKEY(t *testing.T) {
+	h := newTestHandler(t, true, seed()...)
+	for _, tc := range []struct {
+		name string
+		edns bool
+	}{{name: "without EDNS"}, {name: "with EDNS", edns: true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("nginx.default.svc.cluster.local.", dns.TypeA)
+			if tc.edns {
+				m.SetEdns0(1232, false)
+			}
+			signed := time.Now().Unix()
+			m.SetTsig("transfer.key.", dns.HmacSHA256, 300, signed)
+			q, _, err := dns.TsigGenerate(m, "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", "", false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := h.Answer(nil, q, UDP)
+			r := new(dns.Msg)
+			if err := r.Unpack(b); err != nil {
+				t.Fatalf("response %x: %v", b, err)
+			}
+			if r.Rcode != dns.RcodeNotAuth || len(r.Answer) != 0 {
+				t.Fatalf("rcode %s with %d answers, want NOTAUTH and none", dns.RcodeToString[r.Rcode], len(r.Answer))
+			}
+			tsig := r.IsTsig()
+			if tsig == nil || r.Extra[len(r.Extra)-1] != dns.RR(tsig) {
+				t.Fatalf("additional %v: want a TSIG record last", r.Extra)
+			}
+			want := &dns.TSIG{
+				Hdr:        dns.RR_Header{Name: "transfer.key.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY, Rdlength: tsig.Hdr.Rdlength},
+				Algorithm:  dns.HmacSHA256,
+				TimeSigned: uint64(signed),
+				Fudge:      300,
+				OrigId:     m.Id,
+				Error:      dns.RcodeBadKey,
+			}
+			if diff := cmp.Diff(want, tsig); diff != "" {
+				t.Errorf("TSIG (-want +got):\n%s", diff)
+			}
+			if tc.edns != (r.IsEdns0() != nil) {
+				t.Errorf("OPT %v, want one exactly when the query had one", r.IsEdns0())
+			}
+			if len(r.Question) != 1 || r.Question[0] != m.Question[0] {
+				t.Errorf("question %v, want the query's", r.Question)
+			}
+		})
 	}
 }

@@ -29,7 +29,7 @@ var qtypeIndex = map[uint16]int{
 
 var rcodeLabels = []int{
 	dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
-	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeBadVers,
+	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeNotAuth, dns.RcodeBadVers,
 }
 
 func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
@@ -44,7 +44,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	}, []string{"rcode"})
 	truncated := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_truncated_responses_total",
-		Help: "Responses sent with TC set because the answer did not fit the transport's size limit, by transport.",
+		Help: "Responses sent with TC set because answer records did not fit the transport's size limit, by transport (additional records left out do not count).",
 	}, []string{"transport"})
 	duration := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "peerdns_dns_request_duration_seconds",
@@ -77,6 +77,10 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 		Name: "peerdns_endpoints",
 		Help: "Per-endpoint names served for ready endpoints, over all services.",
 	}, func() float64 { s.mu.RLock(); defer s.mu.RUnlock(); return float64(s.endpoints) })
+	f.NewCounterFunc(prometheus.CounterOpts{
+		Name: "peerdns_unencodable_names_total",
+		Help: "Names left out of the answers because they cannot be encoded as one DNS label: a whole service for a bad service or namespace name, one endpoint for a bad hostname, one port for a bad port name. Each is also logged at warn.",
+	}, func() float64 { return float64(s.unencodable.Load()) })
 	return m
 }
 

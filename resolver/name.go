@@ -61,15 +61,6 @@ func (w *wireName) label(i int) []byte {
 	return w.b[o+1 : o+1+int(w.b[o])]
 }
 
-// span returns labels [i, j) in wire form, length bytes included.
-func (w *wireName) span(i, j int) []byte {
-	end := w.n - 1
-	if j < w.nl {
-		end = int(w.labels[j])
-	}
-	return w.b[w.labels[i]:end]
-}
-
 // String is the name in presentation form, ending in a dot.
 func (w *wireName) String() string {
 	if w.nl == 0 {
@@ -197,4 +188,25 @@ func nibble(c byte) (byte, bool) {
 		return c - 'a' + 10, true
 	}
 	return 0, false
+}
+
+// maxPortName is the longest port name Kubernetes accepts (an IANA service
+// name, RFC 6335 §5.1).
+const maxPortName = 15
+
+// validLabel reports whether s, already in lower case, can be published as
+// one label of a name: 1–max octets of letters, digits, '-' and '_'. Anything
+// else (a dot, a space, a 64-octet label) could not be encoded, or would be
+// read as more than one label.
+func validLabel(s string, max int) bool {
+	if len(s) == 0 || len(s) > max {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }

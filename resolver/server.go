@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -36,10 +37,20 @@ type ServerConfig struct {
 	// socket buffers and the kernel drops the excess instead of the server
 	// growing goroutines without bound. Default 2×GOMAXPROCS.
 	UDPWorkers int
-	// MaxTCPConnections caps open TCP connections; connections over the
-	// cap are closed at once. Each connection answers one query at a time.
-	// Default 1000.
+	// MaxTCPConnections caps open TCP connections. Each connection answers
+	// one query at a time. When the cap is reached, a new connection closes
+	// the connection that has been idle longest (waiting for a query; never
+	// one reading or answering a query) to take its place, as Unbound and
+	// BIND do; when none is idle, it is closed at once. Default 1000.
 	MaxTCPConnections int
+	// MaxTCPConnectionsPerClient caps the TCP connections of one client
+	// address, in the same way: a client at its cap that opens another
+	// closes its own longest-idle connection, or has the new one closed when
+	// all of its connections are busy. So one client cannot hold every slot
+	// and lock other clients out of the TCP fallback. A cluster DNS
+	// forwarding to peerdns is one client per replica: keep this above the
+	// TCP queries one replica has in flight. Default 100.
+	MaxTCPConnectionsPerClient int
 	// TCPReadTimeout bounds reading a query once a connection is open or a
 	// length prefix arrived. Default 2s.
 	TCPReadTimeout time.Duration
@@ -56,18 +67,39 @@ type ServerConfig struct {
 
 // Server serves a Handler over UDP and TCP.
 type Server struct {
-	cfg  ServerConfig
-	udp  []*net.UDPConn
-	tcp  *net.TCPListener
-	sem  chan struct{}
-	bufs sync.Pool
+	cfg ServerConfig
+	udp []*net.UDPConn
+	tcp *net.TCPListener
+	// outBufs hold TCP answers, 2+64 KiB each; a connection takes one only
+	// once it has read a whole query, and returns it after the write.
+	outBufs sync.Pool
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+	mu      sync.Mutex
+	closing bool // Serve is returning: admit no connection
+	conns   map[*tcpConn]struct{}
+	clients map[netip.Addr]int // open connections by client address
+	wg      sync.WaitGroup
 
 	tcpConns    prometheus.Gauge
 	tcpRejected prometheus.Counter
+	tcpEvicted  prometheus.Counter
+
+	// Test hooks, nil outside tests: after a connection is accepted and
+	// before it is admitted; after Serve closed every connection; after a
+	// connection read a query's length prefix.
+	testHookAccepted func()
+	testHookClosed   func()
+	testHookPrefix   func()
+}
+
+// tcpConn is an open TCP connection.
+type tcpConn struct {
+	net.Conn
+	client netip.Addr
+	// idleSince is when the connection last became idle (accepted, or an
+	// answer written), in Unix nanoseconds; 0 while it reads or answers a
+	// query, when it must not be closed to make room.
+	idleSince atomic.Int64
 }
 
 // Listen binds cfg.Addr for UDP and TCP, so the caller knows the address
@@ -90,6 +122,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	if cfg.MaxTCPConnections <= 0 {
 		cfg.MaxTCPConnections = 1000
 	}
+	if cfg.MaxTCPConnectionsPerClient <= 0 {
+		cfg.MaxTCPConnectionsPerClient = 100
+	}
 	if cfg.TCPReadTimeout <= 0 {
 		cfg.TCPReadTimeout = 2 * time.Second
 	}
@@ -103,10 +138,10 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
-		cfg:   cfg,
-		sem:   make(chan struct{}, cfg.MaxTCPConnections),
-		conns: map[net.Conn]struct{}{},
-		bufs:  sync.Pool{New: func() any { b := make([]byte, 2+dns.MaxMsgSize); return &b }},
+		cfg:     cfg,
+		conns:   map[*tcpConn]struct{}{},
+		clients: map[netip.Addr]int{},
+		outBufs: sync.Pool{New: func() any { b := make([]byte, 2+dns.MaxMsgSize); return &b }},
 	}
 	f := promauto.With(cfg.Registerer)
 	s.tcpConns = f.NewGauge(prometheus.GaugeOpts{
@@ -115,7 +150,11 @@ func Listen(cfg ServerConfig) (*Server, error) {
 	})
 	s.tcpRejected = f.NewCounter(prometheus.CounterOpts{
 		Name: "peerdns_dns_tcp_connections_rejected_total",
-		Help: "DNS TCP connections closed at once because max TCP connections were open.",
+		Help: "DNS TCP connections closed at once because max TCP connections (in all, or of the client's address) were open and none of them was idle.",
+	})
+	s.tcpEvicted = f.NewCounter(prometheus.CounterOpts{
+		Name: "peerdns_dns_tcp_connections_evicted_total",
+		Help: "Idle DNS TCP connections closed to make room for a new one when max TCP connections (in all, or of the client's address) were open.",
 	})
 	// With port 0 the UDP port is chosen first and TCP must get the same
 	// one; another program may hold it for TCP, so try a few ports.
@@ -194,10 +233,14 @@ func (s *Server) Serve(ctx context.Context) error {
 	}
 	s.Close()
 	s.mu.Lock()
+	s.closing = true // a connection accepted before the listener closed is not admitted
 	for c := range s.conns {
 		c.Close()
 	}
 	s.mu.Unlock()
+	if s.testHookClosed != nil {
+		s.testHookClosed()
+	}
 	s.wg.Wait()
 	return err
 }
@@ -240,62 +283,156 @@ func (s *Server) serveTCP() error {
 			time.Sleep(50 * time.Millisecond)
 			continue
 		}
-		select {
-		case s.sem <- struct{}{}:
-		default:
+		if s.testHookAccepted != nil {
+			s.testHookAccepted()
+		}
+		tc := &tcpConn{Conn: c}
+		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			tc.client = a.AddrPort().Addr().Unmap()
+		}
+		tc.idleSince.Store(time.Now().UnixNano())
+		if !s.admit(tc) {
 			s.tcpRejected.Inc()
 			c.Close()
 			continue
 		}
-		s.mu.Lock()
-		s.conns[c] = struct{}{}
-		s.mu.Unlock()
-		s.tcpConns.Inc()
 		s.wg.Go(func() {
-			defer func() {
-				c.Close()
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				s.tcpConns.Dec()
-				<-s.sem
-			}()
-			s.serveConn(c)
+			defer s.release(tc)
+			s.serveConn(tc)
 		})
 	}
 }
 
+// admit registers c, making room by closing the longest-idle connection of
+// its client, then of all, when a cap is reached. It reports false when
+// there is no room, or Serve is returning.
+func (s *Server) admit(c *tcpConn) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return false
+	}
+	if s.clients[c.client] >= s.cfg.MaxTCPConnectionsPerClient && !s.evictIdle(c.client, true) {
+		return false
+	}
+	if len(s.conns) >= s.cfg.MaxTCPConnections && !s.evictIdle(netip.Addr{}, false) {
+		return false
+	}
+	s.conns[c] = struct{}{}
+	s.clients[c.client]++
+	s.tcpConns.Inc()
+	return true
+}
+
+// evictIdle closes the connection idle longest, of client when byClient is
+// set, and reports whether there was one. s.mu is held.
+func (s *Server) evictIdle(client netip.Addr, byClient bool) bool {
+	var victim *tcpConn
+	var since int64
+	for c := range s.conns {
+		t := c.idleSince.Load()
+		if t == 0 || byClient && c.client != client {
+			continue
+		}
+		if victim == nil || t < since {
+			victim, since = c, t
+		}
+	}
+	if victim == nil {
+		return false
+	}
+	s.forget(victim)
+	victim.Close() // its goroutine sees the closed connection and ends
+	s.tcpEvicted.Inc()
+	return true
+}
+
+// forget unregisters c if it still is. s.mu is held.
+func (s *Server) forget(c *tcpConn) {
+	if _, ok := s.conns[c]; !ok {
+		return
+	}
+	delete(s.conns, c)
+	if s.clients[c.client]--; s.clients[c.client] == 0 {
+		delete(s.clients, c.client)
+	}
+	s.tcpConns.Dec()
+}
+
+// release closes and unregisters c when its goroutine ends.
+func (s *Server) release(c *tcpConn) {
+	c.Close()
+	s.mu.Lock()
+	s.forget(c)
+	s.mu.Unlock()
+}
+
 // serveConn answers the queries of one TCP connection, one at a time, until
 // the client closes it, idles too long or sends garbage.
-func (s *Server) serveConn(c net.Conn) {
+//
+// Memory: the query buffer grows with the bytes that actually arrive (see
+// readFrame), never to the announced length at once, and is dropped after a
+// query of more than 4 KiB; the 64 KiB output buffer is taken only once a
+// whole query was read. A connection that sent only a length prefix holds
+// no buffer.
+func (s *Server) serveConn(c *tcpConn) {
 	var prefix [2]byte
+	var in []byte
 	idle := s.cfg.TCPReadTimeout // the first query must come promptly
 	for {
 		c.SetReadDeadline(time.Now().Add(idle))
 		if _, err := io.ReadFull(c, prefix[:]); err != nil {
 			return
 		}
+		c.idleSince.Store(0)
+		if s.testHookPrefix != nil {
+			s.testHookPrefix()
+		}
 		n := int(binary.BigEndian.Uint16(prefix[:]))
 		if n < headerSize {
 			return
 		}
-		if !s.answerTCP(c, n) {
+		c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
+		var err error
+		if in, err = readFrame(c, in, n); err != nil {
 			return
 		}
+		if !s.answerTCP(c, in) {
+			return
+		}
+		if cap(in) > 4096 {
+			in = nil
+		}
+		c.idleSince.Store(time.Now().UnixNano())
 		idle = s.cfg.TCPIdleTimeout
 	}
 }
 
-// answerTCP reads a query of n bytes and writes its answer.
-func (s *Server) answerTCP(c net.Conn, n int) bool {
-	in, out := s.bufs.Get().(*[]byte), s.bufs.Get().(*[]byte)
-	defer s.bufs.Put(in)
-	defer s.bufs.Put(out)
-	q := (*in)[:n]
-	c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout))
-	if _, err := io.ReadFull(c, q); err != nil {
-		return false
+// readFrame reads n bytes from r into buf[:0], growing buf as bytes arrive
+// (to at most twice what arrived, and at most n) rather than to n at once:
+// a client that announces a 64 KiB query and sends a byte makes the server
+// hold 512 bytes, not 64 KiB.
+func readFrame(r io.Reader, buf []byte, n int) ([]byte, error) {
+	buf = buf[:0]
+	for len(buf) < n {
+		if len(buf) == cap(buf) {
+			grown := make([]byte, len(buf), min(n, max(512, 2*cap(buf))))
+			copy(grown, buf)
+			buf = grown
+		}
+		k, err := r.Read(buf[len(buf):min(n, cap(buf))])
+		buf = buf[:len(buf)+k]
+		if err != nil && len(buf) < n {
+			return buf, err
+		}
 	}
+	return buf, nil
+}
+
+// answerTCP writes the answer to query q.
+func (s *Server) answerTCP(c net.Conn, q []byte) bool {
+	out := s.outBufs.Get().(*[]byte)
+	defer s.outBufs.Put(out)
 	resp := s.cfg.Handler.Answer((*out)[2:2], q, TCP)
 	if resp == nil {
 		return true

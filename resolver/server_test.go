@@ -6,8 +6,11 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +22,13 @@ import (
 // startServer serves seed() on a free loopback port until the test ends.
 func startServer(t *testing.T, cfg ServerConfig) *Server {
 	t.Helper()
+	return startServerPrepared(t, cfg, nil)
+}
+
+// startServerPrepared is startServer calling prepare (to set test hooks)
+// before it serves.
+func startServerPrepared(t *testing.T, cfg ServerConfig, prepare func(*Server)) *Server {
+	t.Helper()
 	if cfg.Handler == nil {
 		cfg.Handler = newTestHandler(t, true, seed()...)
 	}
@@ -26,6 +36,9 @@ func startServer(t *testing.T, cfg ServerConfig) *Server {
 	s, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if prepare != nil {
+		prepare(s)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -166,32 +179,194 @@ func TestDig(t *testing.T) {
 	})
 }
 
-func TestTCPConnectionCap(t *testing.T) {
-	s := startServer(t, ServerConfig{MaxTCPConnections: 1})
-	hold, err := net.Dial("tcp", s.Addr().String())
+// countPrefixes makes s count the query length prefixes its connections
+// read.
+func countPrefixes(n *atomic.Int64) func(*Server) {
+	return func(s *Server) { s.testHookPrefix = func() { n.Add(1) } }
+}
+
+// dialFrom opens a TCP connection to s from a loopback address of its own
+// (127.0.0.0/8 is all loopback on Linux), as a distinct client.
+func dialFrom(t *testing.T, s *Server, from string) net.Conn {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(from)}, Timeout: 5 * time.Second}
+	c, err := d.Dial("tcp", s.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer hold.Close()
-	// The first connection holds the only slot once the server accepted
-	// it: prove that with a query on it.
-	c := &dns.Conn{Conn: hold}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// queryOn sends a query on c and returns the error of reading its answer.
+func queryOn(c net.Conn) error {
 	m := new(dns.Msg)
 	m.SetQuestion("cluster.local.", dns.TypeSOA)
-	if err := c.WriteMsg(m); err != nil {
+	dc := &dns.Conn{Conn: c}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if err := dc.WriteMsg(m); err != nil {
+		return err
+	}
+	_, err := dc.ReadMsg()
+	return err
+}
+
+// waitClosed fails unless the server closes c.
+func waitClosed(t *testing.T, c net.Conn, why string) {
+	t.Helper()
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); err == nil || os.IsTimeout(err) {
+		t.Errorf("%s: read %v, want the server to close the connection", why, err)
+	}
+}
+
+func TestTCPConnectionCap(t *testing.T) {
+	var prefixes atomic.Int64
+	s := startServerPrepared(t, ServerConfig{MaxTCPConnections: 1, TCPReadTimeout: time.Minute}, countPrefixes(&prefixes))
+	// The first connection holds the only slot, busy: it answered a query
+	// and is in the middle of the next one.
+	hold := dialFrom(t, s, "127.0.0.2")
+	if err := queryOn(hold); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := c.ReadMsg(); err != nil {
+	if _, err := hold.Write([]byte{0, 40}); err != nil {
 		t.Fatal(err)
 	}
-	tcp := &dns.Client{Net: "tcp", Timeout: 2 * time.Second}
-	if _, _, err := tcp.Exchange(m, s.Addr().String()); err == nil {
-		t.Error("a second connection over the cap was answered")
+	testtools.Eventually(t, "server reads the second length prefix", 5*time.Second, func() error {
+		if n := prefixes.Load(); n < 2 {
+			return fmt.Errorf("%d prefixes read", n)
+		}
+		return nil
+	})
+	if err := queryOn(dialFrom(t, s, "127.0.0.3")); err == nil {
+		t.Error("a connection over the cap was answered while every connection was busy")
 	}
 	// UDP is unaffected.
+	m := new(dns.Msg)
+	m.SetQuestion("cluster.local.", dns.TypeSOA)
 	udp := &dns.Client{Net: "udp", Timeout: 2 * time.Second}
 	if _, _, err := udp.Exchange(m, s.Addr().String()); err != nil {
 		t.Errorf("UDP while TCP is full: %v", err)
+	}
+}
+
+// TestTCPOldestIdleMakesRoom: when every slot is taken, a new client is
+// answered and the connection idle longest is closed.
+func TestTCPOldestIdleMakesRoom(t *testing.T) {
+	s := startServer(t, ServerConfig{MaxTCPConnections: 2})
+	oldest := dialFrom(t, s, "127.0.0.2")
+	if err := queryOn(oldest); err != nil {
+		t.Fatal(err)
+	}
+	newer := dialFrom(t, s, "127.0.0.3")
+	if err := queryOn(newer); err != nil {
+		t.Fatal(err)
+	}
+	if err := queryOn(dialFrom(t, s, "127.0.0.4")); err != nil {
+		t.Errorf("new client while all slots are idle: %v", err)
+	}
+	waitClosed(t, oldest, "the longest-idle connection")
+	if err := queryOn(newer); err != nil {
+		t.Errorf("the newer idle connection: %v", err)
+	}
+}
+
+// TestTCPPerClientCap: one client address that opens connections and keeps
+// them busy holds its own cap, not the server's, and other clients are
+// still answered over TCP.
+func TestTCPPerClientCap(t *testing.T) {
+	var prefixes atomic.Int64
+	s := startServerPrepared(t, ServerConfig{MaxTCPConnections: 4, MaxTCPConnectionsPerClient: 2, TCPReadTimeout: time.Minute}, countPrefixes(&prefixes))
+	busy := func() net.Conn {
+		c := dialFrom(t, s, "127.0.0.2")
+		if _, err := c.Write([]byte{0, 40}); err != nil { // a length prefix, then nothing
+			t.Fatal(err)
+		}
+		return c
+	}
+	busy()
+	busy()
+	testtools.Eventually(t, "server reads both length prefixes", 5*time.Second, func() error {
+		if n := prefixes.Load(); n < 2 {
+			return fmt.Errorf("%d prefixes read", n)
+		}
+		return nil
+	})
+	waitClosed(t, busy(), "a third connection of a client with 2 busy ones")
+	waitClosed(t, busy(), "a fourth connection of a client with 2 busy ones")
+	if err := queryOn(dialFrom(t, s, "127.0.0.3")); err != nil {
+		t.Errorf("another client: %v", err)
+	}
+}
+
+// TestTCPMemoryOfSilentConnections: connections that send a length prefix
+// announcing the largest query and then nothing make the server hold no
+// buffer. The bound checked: heap growth under 8 KiB per connection, both
+// ends' socket state included (two 64 KiB buffers per connection before).
+func TestTCPMemoryOfSilentConnections(t *testing.T) {
+	const conns = 300
+	var prefixes atomic.Int64
+	s := startServerPrepared(t, ServerConfig{MaxTCPConnectionsPerClient: conns, TCPReadTimeout: time.Minute}, countPrefixes(&prefixes))
+	before := heapAlloc()
+	for range conns {
+		c := dialFrom(t, s, "127.0.0.2")
+		if _, err := c.Write([]byte{0xff, 0xff}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testtools.Eventually(t, "server reads every length prefix", 10*time.Second, func() error {
+		if n := prefixes.Load(); n < conns {
+			return fmt.Errorf("%d of %d prefixes read", n, conns)
+		}
+		return nil
+	})
+	grown := int64(heapAlloc()) - int64(before)
+	if perConn := grown / conns; perConn > 8<<10 {
+		t.Errorf("heap grew %d KiB for %d silent connections, %d bytes each; want under 8 KiB each", grown>>10, conns, perConn)
+	}
+}
+
+func heapAlloc() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestServeReturnsWithAConnectionAcceptedDuringShutdown: a connection the
+// listener accepted just before Serve closed every connection is not
+// served, so Serve returns instead of waiting for that client.
+func TestServeReturnsWithAConnectionAcceptedDuringShutdown(t *testing.T) {
+	h := newTestHandler(t, true, seed()...)
+	s, err := Listen(ServerConfig{Addr: "127.0.0.1:0", Handler: h, TCPReadTimeout: time.Hour, TCPIdleTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, closed := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	s.testHookAccepted = func() {
+		once.Do(func() { close(accepted) })
+		<-closed // admitted only after Serve closed every connection
+	}
+	s.testHookClosed = func() { close(closed) }
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	c, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	<-accepted
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Serve has not returned 10s after shutdown: it serves a connection accepted during shutdown")
 	}
 }
 

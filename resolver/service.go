@@ -10,11 +10,14 @@ type Service struct {
 	// stores them.
 	Namespace string
 	Name      string
-	// Ports are the service's ports. Only named ports get SRV records.
+	// Ports are ports every endpoint has, besides its own Endpoint.Ports.
+	// Only named ports get SRV records. A source whose ports differ between
+	// endpoints (EndpointSlices: ports belong to a slice) leaves it empty
+	// and sets Endpoint.Ports.
 	Ports []Port
 	// Endpoints are the endpoints that have at least one address, ready or
-	// not. Ready ones are served under the service's names; all of them are
-	// served under the peer view (_peers).
+	// not. Ready ones are served under the service's names in the svc tree;
+	// all of them are served under the peer view, the peers tree.
 	Endpoints []Endpoint
 }
 
@@ -39,4 +42,8 @@ type Endpoint struct {
 	// Ready is true when the endpoint may receive traffic: its ready
 	// condition is true or absent and it is not terminating.
 	Ready bool
+	// Ports are the endpoint's own ports (with Service.Ports): an SRV
+	// record pairs a port only with the endpoints that have it. Endpoints
+	// may share one array; the resolver never writes to it.
+	Ports []Port
 }

@@ -27,18 +27,24 @@ type view struct {
 	// byLabel indexes hosts by label once there are enough of them that a
 	// linear scan would cost more than a map lookup.
 	byLabel map[string]int
-	ports   []Port // named ports only, ordered by name then protocol
-	protos  uint8  // bit set of the protocols of ports (protoBit)
+	// ports are the (name, protocol) pairs of the named ports some host
+	// has, ordered by name then protocol; Port is 0. Each names a port
+	// node; the numbers are per host.
+	ports  []Port
+	protos uint8 // bit set of the protocols of ports (protoBit)
 
 	service   node   // <svc>.<ns>.<tree>.<zone>, tree being svc or peers
 	hostNodes []node // <host>.<svc>.<ns>.<tree>.<zone>, parallel to hosts
 	portNodes []node // _<port>._<proto>.<svc>.<ns>.<tree>.<zone>, parallel to ports
 }
 
-// host is one per-endpoint name and its addresses, IPv4 first.
+// host is one per-endpoint name, its addresses, IPv4 first, and its named
+// ports: the union of the ports of the endpoints behind the name, ordered by
+// name, protocol and number. Hosts with equal ports share one array.
 type host struct {
 	label string
 	addrs []netip.Addr
+	ports []Port
 }
 
 // nodeKind says what a node names, and so which records it has.
@@ -66,19 +72,28 @@ type node struct {
 const linearScanMax = 16
 
 // newView builds the view of svc's endpoints for which keep is true. It
-// returns nil when no endpoint qualifies: the names do not exist.
-func newView(svc *Service, keep func(*Endpoint) bool) *view {
-	byLabel := map[string]*host{}
-	var hosts []*host
-	add := func(label string, a netip.Addr) {
+// returns nil when no endpoint qualifies: the names do not exist. Hostnames
+// and port names that cannot be encoded as one label (see validLabel; port
+// names at most 15 characters) are left out, each reported to drop.
+func newView(svc *Service, keep func(*Endpoint) bool, drop func(what, value string)) *view {
+	type building struct {
+		host
+		eps [][]Port // the distinct Ports arrays of the endpoints behind it
+	}
+	byLabel := map[string]*building{}
+	var hosts []*building
+	add := func(label string, a netip.Addr, ports []Port) {
 		h := byLabel[label]
 		if h == nil {
-			h = &host{label: label}
+			h = &building{host: host{label: label}}
 			byLabel[label] = h
 			hosts = append(hosts, h)
 		}
 		if !slices.Contains(h.addrs, a) {
 			h.addrs = append(h.addrs, a)
+		}
+		if !slices.ContainsFunc(h.eps, func(p []Port) bool { return samePorts(p, ports) }) {
+			h.eps = append(h.eps, ports)
 		}
 	}
 	for i := range svc.Endpoints {
@@ -94,8 +109,12 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 			label := strings.ToLower(ep.Hostname)
 			if label == "" {
 				label = dashedLabel(a)
+			} else if !validLabel(label, maxLabel) || label[0] == '_' {
+				// A leading '_' would be read as a protocol label.
+				drop("hostname", ep.Hostname)
+				continue
 			}
-			add(label, a)
+			add(label, a, ep.Ports)
 		}
 	}
 	if len(hosts) == 0 {
@@ -106,9 +125,50 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 		namespace: strings.ToLower(svc.Namespace),
 		hosts:     make([]host, len(hosts)),
 	}
+	// Hosts with equal port sets share one normalized array, so a service
+	// of 1,000 endpoints in one slice keeps one copy of its ports.
+	interned := map[string][]Port{}
+	var key strings.Builder
 	for i, h := range hosts {
 		slices.SortFunc(h.addrs, compareAddr)
-		v.hosts[i] = *h
+		var ports []Port
+		for _, p := range slices.Concat(append([][]Port{svc.Ports}, h.eps...)...) {
+			if p.Name == "" || protoBit(p.Protocol) == 0 || p.Port == 0 {
+				continue // the specification gives unnamed ports no SRV name
+			}
+			p.Name, p.Protocol = strings.ToLower(p.Name), strings.ToLower(p.Protocol)
+			if !validLabel(p.Name, maxPortName) {
+				drop("port name", p.Name)
+				continue
+			}
+			ports = append(ports, p)
+		}
+		slices.SortFunc(ports, comparePort)
+		ports = slices.Compact(ports)
+		key.Reset()
+		for _, p := range ports {
+			key.WriteString(p.Name)
+			key.WriteByte('/')
+			key.WriteString(p.Protocol)
+			key.WriteByte('/')
+			key.WriteString(strconv.Itoa(int(p.Port)))
+			key.WriteByte(',')
+		}
+		if shared, ok := interned[key.String()]; ok {
+			ports = shared
+		} else {
+			ports = slices.Clip(ports)
+			interned[key.String()] = ports
+		}
+		h.ports = ports
+		v.hosts[i] = h.host
+		for _, p := range ports {
+			p.Port = 0
+			if !slices.Contains(v.ports, p) {
+				v.ports = append(v.ports, p)
+				v.protos |= protoBit(p.Protocol)
+			}
+		}
 	}
 	slices.SortFunc(v.hosts, func(a, b host) int { return compareLabel(a.label, b.label) })
 	if len(v.hosts) > linearScanMax {
@@ -117,20 +177,7 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 			v.byLabel[h.label] = i
 		}
 	}
-	for _, p := range svc.Ports {
-		bit := protoBit(p.Protocol)
-		if p.Name == "" || bit == 0 {
-			continue // the specification gives unnamed ports no SRV name
-		}
-		p.Name, p.Protocol = strings.ToLower(p.Name), strings.ToLower(p.Protocol)
-		if !slices.Contains(v.ports, p) {
-			v.ports = append(v.ports, p)
-			v.protos |= bit
-		}
-	}
-	slices.SortFunc(v.ports, func(a, b Port) int {
-		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
-	})
+	slices.SortFunc(v.ports, comparePort)
 	v.service = node{kind: kindService, v: v}
 	v.hostNodes = make([]node, len(v.hosts))
 	for i := range v.hostNodes {
@@ -141,6 +188,19 @@ func newView(svc *Service, keep func(*Endpoint) bool) *view {
 		v.portNodes[i] = node{kind: kindPort, v: v, i: i}
 	}
 	return v
+}
+
+// samePorts reports whether a and b are the same array (the usual case:
+// endpoints of one slice), or both empty.
+func samePorts(a, b []Port) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	return len(a) == 0 || &a[0] == &b[0]
+}
+
+func comparePort(a, b Port) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
 }
 
 // host returns the node of the per-endpoint name label, or nil.

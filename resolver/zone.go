@@ -26,16 +26,30 @@ type zone struct {
 	static staticRecords
 }
 
+// maxZoneWire is the longest zone, in wire octets, under which every name
+// peerdns publishes fits in maxName octets. The longest such name is a
+// per-endpoint name in the peer view, every label as long as Kubernetes
+// allows (a DNS label, 63 octets, for hostname, service and namespace):
+// 3×(1+63) + (1+len("peers")) = 198 octets before the zone. Port names are
+// at most 15 characters (IANA service names), so _<port>._<proto> names are
+// shorter; PTR targets are per-endpoint names in the first forward zone, and
+// PTR owners do not depend on the zone. A reverse zone whose first forward
+// zone is within the bound is therefore fine, and the bound is checked for
+// every zone.
+const maxZoneWire = maxName - 3*(1+maxLabel) - (1 + len(treePeers))
+
+// maxLabel is the longest label (RFC 1035 §2.3.4).
+const maxLabel = 63
+
 func newZone(name string) (zone, error) {
 	if _, ok := dns.IsDomainName(name); !ok || name == "" {
 		return zone{}, fmt.Errorf("zone %q: not a domain name", name)
 	}
 	name = dns.CanonicalName(name)
-	if len(name)+len("dns-version.") > maxName {
-		// Room for the names peerdns publishes at the apex.
-		return zone{}, fmt.Errorf("zone %q: longer than %d characters", name, maxName-len("dns-version."))
-	}
 	z := zone{name: name, wire: appendWire(nil, name)}
+	if len(z.wire) > maxZoneWire {
+		return zone{}, fmt.Errorf("zone %q: longer than %d characters, which leaves no room for the longest names served below it (<63-octet hostname>.<63-octet service>.<63-octet namespace>.peers.<zone> must fit in %d octets)", name, maxZoneWire-1, maxName)
+	}
 	for _, tree := range []struct {
 		suffix string
 		v6     bool

@@ -14,6 +14,8 @@ import (
 // config is everything the flags set.
 type config struct {
 	nodeName     string
+	nodeVersion  string
+	nodeZone     string
 	expected     int
 	ordinalStart int
 	label        string
@@ -63,9 +65,11 @@ func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
 	}
 
 	fs.StringVar(&cfg.nodeName, "node.name", "", "This member's stable name, the pod name ending in -<ordinal>. Empty: $POD_NAME, else the hostname.")
+	fs.StringVar(&cfg.nodeVersion, "node.version", "", "Application version this member runs (the database's image tag), gossiped to the others and shown in /members and peeragent_members_by_version. Empty: $NODE_VERSION.")
+	fs.StringVar(&cfg.nodeZone, "node.zone", "", "Failure zone this member runs in, gossiped and shown in /members. Empty: $NODE_ZONE.")
 	fs.IntVar(&cfg.expected, "cluster.expected", 0, "Expected cluster size N (the StatefulSet's replicas); quorum is floor(N/2)+1 alive members. Required.")
 	fs.IntVar(&cfg.ordinalStart, "cluster.ordinal-start", 0, "The StatefulSet's .spec.ordinals.start: the expected set is <set>-start … <set>-(start+N-1).")
-	fs.StringVar(&cfg.label, "cluster.label", "", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused.")
+	fs.StringVar(&cfg.label, "cluster.label", "", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused. Empty: <$POD_NAMESPACE>/<set> (the node name without its ordinal) when $POD_NAMESPACE is set, else no label.")
 
 	fs.StringVar(&cfg.listen, "gossip.listen-address", def.BindAddr, "host:port memberlist listens on, TCP and UDP. The host must be an IP or empty (all addresses).")
 	fs.StringVar(&cfg.advertise, "gossip.advertise-address", "", "IP or IP:port other members reach this one at. Empty: $POD_IP, else the listen address's IP, else a private IP of this host.")
@@ -89,13 +93,13 @@ func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.DurationVar(&cfg.refreshMinInterval, "peers.refresh-min-interval", def.RefreshMinInterval, "First retry delay while expected peers are missing; it doubles up to a quarter of --peers.refresh-interval.")
 	fs.DurationVar(&cfg.lookupTimeout, "peers.lookup-timeout", def.LookupTimeout, "Bound on one DNS query.")
 
-	fs.StringVar(&cfg.onChange, "on-change", "", "Command run with /bin/sh -c when the member list settles on a new value; stdin is the list, one DNS name per line in ordinal order. Failures are logged and counted.")
-	fs.DurationVar(&cfg.onChangeTimeout, "on-change.timeout", def.OnChangeTimeout, "Bound on one --on-change run.")
-	fs.DurationVar(&cfg.settle, "on-change.settle", def.SettleTime, "How long the member list must stay unchanged before --on-change and --peers-file see it.")
+	fs.StringVar(&cfg.onChange, "on-change", "", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.")
+	fs.DurationVar(&cfg.onChangeTimeout, "on-change.timeout", def.OnChangeTimeout, "Bound on one --on-change run; then its whole process group is killed.")
+	fs.DurationVar(&cfg.settle, "on-change.settle", def.SettleTime, "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.")
 	fs.StringVar(&cfg.peersFile, "peers-file", "", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.")
 
-	fs.BoolVar(&cfg.requireQuorum, "readyz.require-quorum", false, "/readyz fails while quorum is lost. Default: /readyz only waits for the first join.")
-	fs.StringVar(&cfg.webAddr, "web.listen-address", ":9470", "Address to serve /metrics, /healthz, /readyz and /members on.")
+	fs.BoolVar(&cfg.requireQuorum, "readyz.require-quorum", false, "/readyz fails while quorum is lost. Default: /readyz waits for the first join and fails while the node name is duplicated.")
+	fs.StringVar(&cfg.webAddr, "web.listen-address", ":9470", "Address to serve /metrics, /healthz, /startupz, /readyz and /members on.")
 	cfg.log.RegisterFlags(fs)
 	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
 	return fs
@@ -122,6 +126,22 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 	c.Expected = cfg.expected
 	c.OrdinalStart = cfg.ordinalStart
 	c.Label = cfg.label
+	if c.Label == "" {
+		// The StatefulSet's name is the node name without its ordinal.
+		if ns, id := getenv("POD_NAMESPACE"), c.NodeName; ns != "" {
+			if parsed, err := discovery.ParseIdentity(id); err == nil {
+				c.Label = ns + "/" + parsed.Set
+			}
+		}
+	}
+	c.Version = cfg.nodeVersion
+	if c.Version == "" {
+		c.Version = getenv("NODE_VERSION")
+	}
+	c.Zone = cfg.nodeZone
+	if c.Zone == "" {
+		c.Zone = getenv("NODE_ZONE")
+	}
 	c.BindAddr = cfg.listen
 	c.AdvertiseAddr = cfg.advertise
 	if c.AdvertiseAddr == "" {

@@ -79,8 +79,11 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 		ListenAddress: cfg.webAddr,
 		Gatherer:      reg,
 		Ready:         agent.Ready,
-		Handlers:      map[string]http.Handler{"/members": agent.MembersHandler()},
-		Logger:        logger.With("component", "web"),
+		Handlers: map[string]http.Handler{
+			"/members":  agent.MembersHandler(),
+			"/startupz": agent.StartupHandler(),
+		},
+		Logger: logger.With("component", "web"),
 	})
 	if err != nil {
 		return err

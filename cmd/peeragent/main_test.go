@@ -118,6 +118,27 @@ func TestDiscoveryConfigDefaults(t *testing.T) {
 			t.Errorf("probe interval %s suspect timeout %s; want 200ms and 500ms", dc.Timing.ProbeInterval, dc.Timing.SuspectTimeout)
 		}
 	})
+	t.Run("cluster label, version and zone from the pod", func(t *testing.T) {
+		cfg := parse(t, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db")
+		pod := map[string]string{"POD_NAME": "db-1", "POD_NAMESPACE": "prod", "NODE_VERSION": "16.4", "NODE_ZONE": "eu-1a"}
+		dc, err := cfg.discoveryConfig(env(pod), host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if dc.Label != "prod/db" || dc.Version != "16.4" || dc.Zone != "eu-1a" {
+			t.Errorf("label %q version %q zone %q; want prod/db (namespace/StatefulSet), 16.4, eu-1a", dc.Label, dc.Version, dc.Zone)
+		}
+		cfg = parse(t, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db", "--cluster.label=mine", "--node.version=17", "--node.zone=z")
+		dc, err = cfg.discoveryConfig(env(pod), host)
+		if err != nil || dc.Label != "mine" || dc.Version != "17" || dc.Zone != "z" {
+			t.Errorf("label %q version %q zone %q, %v; want the flags' mine, 17, z", dc.Label, dc.Version, dc.Zone, err)
+		}
+		cfg = parse(t, "--cluster.expected=3", "--peers.srv=_gossip._tcp.db")
+		dc, err = cfg.discoveryConfig(env(map[string]string{"POD_NAME": "db-1"}), host)
+		if err != nil || dc.Label != "" {
+			t.Errorf("label %q, %v without $POD_NAMESPACE; want none", dc.Label, err)
+		}
+	})
 	t.Run("expected size required", func(t *testing.T) {
 		cfg := parse(t, "--node.name=db-0")
 		if _, err := cfg.discoveryConfig(env(nil), host); err == nil {

@@ -13,20 +13,21 @@ import (
 
 // config is everything the flags set.
 type config struct {
-	kubeconfig  string
-	namespace   string
-	dnsAddr     string
-	zones       zoneList
-	ttl         uint
-	negativeTTL uint
-	udpSize     uint
-	maxUDPSize  int
-	maxTCPConns int
-	tcpIdle     time.Duration
-	lameDuck    time.Duration
-	webAddr     string
-	log         logging.Config
-	version     bool
+	kubeconfig      string
+	namespace       string
+	dnsAddr         string
+	zones           zoneList
+	ttl             uint
+	negativeTTL     uint
+	udpSize         uint
+	maxUDPSize      int
+	maxTCPConns     int
+	maxTCPPerClient int
+	tcpIdle         time.Duration
+	lameDuck        time.Duration
+	webAddr         string
+	log             logging.Config
+	version         bool
 }
 
 // zoneList is a repeatable --dns.zone.
@@ -67,7 +68,8 @@ func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
 	fs.UintVar(&cfg.negativeTTL, "dns.negative-ttl", uint(def.NegativeTTL), "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.")
 	fs.UintVar(&cfg.udpSize, "dns.udp-size", uint(def.UDPSize), "EDNS UDP payload size advertised to clients.")
 	fs.IntVar(&cfg.maxUDPSize, "dns.max-udp-size", def.MaxUDPSize, "Largest UDP response whatever the client advertises; larger answers are truncated (TC) and retried over TCP.")
-	fs.IntVar(&cfg.maxTCPConns, "dns.max-tcp-connections", 1000, "Most DNS TCP connections open at once; more are closed at once.")
+	fs.IntVar(&cfg.maxTCPConns, "dns.max-tcp-connections", 1000, "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.")
+	fs.IntVar(&cfg.maxTCPPerClient, "dns.max-tcp-connections-per-client", 100, "Most DNS TCP connections open at once from one client address, enforced the same way, so one client cannot lock others out. Keep it above the TCP queries one forwarding DNS replica has in flight.")
 	fs.DurationVar(&cfg.tcpIdle, "dns.tcp-idle-timeout", 10*time.Second, "Close a DNS TCP connection idle this long.")
 	fs.DurationVar(&cfg.lameDuck, "dns.lame-duck", 5*time.Second, "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.")
 	fs.StringVar(&cfg.webAddr, "web.listen-address", ":9153", "Address to serve /metrics, /healthz and /readyz on.")

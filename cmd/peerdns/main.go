@@ -94,12 +94,13 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		return nil, err
 	}
 	a.dnsServer, err = resolver.Listen(resolver.ServerConfig{
-		Addr:              cfg.dnsAddr,
-		Handler:           a.handler,
-		MaxTCPConnections: cfg.maxTCPConns,
-		TCPIdleTimeout:    cfg.tcpIdle,
-		Registerer:        a.reg,
-		Logger:            logger.With("component", "dns"),
+		Addr:                       cfg.dnsAddr,
+		Handler:                    a.handler,
+		MaxTCPConnections:          cfg.maxTCPConns,
+		MaxTCPConnectionsPerClient: cfg.maxTCPPerClient,
+		TCPIdleTimeout:             cfg.tcpIdle,
+		Registerer:                 a.reg,
+		Logger:                     logger.With("component", "dns"),
 	})
 	if err != nil {
 		return nil, err

@@ -33,6 +33,7 @@ type bench struct {
 
 	// dnsperf inputs, in dir.
 	mixFile, srv100File, srv1000File string
+	srv100MixedFile                  string // EDNS sizes alternating, see mixedEDNS
 }
 
 func newBench(cfg *config, logger *slog.Logger) (*bench, error) {
@@ -187,8 +188,11 @@ func (b *bench) setUp(ctx context.Context, rep *report) error {
 	b.mixFile = filepath.Join(b.dir, "mix.txt")
 	b.srv100File = filepath.Join(b.dir, "srv100-edns1232.bin")
 	b.srv1000File = filepath.Join(b.dir, "srv1000-edns1232.bin")
+	b.srv100MixedFile = filepath.Join(b.dir, "srv100-edns-mixed.bin")
+	srv100 := query{srvName(benchNamespace, svcMedium), dns.TypeSRV}
 	return errors.Join(
 		writeTextQueries(b.mixFile, queryMix()),
+		writeBinaryQueriesSized(b.srv100MixedFile, []query{srv100, srv100, srv100}, mixedEDNS),
 		writeBinaryQueries(b.srv100File, []query{{srvName(benchNamespace, svcMedium), dns.TypeSRV}}, largeEDNS),
 		writeBinaryQueries(b.srv1000File, []query{{srvName(benchNamespace, svcLarge), dns.TypeSRV}}, largeEDNS),
 	)

@@ -64,13 +64,21 @@ func writeTextQueries(path string, qs []query) error {
 // with a two-byte length, as on a TCP stream), with EDNS0 and the given
 // UDP size, which the text format cannot set.
 func writeBinaryQueries(path string, qs []query, ednsSize uint16) error {
+	return writeBinaryQueriesSized(path, qs, []uint16{ednsSize})
+}
+
+// writeBinaryQueriesSized is writeBinaryQueries with query i advertising
+// sizes[i%len(sizes)]; size 0 sends no OPT record (a 512-byte client).
+func writeBinaryQueriesSized(path string, qs []query, sizes []uint16) error {
 	var buf bytes.Buffer
 	for i, q := range qs {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
 		m.Id = uint16(i)
 		m.RecursionDesired = false
-		m.SetEdns0(ednsSize, false)
+		if size := sizes[i%len(sizes)]; size != 0 {
+			m.SetEdns0(size, false)
+		}
 		wire, err := m.Pack()
 		if err != nil {
 			return err

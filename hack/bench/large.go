@@ -13,6 +13,11 @@ import (
 // TCP.
 const largeEDNS = 1232
 
+// mixedEDNS are the sizes the mixed-size workload's queries advertise in
+// turn, a normal mix of clients: none (512 bytes, stub resolvers without
+// EDNS), 1232 (forwarders after DNS flag day 2020), 4096 (dig).
+var mixedEDNS = []uint16{0, 1232, 4096}
+
 // largeAnswer is what a server sends for a large SRV query over TCP.
 type largeAnswer struct {
 	server string
@@ -22,10 +27,14 @@ type largeAnswer struct {
 }
 
 // largeResult is SRV queries on the 100- and 1,000-endpoint services, UDP
-// with EDNS 1232 (truncated) and TCP.
+// with EDNS 1232 (truncated) and TCP, and on the 100-endpoint service with
+// mixed EDNS sizes.
 type largeResult struct {
 	workloads []*workload
 	answers   map[string][]largeAnswer // by service
+	// fixedSize and mixedSizes are the 100-endpoint UDP workloads with EDNS
+	// 1232 alone and with mixedEDNS, for their ratio.
+	fixedSize, mixedSizes *workload
 }
 
 func (b *bench) large(ctx context.Context) (*largeResult, error) {
@@ -43,15 +52,20 @@ func (b *bench) large(ctx context.Context) (*largeResult, error) {
 	for _, c := range []struct {
 		svc, file string
 		tcp       bool
+		mixed     bool
 	}{
-		{svcMedium, b.srv100File, false},
-		{svcMedium, b.srv100File, true},
-		{svcLarge, b.srv1000File, false},
-		{svcLarge, b.srv1000File, true},
+		{svcMedium, b.srv100File, false, false},
+		{svcMedium, b.srv100MixedFile, false, true},
+		{svcMedium, b.srv100File, true, false},
+		{svcLarge, b.srv1000File, false, false},
+		{svcLarge, b.srv1000File, true, false},
 	} {
 		transport := "UDP, EDNS 1232 → TC"
-		if c.tcp {
+		switch {
+		case c.tcp:
 			transport = "TCP"
+		case c.mixed:
+			transport = "UDP, EDNS none / 1232 / 4096 in turn → TC"
 		}
 		spec := perfSpec{data: c.file, binary: true, tcp: c.tcp, clients: b.cfg.clients, duration: b.cfg.largeDuration}
 		if c.tcp && c.svc == svcLarge {
@@ -71,6 +85,13 @@ func (b *bench) large(ctx context.Context) (*largeResult, error) {
 			return nil, err
 		}
 		res.workloads = append(res.workloads, w)
+		if c.svc == svcMedium && !c.tcp {
+			if c.mixed {
+				res.mixedSizes = w
+			} else {
+				res.fixedSize = w
+			}
+		}
 	}
 	return res, nil
 }

@@ -112,7 +112,7 @@ func runOutput(ctx context.Context, name string, args ...string) (string, error)
 func runGoBench(ctx context.Context) (string, error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkServeDNS", "-benchmem", "-count", "1", "./resolver")
+	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", "BenchmarkServeDNS|BenchmarkMixedEDNSSizes", "-benchmem", "-count", "1", "./resolver")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("go test -bench: %w\n%s", err, out)

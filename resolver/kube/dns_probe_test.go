@@ -34,7 +34,7 @@ type dnsProbe struct {
 // startDNS serves store on a loopback port until the test ends.
 func startDNS(t *testing.T, store *resolver.Store, rec *recordingSink) dnsProbe {
 	t.Helper()
-	h, err := resolver.NewHandler(store, resolver.Config{Zones: []string{"cluster.local."}})
+	h, err := resolver.NewHandler(store, resolver.DefaultConfig())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -112,9 +112,9 @@ func TestIntegration(t *testing.T) {
 		c.create(t, b)
 		logVisible(t, "second slice", probe.wait(t, "_http._tcp."+svc, dns.TypeSRV, "NOERROR",
 			"SRV 0 33 80 web-0."+svc, "SRV 0 33 80 web-1."+svc, "SRV 0 33 80 web-2."+svc))
-		probe.wait(t, "_metrics._tcp."+svc, dns.TypeSRV, "NOERROR",
-			"SRV 0 33 9090 web-0."+svc, "SRV 0 33 9090 web-1."+svc, "SRV 0 33 9090 web-2."+svc)
-		sink.waitService(t, key, "ports=http/tcp/80,metrics/tcp/9090 eps=web-0[10.1.0.1],web-1[10.1.0.2],web-2[10.1.0.3]")
+		// Ports belong to the slice: only web-b's endpoint has metrics.
+		probe.wait(t, "_metrics._tcp."+svc, dns.TypeSRV, "NOERROR", "SRV 0 100 9090 web-2."+svc)
+		sink.waitService(t, key, "ports=http/tcp/80,metrics/tcp/9090 eps=web-0[10.1.0.1]{http/tcp/80},web-1[10.1.0.2]{http/tcp/80},web-2[10.1.0.3]")
 
 		c.delete(t, ns, "web-a")
 		logVisible(t, "deleted slice", probe.wait(t, svc, dns.TypeA, "NOERROR", "A 10.1.0.3"))

@@ -14,22 +14,31 @@ import (
 // mergeService builds the resolver's view of service k from all its slices.
 //
 //   - FQDN slices are ignored.
-//   - Ports are the union over the slices, deduplicated by (name, protocol,
-//     port), protocol in lower case (an absent protocol is TCP). Ports
-//     without a number or outside 1–65535 are dropped.
+//   - Ports belong to a slice, not to the service: the endpointslice
+//     controller puts endpoints whose named targetPort resolves to different
+//     numbers (a rollout that changes the container port, a pod without the
+//     port) into different slices. So every endpoint carries the ports of
+//     the slice that lists it, deduplicated by (name, protocol, port),
+//     protocol in lower case (an absent protocol is TCP). Ports without a
+//     number or outside 1–65535 are dropped. Service.Ports stays empty.
 //   - Endpoints are deduplicated by (hostname, address) across slices, as the
 //     EndpointSlice API asks of consumers: the controller may list an
 //     endpoint in two slices while it moves it. A duplicate is ready when any
-//     copy is ready (the copies differ only for the moment of the move).
+//     copy is ready (the copies differ only for the moment of the move), and
+//     has the union of the copies' ports: each (port, endpoint) pair a slice
+//     lists is published once. This is what a consumer that answers per
+//     slice (CoreDNS) publishes, without its duplicates.
 //   - Addresses of one hostname and one readiness are then grouped into one
-//     Endpoint, so a dual-stack pod (an IPv4 and an IPv6 slice) is one
-//     endpoint with both addresses. Addresses without a hostname stay one
-//     endpoint each: the resolver names each by its dashed form anyway.
+//     Endpoint with the union of their ports, so a dual-stack pod (an IPv4
+//     and an IPv6 slice) is one endpoint with both addresses. Addresses
+//     without a hostname stay one endpoint each: the resolver names each by
+//     its dashed form anyway.
 //   - Unparseable addresses are dropped.
 //
 // The result is sorted (ports by name, protocol, number; endpoints by
 // hostname, then readiness, then address) so equal inputs give equal outputs
-// whatever the order of the slices.
+// whatever the order of the slices. Endpoints with equal ports share one
+// Ports array.
 func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Service {
 	svc := resolver.Service{Namespace: k.namespace, Name: k.name}
 
@@ -37,16 +46,16 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 		hostname string
 		addr     netip.Addr
 	}
-	ready := map[hostAddr]bool{}
+	type state struct {
+		ready bool
+		ports []resolver.Port
+	}
+	seen := map[hostAddr]state{}
 	for _, s := range objs {
 		if s.AddressType == discoveryv1.AddressTypeFQDN {
 			continue
 		}
-		for _, p := range s.Ports {
-			if port, ok := leanPort(p); ok && !slices.Contains(svc.Ports, port) {
-				svc.Ports = append(svc.Ports, port)
-			}
-		}
+		ports := slicePorts(s)
 		for i := range s.Endpoints {
 			ep := &s.Endpoints[i]
 			r := endpointReady(ep.Conditions)
@@ -60,21 +69,23 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 					continue
 				}
 				ha := hostAddr{hostname, addr.Unmap()}
-				ready[ha] = ready[ha] || r
+				st, ok := seen[ha]
+				if !ok {
+					seen[ha] = state{ready: r, ports: ports}
+					continue
+				}
+				seen[ha] = state{ready: st.ready || r, ports: unionPorts(st.ports, ports)}
 			}
 		}
 	}
-	slices.SortFunc(svc.Ports, func(a, b resolver.Port) int {
-		return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
-	})
 
 	type entry struct {
 		hostAddr
-		ready bool
+		state
 	}
-	entries := make([]entry, 0, len(ready))
-	for ha, r := range ready {
-		entries = append(entries, entry{ha, r})
+	entries := make([]entry, 0, len(seen))
+	for ha, st := range seen {
+		entries = append(entries, entry{ha, st})
 	}
 	slices.SortFunc(entries, func(a, b entry) int {
 		if c := strings.Compare(a.hostname, b.hostname); c != 0 {
@@ -99,6 +110,7 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 			if last.Hostname == e.hostname && last.Ready == e.ready {
 				start := i - len(last.Addrs)
 				last.Addrs = addrs[start : i+1 : i+1]
+				last.Ports = unionPorts(last.Ports, e.ports)
 				continue
 			}
 		}
@@ -106,9 +118,41 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 			Hostname: e.hostname,
 			Addrs:    addrs[i : i+1 : i+1],
 			Ready:    e.ready,
+			Ports:    e.ports,
 		})
 	}
 	return svc
+}
+
+// slicePorts are the usable ports of slice s, deduplicated and sorted.
+func slicePorts(s *discoveryv1.EndpointSlice) []resolver.Port {
+	var ports []resolver.Port
+	for _, p := range s.Ports {
+		if port, ok := leanPort(p); ok && !slices.Contains(ports, port) {
+			ports = append(ports, port)
+		}
+	}
+	slices.SortFunc(ports, comparePort)
+	return ports
+}
+
+// unionPorts returns the sorted union of the sorted sets a and b: a itself
+// when b adds nothing, so endpoints of one slice keep sharing its array.
+func unionPorts(a, b []resolver.Port) []resolver.Port {
+	if slices.Equal(a, b) {
+		return a
+	}
+	u := slices.Concat(a, b)
+	slices.SortFunc(u, comparePort)
+	u = slices.Compact(u)
+	if slices.Equal(u, a) {
+		return a
+	}
+	return u
+}
+
+func comparePort(a, b resolver.Port) int {
+	return cmp.Or(strings.Compare(a.Name, b.Name), strings.Compare(a.Protocol, b.Protocol), cmp.Compare(a.Port, b.Port))
 }
 
 // endpointReady says whether an endpoint may receive traffic. An explicit

@@ -96,7 +96,25 @@ func TestMergeService(t *testing.T) {
 					discoveryv1.EndpointPort{Name: ptr("big"), Port: ptr[int32](70000)},
 				), endpoints: endpoints(readyEP("web-1", "10.0.0.2"))},
 			},
-			want: "ports=:sctp/9000,dns/tcp/53,dns/udp/53,http/tcp/80,noproto/tcp/8080 eps=web-0[10.0.0.1],web-1[10.0.0.2]",
+			want: "ports=:sctp/9000,dns/tcp/53,dns/udp/53,http/tcp/80,noproto/tcp/8080 eps=web-0[10.0.0.1]{:sctp/9000,dns/udp/53,http/tcp/80},web-1[10.0.0.2]{dns/tcp/53,http/tcp/80,noproto/tcp/8080}",
+		},
+		{
+			// A rollout that changed the container port of a named
+			// targetPort: the controller keeps the two numbers in two slices.
+			name: "ports belong to the slice that lists the endpoint",
+			slices: []sliceSpec{
+				{name: "web-a", ports: ports(namedPort("http", corev1.ProtocolTCP, 8080)), endpoints: endpoints(readyEP("rp-0", "10.0.0.1"))},
+				{name: "web-b", ports: ports(namedPort("http", corev1.ProtocolTCP, 9090)), endpoints: endpoints(readyEP("rp-1", "10.0.0.2"))},
+			},
+			want: "ports=http/tcp/8080,http/tcp/9090 eps=rp-0[10.0.0.1]{http/tcp/8080},rp-1[10.0.0.2]{http/tcp/9090}",
+		},
+		{
+			name: "an endpoint in two slices with different ports has both",
+			slices: []sliceSpec{
+				{name: "web-a", ports: ports(namedPort("http", corev1.ProtocolTCP, 8080)), endpoints: endpoints(readyEP("rp-0", "10.0.0.1"), readyEP("rp-1", "10.0.0.2"))},
+				{name: "web-b", ports: ports(namedPort("http", corev1.ProtocolTCP, 9090)), endpoints: endpoints(readyEP("rp-1", "10.0.0.2"))},
+			},
+			want: "ports=http/tcp/8080,http/tcp/9090 eps=rp-0[10.0.0.1]{http/tcp/8080},rp-1[10.0.0.2]",
 		},
 		{
 			name: "endpoints without a usable address are dropped",
@@ -110,7 +128,7 @@ func TestMergeService(t *testing.T) {
 		{
 			name:   "a slice with no endpoints gives a service with none",
 			slices: []sliceSpec{{name: "web-a", ports: ports(http)}},
-			want:   "ports=http/tcp/80 eps=",
+			want:   "ports= eps=",
 		},
 	}
 	for _, tt := range tests {
@@ -146,8 +164,7 @@ func TestMergeServiceShape(t *testing.T) {
 	want := resolver.Service{
 		Namespace: "ns",
 		Name:      "web",
-		Ports:     []resolver.Port{{Name: "http", Protocol: "tcp", Port: 80}},
-		Endpoints: []resolver.Endpoint{{Hostname: "web-0", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}, Ready: true}},
+		Endpoints: []resolver.Endpoint{{Hostname: "web-0", Addrs: []netip.Addr{netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("fd00::1")}, Ready: true, Ports: []resolver.Port{{Name: "http", Protocol: "tcp", Port: 80}}}},
 	}
 	if diff := cmp.Diff(want, mergeService(serviceKey{"ns", "web"}, objs), addrComparer); diff != "" {
 		t.Errorf("mergeService (-want +got):\n%s", diff)

@@ -138,23 +138,35 @@ func (s *recordingSink) waitService(t testing.TB, key, want string) time.Duratio
 // formatService writes svc in one line, for comparisons that read well in
 // failure messages:
 //
-//	ports=http/tcp/80,:udp/53 eps=web-0[10.0.0.1,fd00::1],-[10.0.0.2]!
+//	ports=http/tcp/80,:udp/53 eps=web-0[10.0.0.1,fd00::1],-[10.0.0.2]{:udp/53}!
 //
 // An unnamed port is written ":proto/port"; an endpoint without hostname is
-// "-"; a trailing "!" marks an endpoint that is not ready.
+// "-"; braces hold an endpoint's ports when they are not all of ports=; a
+// trailing "!" marks an endpoint that is not ready.
 func formatService(svc resolver.Service) string {
 	var b strings.Builder
-	b.WriteString("ports=")
-	for i, p := range svc.Ports {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if p.Name == "" {
-			fmt.Fprintf(&b, ":%s/%d", p.Protocol, p.Port)
-			continue
-		}
-		fmt.Fprintf(&b, "%s/%s/%d", p.Name, p.Protocol, p.Port)
+	// ports= is the union of the service's and the endpoints' ports; an
+	// endpoint whose ports are not that union lists its own in braces.
+	union := slices.Clone(svc.Ports)
+	for _, ep := range svc.Endpoints {
+		union = append(union, ep.Ports...)
 	}
+	slices.SortFunc(union, comparePort)
+	union = slices.Compact(union)
+	writePorts := func(ports []resolver.Port) {
+		for i, p := range ports {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			if p.Name == "" {
+				fmt.Fprintf(&b, ":%s/%d", p.Protocol, p.Port)
+				continue
+			}
+			fmt.Fprintf(&b, "%s/%s/%d", p.Name, p.Protocol, p.Port)
+		}
+	}
+	b.WriteString("ports=")
+	writePorts(union)
 	b.WriteString(" eps=")
 	for i, ep := range svc.Endpoints {
 		if i > 0 {
@@ -173,6 +185,11 @@ func formatService(svc resolver.Service) string {
 			b.WriteString(a.String())
 		}
 		b.WriteByte(']')
+		if own := unionPorts(svc.Ports, ep.Ports); !slices.Equal(own, union) {
+			b.WriteByte('{')
+			writePorts(own)
+			b.WriteByte('}')
+		}
 		if !ep.Ready {
 			b.WriteByte('!')
 		}

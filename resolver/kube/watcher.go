@@ -107,6 +107,10 @@ type Watcher struct {
 	known  map[serviceKey]struct{} // services given to the Sink and not deleted
 	synced bool
 	start  time.Time
+
+	// testHookDrained, when set, runs on the worker after each drain of
+	// the queue: tests use it to interleave events with the worker.
+	testHookDrained func()
 }
 
 // selectHeadless restricts the list and watch to the slices of headless
@@ -207,6 +211,12 @@ func (w *Watcher) work(ctx context.Context) {
 			return
 		case <-w.wake:
 		}
+		// Load the flag before draining: Run sets it only after every event
+		// of the initial list was queued, so once it is seen here a drain
+		// that follows writes all of them before SetSynced. Loaded after
+		// the drain, it could report an event queued during the drain as
+		// written, and the resolver would answer NXDOMAIN for it.
+		syncRequested := w.syncRequested.Load()
 		for {
 			batch, all := w.take()
 			if all {
@@ -219,7 +229,10 @@ func (w *Watcher) work(ctx context.Context) {
 				w.syncService(k, times)
 			}
 		}
-		if !w.synced && w.syncRequested.Load() {
+		if w.testHookDrained != nil {
+			w.testHookDrained()
+		}
+		if !w.synced && syncRequested {
 			w.sink.SetSynced()
 			w.synced = true
 			w.metrics.synced.Set(1)

@@ -441,3 +441,43 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestWatcherSyncedAfterLastInitialEvent forces the interleaving where the
+// last event of the initial list is queued, and Run requests SetSynced, while
+// the worker is between draining its queue and deciding to call SetSynced.
+// The service of that event must still reach the Sink before SetSynced.
+func TestWatcherSyncedAfterLastInitialEvent(t *testing.T) {
+	c := newFakeCluster()
+	sink := newRecordingSink()
+	w, err := New(Config{Client: c.client, Sink: sink})
+	if err != nil {
+		t.Fatal(err)
+	}
+	late := sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}.build()
+	if err := w.informer.GetIndexer().Add(late); err != nil {
+		t.Fatal(err)
+	}
+	first := true
+	w.testHookDrained = func() {
+		if !first {
+			return
+		}
+		first = false
+		// What the informer's goroutine and Run do: the last initial event
+		// is handled, then the informer reports synced.
+		handler{w}.OnAdd(late, true)
+		w.syncRequested.Store(true)
+		w.signal()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.work(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	w.signal() // the worker wakes with an empty queue
+
+	sink.waitFor(t, "synced", (*recordingSink).isSynced)
+	calls := sink.callLog()
+	if want := []string{"upsert ns/web", "synced"}; !slices.Equal(calls, want) {
+		t.Errorf("calls = %v, want %v: SetSynced before the service would answer NXDOMAIN for it", calls, want)
+	}
+}

@@ -31,6 +31,7 @@ type network struct {
 	bridge string
 	subnet string // "10.213.<x>.", to append the host byte to
 	hosts  []*host
+	next   int // index of the next host added
 }
 
 // host is one network namespace on the LAN.
@@ -101,9 +102,16 @@ func freeSubnet() (int, error) {
 func (n *network) gateway() string { return n.subnet + "1" }
 
 // addHost creates namespace pd-<id>-<i> with address 10.213.<x>.(10+i)
-// on eth0 and lo up, and plugs it into the bridge.
-func (n *network) addHost(t *testing.T, i int) *host {
+// on eth0 and lo up, and plugs it into the bridge; i counts the hosts
+// added so far, so a new host always has a new address. The host is
+// removed when t ends (its processes, started later, end before).
+func (n *network) addHost(t *testing.T) *host {
 	t.Helper()
+	if n.next >= 240 {
+		t.Fatal("network: no host address left in the /24")
+	}
+	i := n.next
+	n.next++
 	h := &host{
 		netns: fmt.Sprintf("pd-%s-%d", n.id, i),
 		veth:  fmt.Sprintf("pdv%s%d", n.id, i),
@@ -113,6 +121,11 @@ func (n *network) addHost(t *testing.T, i int) *host {
 		t.Fatal(err)
 	}
 	n.hosts = append(n.hosts, h) // from here on, remove cleans it up
+	t.Cleanup(func() {
+		if err := h.remove(); err != nil {
+			t.Error(err)
+		}
+	})
 	for _, args := range [][]string{
 		{"link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.netns},
 		{"link", "set", h.veth, "master", n.bridge},

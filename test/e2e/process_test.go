@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -81,6 +82,24 @@ func (p *proc) kill(t *testing.T) {
 	}
 }
 
+// stop sends SIGTERM, as the kubelet does to a deleted pod, and waits
+// until the process has exited; it fails the test if it did not exit within
+// limit or exited with an error.
+func (p *proc) stop(t *testing.T, limit time.Duration) {
+	t.Helper()
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatalf("stop %s: %v", p.name, err)
+	}
+	select {
+	case <-p.done:
+		if !p.cmd.ProcessState.Success() {
+			t.Errorf("%s exited with %v after SIGTERM\n%s", p.name, p.cmd.ProcessState, p.out.tail(20))
+		}
+	case <-time.After(limit):
+		t.Fatalf("%s still running %v after SIGTERM", p.name, limit)
+	}
+}
+
 // exited reports an error if the process is no longer running.
 func (p *proc) exited() error {
 	select {
@@ -122,8 +141,13 @@ func (p *proc) metric(series string) (float64, error) {
 			return strconv.ParseFloat(v, 64)
 		}
 	}
-	return 0, fmt.Errorf("%s /metrics: no sample %s", p.name, series)
+	return 0, fmt.Errorf("%s /metrics: %w %s", p.name, errNoSample, series)
 }
+
+// errNoSample is the error of metric for a series not on /metrics.
+var errNoSample = errors.New("no sample")
+
+func isNoSample(err error) bool { return errors.Is(err, errNoSample) }
 
 // syncBuffer is a bytes.Buffer safe for the writes of exec's copying
 // goroutines and the test's reads.

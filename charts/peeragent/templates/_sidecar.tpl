@@ -16,7 +16,7 @@ agents look up comes from it).
 {{- if kindIs "invalid" .replicas }}
 {{- fail "peeragent.sidecar: replicas (the StatefulSet's replicas, the expected cluster size) is required" }}
 {{- end }}
-{{- $srv := $v.peers.srv | default (printf "_%s._tcp.%s.%s.svc.%s" $v.gossip.portName $service .root.Release.Namespace (trimSuffix "." $v.peers.domain)) -}}
+{{- $srv := include "peeragent.srv" . -}}
 - name: {{ $v.containerName }}
   image: {{ include "peeragent.image" . | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -57,6 +57,17 @@ agents look up comes from it).
       valueFrom:
         fieldRef:
           fieldPath: metadata.namespace
+    # Gossiped as --node.version and --node.zone: the pod's version label
+    # (empty if unset) and its zone label (set by Kubernetes 1.33+ when it
+    # copies topology labels onto pods; else empty).
+    - name: NODE_VERSION
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.labels['app.kubernetes.io/version']
+    - name: NODE_ZONE
+      valueFrom:
+        fieldRef:
+          fieldPath: metadata.labels['topology.kubernetes.io/zone']
     {{- with $v.extraEnv }}
     {{- toYaml . | nindent 4 }}
     {{- end }}
@@ -70,6 +81,14 @@ agents look up comes from it).
     - name: {{ $v.web.portName }}
       containerPort: {{ $v.web.port }}
       protocol: TCP
+  # The containers after the sidecar (the database) start once the agent
+  # has heard from a first peer; 5 minutes without one restarts the sidecar.
+  startupProbe:
+    httpGet:
+      path: /startupz
+      port: {{ $v.web.portName }}
+    periodSeconds: 1
+    failureThreshold: 300
   {{- with $v.livenessProbe }}
   livenessProbe:
     {{- toYaml . | nindent 4 }}
@@ -100,6 +119,18 @@ agents look up comes from it).
 {{- end }}
 
 {{/*
+peeragent.srv is the SRV name the sidecar looks its peers up by: peers.srv, or
+_<gossip.portName>._tcp.<serviceName>.<namespace>.<peers.view>.<peers.domain>,
+which is peerdns's peer view (every member with an address, ready or not)
+with the default view "peers", and the ready view every cluster DNS serves
+with "svc".
+*/}}
+{{- define "peeragent.srv" -}}
+{{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- $v.peers.srv | default (printf "_%s._tcp.%s.%s.%s.%s" $v.gossip.portName .serviceName .root.Release.Namespace $v.peers.view (trimSuffix "." $v.peers.domain)) }}
+{{- end }}
+
+{{/*
 peeragent.volumes renders the pod volumes the sidecar mounts, as list items
 (nothing when gossip keys are off). The Secret is mounted whole, never with
 subPath: only then does the kubelet update the files when the Secret changes,
@@ -119,8 +150,9 @@ which is how keys rotate without a restart.
 
 {{/*
 peeragent.servicePort renders the headless Service port the agents find each
-other by, as a list item: its name and protocol make the SRV record
-_<portName>._tcp.<service>.<namespace>.svc.<domain>.
+other by, as a list item: its name and protocol make the SRV records
+_<portName>._tcp.<service>.<namespace>.peers.<zone> (peerdns's peer view) and
+_<portName>._tcp.<service>.<namespace>.svc.<zone> (ready members only).
 */}}
 {{- define "peeragent.servicePort" -}}
 {{- $v := include "peeragent.valuesOf" . | fromYaml -}}

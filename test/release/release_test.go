@@ -1,0 +1,181 @@
+// Package release_test checks what a release ships agrees with itself: the
+// Makefile's RELEASE, the charts' versions and the changelog name one
+// version; the version scheme gives valid versions; and the packaged charts
+// install from a chart repository URL.
+package release_test
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/peerdns/peerdns/internal/testtools"
+)
+
+func repoRoot(t *testing.T) string {
+	t.Helper()
+	root, err := testtools.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+// makefileRelease returns the Makefile's `RELEASE := …`.
+func makefileRelease(t *testing.T, root string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(root, "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^RELEASE\s*:=\s*(\S+)\s*$`).FindSubmatch(raw)
+	if m == nil {
+		t.Fatal("Makefile has no `RELEASE := …` line")
+	}
+	return string(m[1])
+}
+
+// semver is SemVer 2.0 with a leading v and no build metadata (image tags
+// cannot carry a '+').
+var semver = regexp.MustCompile(`^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z-]+(\.[0-9A-Za-z-]+)*)?$`)
+
+func TestVersionsAgree(t *testing.T) {
+	root := repoRoot(t)
+	release := makefileRelease(t, root)
+	if !semver.MatchString(release) || strings.Contains(release, "-") {
+		t.Fatalf("Makefile RELEASE %q is not a release version vX.Y.Z", release)
+	}
+	for _, chart := range []string{"peerdns", "peeragent"} {
+		t.Run("chart "+chart, func(t *testing.T) {
+			raw, err := os.ReadFile(filepath.Join(root, "charts", chart, "Chart.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var meta struct{ Version, AppVersion string }
+			if err := yaml.Unmarshal(raw, &meta); err != nil {
+				t.Fatal(err)
+			}
+			if meta.AppVersion != release || meta.Version != strings.TrimPrefix(release, "v") {
+				t.Errorf("Chart.yaml version %q appVersion %q, want %q and %q (the Makefile's RELEASE)", meta.Version, meta.AppVersion, strings.TrimPrefix(release, "v"), release)
+			}
+		})
+	}
+	t.Run("changelog", func(t *testing.T) {
+		f, err := os.Open(filepath.Join(root, "CHANGELOG.md"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		sc := bufio.NewScanner(f)
+		var top string
+		for sc.Scan() {
+			if h, ok := strings.CutPrefix(sc.Text(), "## ["); ok && !strings.HasPrefix(h, "Unreleased]") {
+				top, _, _ = strings.Cut(h, "]")
+				break
+			}
+		}
+		if top != release {
+			t.Errorf("CHANGELOG.md's latest release is %q, want %q (the Makefile's RELEASE)", top, release)
+		}
+	})
+	t.Run("version scheme", func(t *testing.T) {
+		out, err := exec.Command(filepath.Join(root, "hack", "version.sh"), release).Output()
+		if err != nil {
+			t.Fatalf("hack/version.sh: %v", err)
+		}
+		v := strings.TrimSpace(string(out))
+		if !semver.MatchString(v) {
+			t.Errorf("hack/version.sh prints %q, not SemVer with a v", v)
+		}
+	})
+}
+
+// TestChartRepository packages the charts as `make release` does, serves
+// the repository on loopback HTTP and installs both charts from its URL the
+// way the README tells a newcomer to.
+func TestChartRepository(t *testing.T) {
+	if testing.Short() {
+		t.Skip("packages the charts with helm; skipped with -short")
+	}
+	helm := testtools.Path(t, "helm")
+	root := repoRoot(t)
+	dist := t.TempDir()
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/charts"
+	srv := &http.Server{Handler: http.StripPrefix("/charts", http.FileServer(http.Dir(filepath.Join(dist, "release", "charts"))))}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+
+	// A development version, as a checkout between releases packages.
+	const version = "v0.1.0-dev-gtest"
+	cmd := exec.Command("go", "run", "./hack/release", "-charts-only", "-dist", dist, "-version", version, "-helm", helm, "-chart-url", url)
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("hack/release -charts-only: %v\n%s", err, out)
+	}
+
+	index, err := os.ReadFile(filepath.Join(dist, "release", "charts", "index.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var idx struct {
+		Entries map[string][]struct {
+			Version, AppVersion string
+			URLs                []string
+		}
+	}
+	if err := yaml.Unmarshal(index, &idx); err != nil {
+		t.Fatal(err)
+	}
+	home := t.TempDir()
+	for _, chart := range []string{"peerdns", "peeragent"} {
+		t.Run(chart, func(t *testing.T) {
+			e := idx.Entries[chart]
+			if len(e) != 1 || e[0].Version != "0.1.0-dev-gtest" || e[0].AppVersion != version || len(e[0].URLs) != 1 || !strings.HasPrefix(e[0].URLs[0], url+"/") {
+				t.Fatalf("index.yaml entry for %s: %+v; want version 0.1.0-dev-gtest, appVersion %s, one URL under %s", chart, e, version, url)
+			}
+			out := runHelm(t, helm, home, "install", chart, chart, "--repo", url, "--version", "0.1.0-dev-gtest",
+				"--namespace", "dns-system", "--dry-run=client", "--kube-version", "v1.36.3")
+			image := fmt.Sprintf("image: \"ghcr.io/peerdns/%s:%s\"", chart, version)
+			if chart == "peeragent" {
+				// The sidecar renders only inside a StatefulSet: its
+				// example carries it.
+				out = runHelm(t, helm, home, "install", chart, chart, "--repo", url, "--version", "0.1.0-dev-gtest",
+					"--namespace", "dns-system", "--dry-run=client", "--kube-version", "v1.36.3", "--set", "example.enabled=true")
+			}
+			if !strings.Contains(out, image) {
+				t.Errorf("helm install --repo %s %s does not render %s:\n%s", url, chart, image, out)
+			}
+		})
+	}
+}
+
+func runHelm(t *testing.T, helm, home string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(helm, args...)
+	cmd.Env = append(os.Environ(),
+		"HELM_CACHE_HOME="+filepath.Join(home, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
+		"HELM_DATA_HOME="+filepath.Join(home, "data"),
+	)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("helm %s: %v\n%s%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
