@@ -68,12 +68,14 @@ func startNodeNamespaces(dir, pause string) (_ *nodeNamespaces, err error) {
 	n.gateway = fmt.Sprintf("%s%d.1", nodePodPrefix, x)
 
 	// --fork: the child is the PID namespace's init; unshare waits for it.
+	// --kill-child: the init dies with unshare, which dies with this process
+	// (proc's parent-death signal), so a killed test leaves no node behind.
 	// The tmpfs mounts happen inside the new mount namespace before init
 	// becomes pause, whose only job then is to hold and reap.
 	script := "set -e; mount -t tmpfs -o mode=0755 tmpfs /run; mount -t tmpfs -o mode=0755 tmpfs /var/lib; " +
 		"exec " + shellQuote(pause)
 	n.holder, err = proc.Start("node-init", "unshare",
-		[]string{"--pid", "--fork", "--mount-proc", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script},
+		[]string{"--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script},
 		filepath.Join(dir, "node-init.log"))
 	if err != nil {
 		return nil, err
