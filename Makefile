@@ -16,8 +16,19 @@ REVISION  ?= $(shell git rev-parse HEAD 2>/dev/null)
 # Every time stamp in images and archives: the last commit's time, so two
 # builds of one commit are byte-identical.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+# Evaluated once: a commit made during a long build must not split it.
+VERSION   := $(VERSION)
+REVISION  := $(REVISION)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
-LDFLAGS   := -s -w -X github.com/peerdns/peerdns/internal/version.Version=$(VERSION) -X github.com/peerdns/peerdns/internal/version.revision=$(REVISION)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null)
+# Build information for --version and <binary>_build_info, stamped into
+# prometheus/common/version as promu does. Reproducible: the date is the
+# last commit's (UTC), the user a fixed name.
+BUILD_DATE ?= $(shell TZ=UTC0 git log -1 --date=format-local:%Y%m%d-%H:%M:%S --format=%cd 2>/dev/null)
+BUILD_USER ?= make
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS   := -s -w -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) -X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildUser=$(BUILD_USER) -X $(VERSION_PKG).BuildDate=$(BUILD_DATE)
 # Where the pinned control plane, CoreDNS, kwok and helm are built (git-ignored).
 TOOLS_BIN := $(CURDIR)/.cache/bin
 export PEERDNS_TOOLS_BIN := $(TOOLS_BIN)
@@ -56,7 +67,7 @@ version: ## Print the version this checkout builds (see docs/release.md).
 
 .PHONY: release
 release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
-	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)'
+	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)' VERSION=$(VERSION) REVISION=$(REVISION)
 	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
 		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
 
@@ -97,11 +108,18 @@ bench: controlplane build ## Measure peerdns and peeragent against CoreDNS and t
 docs: ## Regenerate the generated tables (README, docs/peeragent.md, chart READMEs) from the code.
 	$(GO) test ./cmd/... ./charts -run TestREADME -update
 
+.PHONY: tools
+tools: ## Install the lint tools pinned in hack/versions.env (golangci-lint, helm) into .cache/bin, and shellcheck.
+	hack/tools.sh $(TOOLS_BIN)
+
 .PHONY: lint
-lint: ## gofmt, go vet and go mod tidy checks.
+lint: tools ## gofmt, go vet, go mod tidy, golangci-lint (.golangci.yml), shellcheck, helm lint --strict.
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	$(GO) mod tidy -diff
+	$(TOOLS_BIN)/golangci-lint run ./...
+	shellcheck $$(git ls-files '*.sh') .ci/run
+	$(TOOLS_BIN)/helm lint --strict charts/peerdns charts/peeragent
 
 .PHONY: clean
 clean: ## Remove build outputs (keeps the control-plane cache).

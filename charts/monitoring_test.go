@@ -115,7 +115,7 @@ func TestGrafanaDashboards(t *testing.T) {
 			if cm.Namespace != tt.namespace || cm.Labels["grafana_dashboard"] != "1" {
 				t.Errorf("ConfigMap %s/%s labels %v: want namespace %s and grafana_dashboard=1 (the sidecar's default label)", cm.Namespace, cm.Name, cm.Labels, tt.namespace)
 			}
-			if diff := cmp.Diff(tt.annotations, map[string]string(cm.Annotations)); diff != "" {
+			if diff := cmp.Diff(tt.annotations, cm.Annotations); diff != "" {
 				t.Errorf("annotations (-want +got):\n%s", diff)
 			}
 			want, err := os.ReadFile(filepath.Join("..", "monitoring", "dashboards", tt.chart+".json"))

@@ -13,6 +13,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/yaml"
 )
 
 const peeragentChart = "peeragent"
@@ -318,7 +319,7 @@ version: 1.2.3
 appVersion: "9.9.9"
 dependencies:
   - name: peeragent
-    version: 0.1.0
+    version: ` + chartMeta(t, peeragentChart).Version + `
 `,
 		"values.yaml": `replicas: 5
 peeragent:
@@ -386,7 +387,7 @@ spec:
 	if !slices.ContainsFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "shared" && m.MountPath == "/shared" }) {
 		t.Errorf("sidecar mounts %+v, want the extra mount of shared at /shared too", agent.VolumeMounts)
 	}
-	if want := "ghcr.io/peerdns/peeragent:0.1.0"; agent.Image != want {
+	if want := "ghcr.io/peerdns/peeragent:" + chartMeta(t, peeragentChart).AppVersion; agent.Image != want {
 		t.Errorf("sidecar image = %q, want %q: peeragent's appVersion, not the database chart's", agent.Image, want)
 	}
 	svc := only(t, "Service", r.services)
@@ -491,4 +492,27 @@ func TestPeeragentNotes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chartVersions are the version fields of a Chart.yaml.
+type chartVersions struct {
+	Version    string `json:"version"`
+	AppVersion string `json:"appVersion"`
+}
+
+// chartMeta reads the version fields of chart's Chart.yaml.
+func chartMeta(t *testing.T, chart string) chartVersions {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(chart, "Chart.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v chartVersions
+	if err := yaml.Unmarshal(data, &v); err != nil {
+		t.Fatal(err)
+	}
+	if v.Version == "" || v.AppVersion == "" {
+		t.Fatalf("%s/Chart.yaml lacks version or appVersion", chart)
+	}
+	return v
 }

@@ -292,7 +292,8 @@ func (a *Agent) Run(ctx context.Context) error {
 }
 
 // leave tells every member this one is going, so they record it as left
-// rather than failed, then leaves through memberlist. (memberlist does mark
+// rather than failed, then leaves through memberlist, unless a witness
+// holds another process under this agent's name (nameGuard.isDisplaced). (memberlist does mark
 // a self-announced dead node left internally, but hands the delegate the
 // same Node either way, so the agent announces its leave itself.)
 func (a *Agent) leave(ml *memberlist.Memberlist) {
@@ -323,6 +324,13 @@ func (a *Agent) leave(ml *memberlist.Memberlist) {
 	case <-done:
 	case <-time.After(a.cfg.LeaveTimeout / 2):
 		a.log.Warn("announcing the leave timed out; some members will see this one as failed")
+	}
+	if a.names.isDisplaced() {
+		// memberlist's leave is a dead message naming the member, not its
+		// address: the others would take it as the leave of the process
+		// they hold under this name, which is another one.
+		a.log.Warn("not leaving through memberlist: another live process holds this member's name at the other members")
+		return
 	}
 	if err := ml.Leave(time.Until(deadline)); err != nil {
 		a.log.Warn("leave", "err", err)
@@ -395,8 +403,7 @@ func (a *Agent) missing() bool {
 
 func (a *Agent) joinPeers(peers map[string]peer) {
 	for name, p := range peers {
-		state, addr := a.table.stateOf(name)
-		if state.present() && addr == p.Addr.String() {
+		if a.table.held(name, p.Addr.String()) {
 			continue
 		}
 		a.joinMu.Lock()

@@ -48,10 +48,12 @@ func decodeMeta(b []byte) nodeMeta {
 	return m
 }
 
-// duplicateMsg tells the processes at Addrs that each claims Name.
+// duplicateMsg tells the processes at Addrs that each claims Name; Held is
+// the one the sender holds (empty from an agent that predates the field).
 type duplicateMsg struct {
 	Name  string   `json:"n"`
 	Addrs []string `json:"a"`
+	Held  string   `json:"h,omitempty"`
 }
 
 type viewMsg struct {
@@ -181,6 +183,7 @@ func (d delegates) NotifyMsg(b []byte) {
 		}
 		if m.Name == d.a.cfg.NodeName {
 			d.a.names.claim(m.Addrs...)
+			d.a.names.heldAt(m.Held)
 		}
 	}
 }

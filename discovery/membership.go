@@ -23,7 +23,11 @@ const (
 	// known only from another member's gossip), or not for
 	// Timing.SuspectTimeout. Not counted towards quorum.
 	StateSuspect
-	// StateDead: declared failed by memberlist's failure detector.
+	// StateDead: declared failed by memberlist's failure detector (its
+	// own, or another member's through gossip) and not answering this
+	// agent's own probes for Timing.SuspectTimeout. A member memberlist
+	// declares dead while this agent's own acks from it are fresh stays
+	// alive until they are not: see membership.leave.
 	StateDead
 	// StateLeft: left gracefully (announced its leave before going).
 	StateLeft
@@ -81,8 +85,12 @@ type view struct {
 type memberEntry struct {
 	Member
 	leaving bool // announced a graceful leave from its own address
-	view    view
-	viewAt  time.Time // when view arrived; zero if none
+	// gone: memberlist declared the member dead while this agent's own
+	// last ack from it was within the suspect timeout; it stays alive
+	// until the acks stop (then dead) or memberlist takes it back.
+	gone   bool
+	view   view
+	viewAt time.Time // when view arrived; zero if none
 }
 
 // membership is the agent's table of the expected set, keyed by name, never
@@ -160,6 +168,15 @@ func (ms *membership) join(name, addr string, meta nodeMeta) {
 	if !ok {
 		return
 	}
+	if e.gone && e.Address == addr {
+		// Back at the address this agent kept acking (it refuted a death
+		// it heard of second-hand): it never stopped counting here.
+		e.gone = false
+		e.Version, e.Zone = meta.Version, meta.Zone
+		ms.recomputeLocked()
+		return
+	}
+	e.gone = false
 	e.Address = addr
 	e.Version, e.Zone = meta.Version, meta.Zone
 	e.LastContact, e.RTTSeconds = time.Time{}, 0
@@ -200,7 +217,14 @@ func (ms *membership) update(name, addr string, meta nodeMeta) {
 }
 
 // leave records memberlist's verdict that a member is gone: left if it
-// announced its leave, dead otherwise.
+// announced its leave from the address held for it, dead otherwise. A
+// member that did not announce its leave and answered this agent's own
+// probe within the suspect timeout keeps counting until it has not:
+// memberlist's verdict may come from another member's gossip (a healing
+// minority that declared this side dead, another process's leave under
+// the same name), and memberlist's dead message names the member only, not
+// its address. checkSuspects then marks it dead, unless memberlist takes
+// it back first (join at the same address).
 func (ms *membership) leave(name string) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -208,6 +232,11 @@ func (ms *membership) leave(name string) {
 	if !ok || e.State == StateDead || e.State == StateLeft {
 		return
 	}
+	if !e.leaving && name != ms.self && e.State == StateAlive && ms.now().Sub(e.LastContact) <= ms.suspectTimeout {
+		e.gone = true
+		return
+	}
+	e.gone = false
 	if e.leaving {
 		ms.setStateLocked(e, StateLeft, "leave")
 	} else {
@@ -226,6 +255,11 @@ func (ms *membership) leaving(name, addr string) bool {
 		return false
 	}
 	e.leaving = true
+	if e.gone { // memberlist's leave arrived first
+		e.gone = false
+		ms.setStateLocked(e, StateLeft, "leave")
+		ms.recomputeLocked()
+	}
 	return true
 }
 
@@ -281,10 +315,16 @@ func (ms *membership) checkSuspects() {
 		if name == ms.self || e.State != StateAlive {
 			continue
 		}
-		if now.Sub(e.LastContact) > ms.suspectTimeout {
-			ms.setStateLocked(e, StateSuspect, "suspect")
-			changed = true
+		if now.Sub(e.LastContact) <= ms.suspectTimeout {
+			continue
 		}
+		if e.gone {
+			e.gone = false
+			ms.setStateLocked(e, StateDead, "fail")
+		} else {
+			ms.setStateLocked(e, StateSuspect, "suspect")
+		}
+		changed = true
 	}
 	if changed {
 		ms.recomputeLocked()
@@ -413,6 +453,15 @@ func (ms *membership) present() int {
 		}
 	}
 	return n
+}
+
+// held reports whether memberlist holds the member at addr (alive or
+// suspect, and not declared dead).
+func (ms *membership) held(name, addr string) bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	e, ok := ms.members[name]
+	return ok && e.State.present() && !e.gone && e.Address == addr
 }
 
 // stateOf returns a member's state and address.

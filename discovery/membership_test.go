@@ -58,6 +58,7 @@ func TestMembershipStates(t *testing.T) {
 	if !ms.leaving("web-1", "web-1:7946") {
 		t.Error("refused web-1's leave from its own address")
 	}
+	clock.add(timeout + time.Millisecond) // acks no longer fresh: memberlist's verdict stands
 	ms.leave("web-1")
 	ms.leave("web-2")
 	if a, b := ms.state("web-1"), ms.state("web-2"); a != "left" || b != "dead" {
@@ -68,6 +69,7 @@ func TestMembershipStates(t *testing.T) {
 	if got := ms.state("web-1"); got != "alive" {
 		t.Fatalf("web-1 back is %s, want alive", got)
 	}
+	clock.add(timeout + time.Millisecond)
 	ms.leave("web-1") // no new announcement since it came back
 	if got := ms.state("web-1"); got != "dead" {
 		t.Fatalf("web-1 failing after rejoining is %s, want dead", got)
@@ -105,4 +107,73 @@ func TestViewDisagreement(t *testing.T) {
 	if disagree() != 0 {
 		t.Fatal("a stale view still counts as disagreement")
 	}
+}
+
+// memberlist may declare a member dead on another member's word: at the
+// heal of a partition the minority gossips that the majority's members are
+// dead, and another process's leave under the same name names the member
+// only. A member whose own ack to this agent is fresh keeps counting until
+// it stops answering this agent for the suspect timeout, or memberlist
+// takes it back at the same address; a member never acked still waits for
+// its first ack, and an announced leave still counts at once.
+func TestDeadOnHearsayKeepsCountingWhileAcksAreFresh(t *testing.T) {
+	timeout := testTiming().SuspectTimeout
+	t.Run("refuted", func(t *testing.T) {
+		ms, clock := newTestMembership(t)
+		transitions := testutil.ToFloat64(ms.metrics.quorumTransitions)
+		clock.add(timeout / 2)
+		ms.leave("web-1") // memberlist: dead, from gossip
+		if got := ms.state("web-1"); got != "alive" {
+			t.Fatalf("web-1 acked %v ago, declared dead by gossip, is %s; want alive", timeout/2, got)
+		}
+		if q := ms.currentQuorum(); q.Alive != 3 {
+			t.Fatalf("quorum %+v, want web-1 still counted: 3 alive", q)
+		}
+		ms.ack("web-1", time.Millisecond) // it still answers this agent
+		clock.add(timeout / 2)
+		ms.checkSuspects()
+		ms.join("web-1", "web-1:7946", nodeMeta{}) // it refuted: memberlist takes it back
+		ms.checkSuspects()
+		if got := ms.state("web-1"); got != "alive" {
+			t.Fatalf("web-1 back at the address this agent acked is %s; want alive", got)
+		}
+		if got := testutil.ToFloat64(ms.metrics.quorumTransitions); got != transitions {
+			t.Errorf("quorum transitions = %v, want %v: none since web-1 was declared dead", got, transitions)
+		}
+		if got := testutil.ToFloat64(ms.metrics.changes.WithLabelValues("fail")); got != 0 {
+			t.Errorf("fail events = %v, want 0", got)
+		}
+	})
+	t.Run("silent", func(t *testing.T) {
+		ms, clock := newTestMembership(t)
+		clock.add(timeout / 2)
+		ms.leave("web-2")
+		ms.ack("web-1", time.Millisecond)
+		clock.add(timeout/2 + time.Millisecond)
+		ms.checkSuspects()
+		if got := ms.state("web-2"); got != "dead" {
+			t.Fatalf("web-2 declared dead and silent for the suspect timeout is %s; want dead", got)
+		}
+		if q := ms.currentQuorum(); q.Alive != 2 {
+			t.Fatalf("quorum %+v, want 2 alive", q)
+		}
+	})
+	t.Run("new address", func(t *testing.T) {
+		ms, _ := newTestMembership(t)
+		ms.leave("web-1")
+		ms.join("web-1", "web-1:7000", nodeMeta{}) // another process
+		if got := ms.state("web-1"); got != "suspect" {
+			t.Fatalf("web-1 back at a new address before an ack from it is %s; want suspect", got)
+		}
+	})
+	t.Run("announced", func(t *testing.T) {
+		ms, _ := newTestMembership(t)
+		if !ms.leaving("web-1", "web-1:7946") {
+			t.Fatal("refused web-1's leave from its own address")
+		}
+		ms.leave("web-1")
+		if got := ms.state("web-1"); got != "left" {
+			t.Fatalf("web-1 after its announced leave is %s; want left", got)
+		}
+	})
 }

@@ -25,6 +25,11 @@ import (
 // without an answer for that long is dropped, so a pod restarted at a new
 // address (its old process dead) is never flagged, and the survivor of a
 // real duplicate recovers by itself once the other is gone.
+//
+// A witness also says which address it holds for the name. A claimant told
+// that a witness holds another address is displaced: on a graceful stop it
+// does not leave through memberlist, whose leave names the member only and
+// would take out the claimant the others hold (see Agent.leave).
 type nameGuard struct {
 	self    string
 	timeout time.Duration
@@ -33,7 +38,16 @@ type nameGuard struct {
 	mu      sync.Mutex
 	addr    string            // this agent's own gossip address
 	claims  map[string]*claim // by address
-	notices map[string]map[string]bool
+	notices map[string]*notice
+	// displaced: a witness holds another address for this agent's name;
+	// cleared when the last claim is dropped.
+	displaced bool
+}
+
+// notice is a pending duplicate-name message about one name.
+type notice struct {
+	held  string // the address the witness holds for the name
+	addrs map[string]bool
 }
 
 type claim struct {
@@ -47,7 +61,7 @@ func newNameGuard(self string, timeout time.Duration) *nameGuard {
 		timeout: timeout,
 		now:     time.Now,
 		claims:  map[string]*claim{},
-		notices: map[string]map[string]bool{},
+		notices: map[string]*notice{},
 	}
 }
 
@@ -72,18 +86,36 @@ func (g *nameGuard) claim(addrs ...string) {
 	}
 }
 
-// witness queues a duplicate-name message for both claimants of name.
-func (g *nameGuard) witness(name string, addrs ...string) {
+// witness queues a duplicate-name message for both claimants of name: held
+// is the address this agent holds for it, other the one also claiming it.
+func (g *nameGuard) witness(name, held, other string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	set := g.notices[name]
-	if set == nil {
-		set = map[string]bool{}
-		g.notices[name] = set
+	n := g.notices[name]
+	if n == nil {
+		n = &notice{addrs: map[string]bool{}}
+		g.notices[name] = n
 	}
-	for _, a := range addrs {
-		set[a] = true
+	n.held = held
+	n.addrs[held], n.addrs[other] = true, true
+}
+
+// heldAt records a witness's word that it holds addr for this agent's
+// name. It neither blocks nor calls memberlist.
+func (g *nameGuard) heldAt(addr string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if addr != "" && addr != g.addr {
+		g.displaced = true
 	}
+}
+
+// isDisplaced reports whether a witness holds another address for this
+// agent's name, and some claim is still standing.
+func (g *nameGuard) isDisplaced() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.displaced && len(g.claims) > 0
 }
 
 // check sends the queued duplicate-name messages, pings every claimed
@@ -92,7 +124,7 @@ func (g *nameGuard) witness(name string, addrs ...string) {
 func (g *nameGuard) check(ml *memberlist.Memberlist) bool {
 	g.mu.Lock()
 	notices := g.notices
-	g.notices = map[string]map[string]bool{}
+	g.notices = map[string]*notice{}
 	var addrs []string
 	for a := range g.claims {
 		if a != g.addr {
@@ -101,9 +133,9 @@ func (g *nameGuard) check(ml *memberlist.Memberlist) bool {
 	}
 	g.mu.Unlock()
 
-	for name, set := range notices {
-		m := duplicateMsg{Name: name}
-		for a := range set {
+	for name, n := range notices {
+		m := duplicateMsg{Name: name, Held: n.held}
+		for a := range n.addrs {
 			m.Addrs = append(m.Addrs, a)
 		}
 		sort.Strings(m.Addrs)
@@ -155,6 +187,9 @@ func (g *nameGuard) check(ml *memberlist.Memberlist) bool {
 		if !c.answered.IsZero() {
 			dup = true
 		}
+	}
+	if len(g.claims) == 0 {
+		g.displaced = false
 	}
 	return dup
 }

@@ -3,7 +3,9 @@ package discovery
 // QuorumSize is the strict majority of n expected members: ⌊n/2⌋+1. Half of
 // an even n is not a majority, so when the network splits the members into
 // groups that cannot reach each other at all, at most one group holds
-// quorum. That is all it rules out: when reachability is not transitive
+// quorum once every agent has stopped counting the members across the
+// split (up to Timing.SuspectTimeout + ProbeInterval + ProbeTimeout after
+// it; until then both groups may). That is all it rules out: when reachability is not transitive
 // (web-0 cannot reach web-2, both reach web-1), web-0 and web-2 each count
 // web-1 and themselves and both hold quorum. Quorum is each agent's own
 // view, not a lease or a consensus.

@@ -219,7 +219,10 @@ func TestNonTransitivePartition(t *testing.T) {
 
 // Two live processes claim web-1. Both report the name duplicated, no
 // quorum and not ready; the others count web-1 once; when the second is
-// gone the first recovers by itself.
+// gone the first recovers by itself. The second ends gracefully, as a pod
+// on SIGTERM: the others never stop counting the first, nor does their
+// memberlist drop it (its leave would name web-1, not the second's
+// address).
 func TestDuplicateName(t *testing.T) {
 	t.Parallel()
 	c := newTestCluster(t, 3)
@@ -250,8 +253,60 @@ func TestDuplicateName(t *testing.T) {
 			t.Errorf("%s: peeragent_members{state=alive} = %v, want 3", a.cfg.NodeName, got)
 		}
 	}
-	second.kill()
+	counted := watchAlways(t, 5*time.Millisecond, func() error {
+		for _, a := range []*testAgent{agents[0], agents[2]} {
+			if m := a.member("web-1"); m.State != StateAlive || m.Address != addrOf(first) {
+				return fmt.Errorf("%s sees web-1 %s at %s, want alive at %s", a.cfg.NodeName, m.State, m.Address, addrOf(first))
+			}
+			if q := a.Quorum(); q.Alive != 3 {
+				return fmt.Errorf("%s: quorum %+v, want 3 alive", a.cfg.NodeName, q)
+			}
+			held := false
+			for _, n := range a.ml.Members() {
+				held = held || n.Name == "web-1" && nodeAddr(n) == addrOf(first)
+			}
+			if !held {
+				return fmt.Errorf("%s: memberlist does not hold web-1 at %s", a.cfg.NodeName, addrOf(first))
+			}
+		}
+		return nil
+	})
+	second.stop()
 	eventually(t, "the first claimant recovers", func() error { return duplicated(first, false) })
+	if err := counted(); err != nil {
+		t.Errorf("after the second web-1 left gracefully: %v", err)
+	}
+}
+
+// watchAlways polls check every interval until the returned function is
+// called, which reports the first failure seen (nil if none).
+func watchAlways(t *testing.T, interval time.Duration, check func() error) func() error {
+	t.Helper()
+	stop, done := make(chan struct{}), make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		var first error
+		for {
+			if err := check(); err != nil && first == nil {
+				first = fmt.Errorf("at %s: %w", time.Now().Format("15:04:05.000"), err)
+			}
+			select {
+			case <-stop:
+				done <- first
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	var err error
+	end := func() error {
+		once.Do(func() { close(stop); err = <-done })
+		return err
+	}
+	t.Cleanup(func() { _ = end() })
+	return end
 }
 
 // A leave announcement naming another member, or coming from an address

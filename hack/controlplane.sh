@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler), the node (kubelet, kube-proxy, containerd, ctr,
+# kube-scheduler), kubectl, the node (kubelet, kube-proxy, containerd, ctr,
 # containerd-shim-runc-v2), kwok, CoreDNS and helm into $1 (default .cache/bin),
 # skipping what is already built at the pinned version. Installs the Debian tools
 # the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
@@ -12,12 +12,8 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 bin=${1:-$root/.cache/bin}
 mkdir -p "$bin"
 bin=$(cd "$bin" && pwd)
-
-say() { printf '==> %s\n' "$*" >&2; }
-
-# stamp NAME VERSION: true when NAME was built at VERSION already.
-built() { [ -x "$bin/$1" ] && [ "$(cat "$bin/.$1.version" 2>/dev/null)" = "$2" ]; }
-stamp() { echo "$2" >"$bin/.$1.version"; }
+# shellcheck source=lib.sh
+. "$root/hack/lib.sh"
 
 install_debian() {
 	local missing=()
@@ -35,11 +31,7 @@ install_debian() {
 	command -v iptables >/dev/null || missing+=(iptables)
 	command -v conntrack >/dev/null || missing+=(conntrack)
 	command -v nft >/dev/null || missing+=(nftables) # kube-proxy's nftables mode runs nft
-	[ ${#missing[@]} -eq 0 ] && return 0
-	say "installing Debian packages: ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -qq
-	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+	apt_install "${missing[@]}"
 }
 
 build_etcd() {
@@ -57,7 +49,7 @@ build_kubernetes() {
 	local pkg=k8s.io/component-base/version
 	local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	local c todo=()
-	for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
 		built "$c" "$KUBERNETES_VERSION" || todo+=("$c")
 	done
 	[ ${#todo[@]} -eq 0 ] && return 0
@@ -68,18 +60,13 @@ build_kubernetes() {
 	done
 }
 
-go_install() { # name module version [static]
-	local version=$3
-	# static: without cgo, so the binary also runs in an image with
-	# nothing else in it (the node's cluster DNS runs CoreDNS as a pod).
-	[ "${4:-}" = static ] && version="$3 static"
+go_install_static() { # name module version
+	# Without cgo, so the binary also runs in an image with nothing else in
+	# it (the node's cluster DNS runs CoreDNS as a pod).
+	local version="$3 static"
 	built "$1" "$version" && return 0
 	say "building $1 $version"
-	if [ "${4:-}" = static ]; then
-		CGO_ENABLED=0 GOBIN="$bin" go install -trimpath "$2@$3"
-	else
-		GOBIN="$bin" go install "$2@$3"
-	fi
+	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath "$2@$3"
 	stamp "$1" "$version"
 }
 
@@ -100,7 +87,7 @@ install_debian
 build_etcd
 build_kubernetes
 build_containerd
-go_install coredns github.com/coredns/coredns "$COREDNS_VERSION" static
+go_install_static coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 say "control plane ready in $bin"

@@ -177,6 +177,9 @@ const (
 // slotOf maps a query type to the slot of node kind k, or -1 when a name of
 // that kind never has records of the type (NODATA).
 func slotOf(k nodeKind, qtype uint16) int {
+	if k == kindNS && qtype == dns.TypeSRV {
+		return -1
+	}
 	if k == kindPTR {
 		switch qtype {
 		case dns.TypePTR:
@@ -233,6 +236,9 @@ func (h *Handler) build(n *node, z *zone, tree string, slot int) *answer {
 		}
 		return newAnswer(qname, dns.TypePTR, h.ptrRecords(qname, n.ptr), nil)
 	}
+	if n.kind == kindNS {
+		return h.nsAnswer(z, slot)
+	}
 	qname := h.nodeName(n, z.name, tree)
 	switch slot {
 	case slotA:
@@ -252,6 +258,33 @@ func (h *Handler) build(n *node, z *zone, tree string, slot int) *answer {
 	}
 	rrs, extra := h.srvRecords(qname, n, z.name, tree)
 	return newAnswer(qname, dns.TypeANY, rrs, extra)
+}
+
+// nsAnswer is the answer of the NS target ns.dns.<zone> for slot: the
+// server's own addresses (Config.NSAddresses), NODATA when there are none of
+// the type.
+func (h *Handler) nsAnswer(z *zone, slot int) *answer {
+	qname := nsTarget(z.name)
+	var v4, v6 []dns.RR
+	for _, a := range h.cfg.NSAddresses {
+		if a = a.Unmap(); a.Is4() {
+			v4 = append(v4, h.addrRR(qname, a))
+		} else if a.IsValid() {
+			v6 = append(v6, h.addrRR(qname, a))
+		}
+	}
+	switch slot {
+	case slotA:
+		return newAnswer(qname, dns.TypeA, v4, nil)
+	case slotAAAA:
+		return newAnswer(qname, dns.TypeAAAA, v6, nil)
+	case slotANY:
+		if len(v4) > 0 {
+			return newAnswer(qname, dns.TypeANY, v4, nil)
+		}
+		return newAnswer(qname, dns.TypeANY, v6, nil)
+	}
+	return nodata
 }
 
 // nodeName is the lower-case owner name of a forward node in zone and tree.

@@ -22,7 +22,7 @@ const (
 // staticRecords are a zone's records that never change, each packed alone
 // and uncompressed, so they can follow any question.
 type staticRecords struct {
-	ns      []byte // <zone> NS ns.dns.<zone>
+	ns      []byte // <zone> NS the NS target (see nsTargetZone)
 	version []byte // dns-version.<zone> TXT "1.1.0"
 }
 
@@ -36,13 +36,27 @@ func (h *Handler) newStaticRecords(z *zone) staticRecords {
 	return staticRecords{
 		ns: packAlone(&dns.NS{
 			Hdr: dns.RR_Header{Name: z.name, Rrtype: dns.TypeNS, Class: dns.ClassINET, Ttl: h.cfg.TTL},
-			Ns:  "ns.dns." + z.name,
+			Ns:  h.nsTargetOf(z),
 		}),
 		version: packAlone(&dns.TXT{
 			Hdr: dns.RR_Header{Name: "dns-version." + z.name, Rrtype: dns.TypeTXT, Class: dns.ClassINET, Ttl: versionTTL},
 			Txt: []string{SchemaVersion},
 		}),
 	}
+}
+
+// nsTarget is the name of the NS target in forward zone: ns.dns.<zone>. It
+// has the server's own addresses (Config.NSAddresses) as A/AAAA records.
+func nsTarget(zone string) string { return "ns.dns." + zone }
+
+// nsTargetOf is the NS target (and SOA MNAME) of zone z. A reverse zone
+// cannot hold a name with addresses, so its NS names the target in the
+// first forward zone, whose A/AAAA records peerdns serves too.
+func (h *Handler) nsTargetOf(z *zone) string {
+	if z.reverse {
+		return nsTarget(h.ptrZone)
+	}
+	return nsTarget(z.name)
 }
 
 // soa returns zone zi's SOA record at the store's current serial.
@@ -56,7 +70,7 @@ func (h *Handler) soa(zi int) []byte {
 		// The SOA's own TTL is the negative TTL too: RFC 2308 §5 caches a
 		// negative answer for min(SOA TTL, MINIMUM).
 		Hdr:     dns.RR_Header{Name: z.name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: h.cfg.NegativeTTL},
-		Ns:      "ns.dns." + z.name,
+		Ns:      h.nsTargetOf(z),
 		Mbox:    "hostmaster." + z.name,
 		Serial:  serial,
 		Refresh: soaRefresh,

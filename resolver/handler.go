@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -33,6 +34,12 @@ type Config struct {
 	// UDPSize is the EDNS payload size this server advertises. Default 1232
 	// (DNS flag day 2020: fits every path without fragmenting).
 	UDPSize uint16
+	// NSAddresses are this server's own addresses, served as the A and
+	// AAAA records of the NS target ns.dns.<zone> (in the first forward
+	// zone for reverse zones), so the apex NS names a host that resolves.
+	// Default none: the NS target then exists with no address records
+	// (NODATA), which is a lame delegation for anything that follows it.
+	NSAddresses []netip.Addr
 	// MaxUDPSize caps the UDP response size whatever a client advertises;
 	// larger answers are cut, with TC when answer records were left out, so
 	// the client retries over TCP. Default 1232, as BIND's (DNS flag day
@@ -67,6 +74,8 @@ type Handler struct {
 	metrics *metrics
 	// soas caches each zone's SOA record for the store's current serial.
 	soas []atomic.Pointer[soaRecord]
+	// nsNode is ns.dns.<zone> in every forward zone: Config.NSAddresses.
+	nsNode node
 	// draining is set in the lame-duck period before shutdown; it only
 	// affects readiness, answers go on.
 	draining atomic.Bool
@@ -108,7 +117,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	h := &Handler{cfg: cfg, store: store}
+	h := &Handler{cfg: cfg, store: store, nsNode: node{kind: kindNS}}
 	seen := map[string]bool{}
 	for _, name := range cfg.Zones {
 		z, err := newZone(name)
@@ -305,6 +314,15 @@ func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	return e, true
 }
 
+// sectionsMatch reports whether m holds as many records in each section as
+// the header of its wire form q says.
+func sectionsMatch(q []byte, m *dns.Msg) bool {
+	return int(binary.BigEndian.Uint16(q[4:])) == len(m.Question) &&
+		int(binary.BigEndian.Uint16(q[6:])) == len(m.Answer) &&
+		int(binary.BigEndian.Uint16(q[8:])) == len(m.Ns) &&
+		int(binary.BigEndian.Uint16(q[10:])) == len(m.Extra)
+}
+
 // reject answers the packets answer does not: every one of them gets an
 // error. miekg/dns parses the query and packs the response, so the rules of
 // RFC 6891 (an OPT record in the response to one in the query, BADVERS in
@@ -324,6 +342,11 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 		resp.Question = req.Question // it parsed: echo it
 		qtype = req.Question[0].Qtype
 	}
+	if err == nil && !sectionsMatch(q, req) {
+		// workaround: miekg/dns's Unpack stops without an error at the
+		// end of a message that is shorter than its header's counts say.
+		err = errors.New("message shorter than its record counts")
+	}
 	var opt *dns.OPT
 	var tsig *dns.TSIG
 	opts := 0
@@ -337,8 +360,14 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 			}
 		case *dns.TSIG:
 			tsig = rr
-			if i != len(req.Extra)-1 {
+			switch {
+			case i != len(req.Extra)-1:
 				err = errors.New("TSIG not last") // RFC 8945 §5.1
+			case rr.Hdr.Class != dns.ClassANY || rr.Hdr.Rdlength == 0 || rr.Algorithm == "":
+				// workaround: miekg/dns unpacks a TSIG record with empty
+				// RDATA without an error (RFC 8945 §4.2: class ANY, an
+				// algorithm name).
+				err = errors.New("malformed TSIG")
 			}
 		}
 	}
@@ -443,7 +472,7 @@ var (
 // the zone. The names (see README, "Names served"):
 //
 //	dns-version.<zone>                     TXT "1.1.0"
-//	ns.dns.<zone>                          the NS target (no records)
+//	ns.dns.<zone>                          the NS target: A/AAAA of Config.NSAddresses
 //	<svc>.<ns>.svc.<zone>                  A/AAAA of ready endpoints, SRV of all named ports
 //	<host>.<svc>.<ns>.svc.<zone>           A/AAAA of one endpoint
 //	_<port>._<proto>.<svc>.<ns>.svc.<zone> SRV
@@ -460,8 +489,10 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 			return result{static: h.zones[zi].static.version}
 		}
 		return result{soa: true}
-	case eq(top, labelDNS) && (n == 1 || n == 2 && eq(w.label(0), labelNS)):
-		return result{soa: true} // exists, has no records of its own
+	case eq(top, labelDNS) && n == 1:
+		return result{soa: true} // dns.<zone>: an empty non-terminal
+	case eq(top, labelDNS) && n == 2 && eq(w.label(0), labelNS):
+		return h.nodeResult(&h.nsNode, zi, treeService, qtype)
 	default:
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}

@@ -36,6 +36,9 @@ func TestZoneLengthBound(t *testing.T) {
 		{name: "longest", zone: zoneOfLength(56), ok: true},
 		{name: "one too long", zone: zoneOfLength(57), ok: false},
 		{name: "far too long", zone: zoneOfLength(200), ok: false},
+		// A /96 IPv6 reverse zone: 57 characters, but its names are
+		// addresses of fixed length.
+		{name: "long reverse zone", zone: "0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.", ok: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if len(tc.zone) != len(dns.Fqdn(tc.zone)) {

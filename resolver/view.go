@@ -55,6 +55,7 @@ const (
 	kindHost
 	kindPort
 	kindPTR
+	kindNS // ns.dns.<zone>, the NS target: the server's own addresses
 )
 
 // node is a name with records. Its answers are built on first use, per zone

@@ -32,10 +32,9 @@ type zone struct {
 // allows (a DNS label, 63 octets, for hostname, service and namespace):
 // 3×(1+63) + (1+len("peers")) = 198 octets before the zone. Port names are
 // at most 15 characters (IANA service names), so _<port>._<proto> names are
-// shorter; PTR targets are per-endpoint names in the first forward zone, and
-// PTR owners do not depend on the zone. A reverse zone whose first forward
-// zone is within the bound is therefore fine, and the bound is checked for
-// every zone.
+// shorter. The bound applies to forward zones only: the names in a reverse
+// zone are addresses, at most 73 octets whatever the zone, and PTR targets
+// and the NS target of reverse zones are names in the first forward zone.
 const maxZoneWire = maxName - 3*(1+maxLabel) - (1 + len(treePeers))
 
 // maxLabel is the longest label (RFC 1035 §2.3.4).
@@ -47,9 +46,6 @@ func newZone(name string) (zone, error) {
 	}
 	name = dns.CanonicalName(name)
 	z := zone{name: name, wire: appendWire(nil, name)}
-	if len(z.wire) > maxZoneWire {
-		return zone{}, fmt.Errorf("zone %q: longer than %d characters, which leaves no room for the longest names served below it (<63-octet hostname>.<63-octet service>.<63-octet namespace>.peers.<zone> must fit in %d octets)", name, maxZoneWire-1, maxName)
-	}
 	for _, tree := range []struct {
 		suffix string
 		v6     bool
@@ -68,6 +64,9 @@ func newZone(name string) (zone, error) {
 			return zone{}, fmt.Errorf("reverse zone %q: labels are not octets (in-addr.arpa) or nibbles (ip6.arpa)", name)
 		}
 		z.prefix = p
+	}
+	if !z.reverse && len(z.wire) > maxZoneWire {
+		return zone{}, fmt.Errorf("zone %q: longer than %d characters, which leaves no room for the longest names served below it (<63-octet hostname>.<63-octet service>.<63-octet namespace>.peers.<zone> must fit in %d octets)", name, maxZoneWire-1, maxName)
 	}
 	return z, nil
 }

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
 	"github.com/peerdns/peerdns/discovery"
-	"github.com/peerdns/peerdns/internal/logging"
+	"github.com/peerdns/peerdns/internal/cli"
 )
 
 // config is everything the flags set.
@@ -49,108 +47,159 @@ type config struct {
 
 	requireQuorum bool
 	webAddr       string
-	log           logging.Config
-	version       bool
+	webConfigFile string
 }
 
 // newFlags binds the command line to cfg, with the defaults set.
-func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
+func newFlags(cfg *config) *cli.App {
 	def := discovery.DefaultConfig()
 	lan := discovery.LANTiming()
-	fs := flag.NewFlagSet("peeragent", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: peeragent [flags]\n\npeeragent runs beside each member of a StatefulSet: it finds the peers through their DNS names, forms membership with memberlist and reports quorum.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
+	app := cli.New("peeragent", "peeragent runs beside each member of a StatefulSet: it finds the peers through their DNS names, forms membership with memberlist and reports quorum.")
 
-	fs.StringVar(&cfg.nodeName, "node.name", "", "This member's stable name, the pod name ending in -<ordinal>. Empty: $POD_NAME, else the hostname.")
-	fs.StringVar(&cfg.nodeVersion, "node.version", "", "Application version this member runs (the database's image tag), gossiped to the others and shown in /members and peeragent_members_by_version. Empty: $NODE_VERSION.")
-	fs.StringVar(&cfg.nodeZone, "node.zone", "", "Failure zone this member runs in, gossiped and shown in /members. Empty: $NODE_ZONE.")
-	fs.IntVar(&cfg.expected, "cluster.expected", 0, "Expected cluster size N (the StatefulSet's replicas); quorum is floor(N/2)+1 alive members. Required.")
-	fs.IntVar(&cfg.ordinalStart, "cluster.ordinal-start", 0, "The StatefulSet's .spec.ordinals.start: the expected set is <set>-start … <set>-(start+N-1).")
-	fs.StringVar(&cfg.label, "cluster.label", "", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused. Empty: <$POD_NAMESPACE>/<set> (the node name without its ordinal) when $POD_NAMESPACE is set, else no label.")
+	app.Flag("node.name", "This member's stable name, the pod name ending in -<ordinal>. Empty: the hostname up to its first dot.").
+		Envar("POD_NAME").StringVar(&cfg.nodeName)
+	app.Flag("node.version", "Application version this member runs (the database's image tag), gossiped to the others and shown in /members and peeragent_members_by_version.").
+		Envar("NODE_VERSION").StringVar(&cfg.nodeVersion)
+	app.Flag("node.zone", "Failure zone this member runs in, gossiped and shown in /members.").
+		Envar("NODE_ZONE").StringVar(&cfg.nodeZone)
+	app.Flag("cluster.expected", "Expected cluster size N (the StatefulSet's replicas); quorum is floor(N/2)+1 alive members. Required.").
+		Default("0").IntVar(&cfg.expected)
+	app.Flag("cluster.ordinal-start", "The StatefulSet's .spec.ordinals.start: the expected set is <set>-start … <set>-(start+N-1).").
+		Default("0").IntVar(&cfg.ordinalStart)
+	app.Flag("cluster.label", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused. Empty: <$POD_NAMESPACE>/<set> (the node name without its ordinal) when $POD_NAMESPACE is set, else no label.").
+		StringVar(&cfg.label)
 
-	fs.StringVar(&cfg.listen, "gossip.listen-address", def.BindAddr, "host:port memberlist listens on, TCP and UDP. The host must be an IP or empty (all addresses).")
-	fs.StringVar(&cfg.advertise, "gossip.advertise-address", "", "IP or IP:port other members reach this one at. Empty: $POD_IP, else the listen address's IP, else a private IP of this host.")
-	fs.StringVar(&cfg.profile, "gossip.profile", "lan", "memberlist timing profile: "+strings.Join(discovery.Profiles, ", ")+". lan is memberlist's LAN defaults; local is faster, for one host or a very reliable network; wan is slower.")
-	fs.DurationVar(&cfg.probeInterval, "gossip.probe-interval", 0, fmt.Sprintf("How often a member is probed. 0: the profile's (lan: %s).", lan.ProbeInterval))
-	fs.DurationVar(&cfg.probeTimeout, "gossip.probe-timeout", 0, fmt.Sprintf("How long a probe waits for an ack. 0: the profile's (lan: %s).", lan.ProbeTimeout))
-	fs.DurationVar(&cfg.gossipInterval, "gossip.interval", 0, fmt.Sprintf("How often queued gossip is sent. 0: the profile's (lan: %s).", lan.GossipInterval))
-	fs.IntVar(&cfg.suspicionMult, "gossip.suspicion-mult", 0, fmt.Sprintf("A suspect member has suspicion-mult × probe-interval (scaled up past 10 members) to refute before it is declared dead. 0: the profile's (lan: %d).", lan.SuspicionMult))
-	fs.DurationVar(&cfg.suspectTimeout, "gossip.suspect-timeout", 0, fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum. 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout))
-	fs.DurationVar(&cfg.deadNodeReclaim, "gossip.dead-node-reclaim-time", lan.DeadNodeReclaimTime, "How long after a member is declared dead its name may rejoin from a new address (a restarted pod with a new IP); until then it is a name conflict.")
-	fs.DurationVar(&cfg.leaveTimeout, "gossip.leave-timeout", def.LeaveTimeout, "Bound on the graceful leave at shutdown; keep it below the pod's terminationGracePeriodSeconds.")
-	fs.StringVar(&cfg.keyringDir, "gossip.keyring-dir", "", "Directory of gossip encryption keys (a mounted Secret): one base64 16/24/32-byte key per file. Re-read while running. Empty: no encryption.")
-	fs.StringVar(&cfg.primaryKey, "gossip.primary-key", def.PrimaryKeyName, "File in --gossip.keyring-dir holding the key used to encrypt; the other files' keys are only accepted.")
-	fs.DurationVar(&cfg.keyringReload, "gossip.keyring-reload-interval", def.KeyringReloadInterval, "How often --gossip.keyring-dir is read for changes.")
+	app.Flag("gossip.listen-address", "host:port memberlist listens on, TCP and UDP. The host must be an IP or empty (all addresses).").
+		Default(def.BindAddr).StringVar(&cfg.listen)
+	app.Flag("gossip.advertise-address", "IP or IP:port other members reach this one at. Empty: the listen address's IP, else a private IP of this host.").
+		Envar("POD_IP").StringVar(&cfg.advertise)
+	app.Flag("gossip.profile", "memberlist timing profile: "+strings.Join(discovery.Profiles, ", ")+". lan is memberlist's LAN defaults; local is faster, for one host or a very reliable network; wan is slower.").
+		Default("lan").EnumVar(&cfg.profile, discovery.Profiles...)
+	app.Flag("gossip.probe-interval", fmt.Sprintf("How often a member is probed. 0: the profile's (lan: %s).", lan.ProbeInterval)).
+		Default("0s").DurationVar(&cfg.probeInterval)
+	app.Flag("gossip.probe-timeout", fmt.Sprintf("How long a probe waits for an ack. 0: the profile's (lan: %s).", lan.ProbeTimeout)).
+		Default("0s").DurationVar(&cfg.probeTimeout)
+	app.Flag("gossip.interval", fmt.Sprintf("How often queued gossip is sent. 0: the profile's (lan: %s).", lan.GossipInterval)).
+		Default("0s").DurationVar(&cfg.gossipInterval)
+	app.Flag("gossip.suspicion-mult", fmt.Sprintf("A suspect member has suspicion-mult × probe-interval (scaled up past 10 members) to refute before it is declared dead. 0: the profile's (lan: %d).", lan.SuspicionMult)).
+		Default("0").IntVar(&cfg.suspicionMult)
+	app.Flag("gossip.suspect-timeout", fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum. 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout)).
+		Default("0s").DurationVar(&cfg.suspectTimeout)
+	app.Flag("gossip.dead-node-reclaim-time", "How long after a member is declared dead its name may rejoin from a new address (a restarted pod with a new IP); until then it is a name conflict.").
+		Default(lan.DeadNodeReclaimTime.String()).DurationVar(&cfg.deadNodeReclaim)
+	app.Flag("gossip.leave-timeout", "Bound on the graceful leave at shutdown; keep it below the pod's terminationGracePeriodSeconds.").
+		Default(def.LeaveTimeout.String()).DurationVar(&cfg.leaveTimeout)
+	app.Flag("gossip.keyring-dir", "Directory of gossip encryption keys (a mounted Secret): one base64 16/24/32-byte key per file. Re-read while running. Empty: no encryption.").
+		StringVar(&cfg.keyringDir)
+	app.Flag("gossip.primary-key", "File in --gossip.keyring-dir holding the key used to encrypt; the other files' keys are only accepted.").
+		Default(def.PrimaryKeyName).StringVar(&cfg.primaryKey)
+	app.Flag("gossip.keyring-reload-interval", "How often --gossip.keyring-dir is read for changes.").
+		Default(def.KeyringReloadInterval.String()).DurationVar(&cfg.keyringReload)
 
-	fs.StringVar(&cfg.peersSRV, "peers.srv", "", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; a target's first label is the peer's name, the record's port its gossip port.")
-	fs.StringVar(&cfg.peersDomain, "peers.domain", "", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, e.g. web.default.svc.cluster.local.")
-	fs.IntVar(&cfg.peersPort, "peers.port", 0, "Gossip port of peers found through --peers.domain. 0: this agent's own port.")
-	fs.StringVar(&cfg.dnsServer, "peers.dns-server", "", "host:port to send peer lookups to directly (no search path, no cache in between). Empty: the system resolver.")
-	fs.DurationVar(&cfg.refreshInterval, "peers.refresh-interval", def.RefreshInterval, "How often peers are looked up and missing ones rejoined once all are present (±20% jitter).")
-	fs.DurationVar(&cfg.refreshMinInterval, "peers.refresh-min-interval", def.RefreshMinInterval, "First retry delay while expected peers are missing; it doubles up to a quarter of --peers.refresh-interval.")
-	fs.DurationVar(&cfg.lookupTimeout, "peers.lookup-timeout", def.LookupTimeout, "Bound on one DNS query.")
+	app.Flag("peers.srv", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; a target's first label is the peer's name, the record's port its gossip port.").
+		StringVar(&cfg.peersSRV)
+	app.Flag("peers.domain", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, e.g. web.default.svc.cluster.local.").
+		StringVar(&cfg.peersDomain)
+	app.Flag("peers.port", "Gossip port of peers found through --peers.domain. 0: this agent's own port.").
+		Default("0").IntVar(&cfg.peersPort)
+	app.Flag("peers.dns-server", "host:port to send peer lookups to directly (no search path, no cache in between). Empty: the system resolver.").
+		StringVar(&cfg.dnsServer)
+	app.Flag("peers.refresh-interval", "How often peers are looked up and missing ones rejoined once all are present (±20% jitter).").
+		Default(def.RefreshInterval.String()).DurationVar(&cfg.refreshInterval)
+	app.Flag("peers.refresh-min-interval", "First retry delay while expected peers are missing; it doubles up to a quarter of --peers.refresh-interval.").
+		Default(def.RefreshMinInterval.String()).DurationVar(&cfg.refreshMinInterval)
+	app.Flag("peers.lookup-timeout", "Bound on one DNS query.").
+		Default(def.LookupTimeout.String()).DurationVar(&cfg.lookupTimeout)
 
-	fs.StringVar(&cfg.onChange, "on-change", "", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.")
-	fs.DurationVar(&cfg.onChangeTimeout, "on-change.timeout", def.OnChangeTimeout, "Bound on one --on-change run; then its whole process group is killed.")
-	fs.DurationVar(&cfg.settle, "on-change.settle", def.SettleTime, "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.")
-	fs.StringVar(&cfg.peersFile, "peers-file", "", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.")
+	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.").
+		StringVar(&cfg.onChange)
+	app.Flag("on-change.timeout", "Bound on one --on-change run; then its whole process group is killed.").
+		Default(def.OnChangeTimeout.String()).DurationVar(&cfg.onChangeTimeout)
+	app.Flag("on-change.settle", "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.").
+		Default(def.SettleTime.String()).DurationVar(&cfg.settle)
+	app.Flag("peers-file", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.").
+		StringVar(&cfg.peersFile)
 
-	fs.BoolVar(&cfg.requireQuorum, "readyz.require-quorum", false, "/readyz fails while quorum is lost. Default: /readyz waits for the first join and fails while the node name is duplicated.")
-	fs.StringVar(&cfg.webAddr, "web.listen-address", ":9470", "Address to serve /metrics, /healthz, /startupz, /readyz and /members on.")
-	cfg.log.RegisterFlags(fs)
-	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
-	return fs
+	app.Flag("readyz.require-quorum", "/readyz fails while quorum is lost. Default: /readyz waits for the first join and fails while the node name is duplicated.").
+		Default("false").BoolVar(&cfg.requireQuorum)
+	app.Flag("web.listen-address", "Address to serve /metrics, /healthz, /startupz, /readyz and /members on.").
+		Default(":9470").StringVar(&cfg.webAddr)
+	app.Flag("web.config.file", "Path to a web configuration file (the Prometheus exporter-toolkit format) enabling TLS and basic auth on every web path, probes included. Empty: plain HTTP.").
+		StringVar(&cfg.webConfigFile)
+	return app
 }
 
 // discoveryConfig turns the flags into the agent's Config, filling the
-// environment-derived defaults.
+// node name from the hostname when neither --node.name nor $POD_NAME set
+// it. Its errors name the flag at fault; discovery.New checks the rest.
 func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (string, error)) (discovery.Config, error) {
 	c := discovery.DefaultConfig()
 	c.NodeName = cfg.nodeName
 	if c.NodeName == "" {
-		c.NodeName = getenv("POD_NAME")
-	}
-	if c.NodeName == "" {
 		h, err := hostname()
 		if err != nil {
-			return c, fmt.Errorf("--node.name not set and no hostname: %w", err)
+			return c, cli.Invalid("node.name", "not set and no hostname: %w", err)
 		}
 		c.NodeName, _, _ = strings.Cut(h, ".")
 	}
+	if _, err := discovery.ParseIdentity(c.NodeName); err != nil {
+		return c, &cli.FlagError{Flag: "node.name", Err: err}
+	}
 	if cfg.expected < 1 {
-		return c, fmt.Errorf("--cluster.expected is required (the StatefulSet's replicas)")
+		return c, cli.Invalid("cluster.expected", "required, at least 1 (the StatefulSet's replicas)")
+	}
+	if cfg.ordinalStart < 0 {
+		return c, cli.Invalid("cluster.ordinal-start", "%d: must not be negative", cfg.ordinalStart)
+	}
+	if cfg.expected > 1 && cfg.peersSRV == "" && cfg.peersDomain == "" {
+		return c, cli.Invalid("peers.srv", "a cluster of %d needs peers: set --peers.srv or --peers.domain", cfg.expected)
+	}
+	if cfg.peersPort < 0 || cfg.peersPort > 65535 {
+		return c, cli.Invalid("peers.port", "%d: not in [0, 65535]", cfg.peersPort)
+	}
+	for flag, d := range map[string]time.Duration{
+		"gossip.probe-interval": cfg.probeInterval, "gossip.probe-timeout": cfg.probeTimeout,
+		"gossip.interval": cfg.gossipInterval, "gossip.suspect-timeout": cfg.suspectTimeout,
+		"gossip.dead-node-reclaim-time": cfg.deadNodeReclaim,
+	} {
+		if d < 0 {
+			return c, cli.Invalid(flag, "%s: must not be negative", d)
+		}
+	}
+	for flag, d := range map[string]time.Duration{
+		"gossip.leave-timeout": cfg.leaveTimeout, "gossip.keyring-reload-interval": cfg.keyringReload,
+		"peers.refresh-interval": cfg.refreshInterval, "peers.refresh-min-interval": cfg.refreshMinInterval,
+		"peers.lookup-timeout": cfg.lookupTimeout, "on-change.timeout": cfg.onChangeTimeout,
+	} {
+		if d <= 0 {
+			return c, cli.Invalid(flag, "%s: must be positive", d)
+		}
+	}
+	if cfg.settle < 0 {
+		return c, cli.Invalid("on-change.settle", "%s: must not be negative", cfg.settle)
+	}
+	if cfg.suspicionMult < 0 {
+		return c, cli.Invalid("gossip.suspicion-mult", "%d: must not be negative", cfg.suspicionMult)
 	}
 	c.Expected = cfg.expected
 	c.OrdinalStart = cfg.ordinalStart
 	c.Label = cfg.label
 	if c.Label == "" {
 		// The StatefulSet's name is the node name without its ordinal.
-		if ns, id := getenv("POD_NAMESPACE"), c.NodeName; ns != "" {
-			if parsed, err := discovery.ParseIdentity(id); err == nil {
+		if ns := getenv("POD_NAMESPACE"); ns != "" {
+			if parsed, err := discovery.ParseIdentity(c.NodeName); err == nil {
 				c.Label = ns + "/" + parsed.Set
 			}
 		}
 	}
 	c.Version = cfg.nodeVersion
-	if c.Version == "" {
-		c.Version = getenv("NODE_VERSION")
-	}
 	c.Zone = cfg.nodeZone
-	if c.Zone == "" {
-		c.Zone = getenv("NODE_ZONE")
-	}
 	c.BindAddr = cfg.listen
 	c.AdvertiseAddr = cfg.advertise
-	if c.AdvertiseAddr == "" {
-		c.AdvertiseAddr = getenv("POD_IP")
-	}
 
 	t, err := discovery.Profile(cfg.profile)
 	if err != nil {
-		return c, fmt.Errorf("--gossip.profile: %w", err)
+		return c, &cli.FlagError{Flag: "gossip.profile", Err: err}
 	}
 	if cfg.probeInterval > 0 {
 		t.ProbeInterval = cfg.probeInterval
@@ -169,6 +218,9 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 	}
 	if cfg.suspicionMult > 0 {
 		t.SuspicionMult = cfg.suspicionMult
+	}
+	if t.ProbeTimeout > t.ProbeInterval {
+		return c, cli.Invalid("gossip.probe-timeout", "%s exceeds the probe interval %s", t.ProbeTimeout, t.ProbeInterval)
 	}
 	t.DeadNodeReclaimTime = cfg.deadNodeReclaim
 	c.Timing = t

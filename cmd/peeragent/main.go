@@ -6,7 +6,7 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -16,11 +16,12 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
 
 	"github.com/peerdns/peerdns/discovery"
 	"github.com/peerdns/peerdns/internal/cli"
-	"github.com/peerdns/peerdns/internal/version"
-	"github.com/peerdns/peerdns/internal/web"
+	"github.com/peerdns/peerdns/internal/telemetry"
 )
 
 func main() {
@@ -33,21 +34,23 @@ func main() {
 // code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg config
-	fs := newFlags(&cfg, stderr)
-	if code, done := cli.Parse(fs, args, &cfg.version, stdout, stderr); done {
+	app := newFlags(&cfg)
+	if code, done := app.ParseArgs(args, stdout, stderr); done {
 		return code
-	}
-	logger, err := cfg.log.New(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "peeragent: %v\n", err)
-		return 2
 	}
 	dcfg, err := cfg.discoveryConfig(os.Getenv, os.Hostname)
 	if err != nil {
-		fmt.Fprintf(stderr, "peeragent: %v\n", err)
-		return 2
+		return app.Fail(err)
 	}
+	if err := telemetry.ValidateWebConfig(cfg.webConfigFile); err != nil {
+		return app.Fail(cli.Invalid("web.config.file", "%v", err))
+	}
+	logger := app.Logger(stderr)
 	if err := serve(ctx, &cfg, dcfg, logger); err != nil {
+		// discovery.New's checks of what the flags set, not caught above.
+		if errors.Is(err, discovery.ErrConfig) {
+			return app.Fail(err)
+		}
 		logger.Error("peeragent stopped", "err", err)
 		return 1
 	}
@@ -61,7 +64,7 @@ func newRegistry() *prometheus.Registry {
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		version.NewCollector("peeragent"),
+		versioncollector.NewCollector("peeragent"),
 	)
 	return reg
 }
@@ -75,8 +78,9 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 	if err != nil {
 		return err
 	}
-	webServer, err := web.Listen(web.Config{
+	webServer, err := telemetry.Listen(telemetry.Config{
 		ListenAddress: cfg.webAddr,
+		WebConfigFile: cfg.webConfigFile,
 		Gatherer:      reg,
 		Ready:         agent.Ready,
 		Handlers: map[string]http.Handler{
@@ -88,7 +92,7 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 	if err != nil {
 		return err
 	}
-	logger.Info("peeragent starting", "version", version.Version, "node", dcfg.NodeName,
+	logger.Info("peeragent starting", "version", version.Info(), "node", dcfg.NodeName,
 		"expected", dcfg.Expected, "web", webServer.Addr().String())
 
 	// The telemetry server outlives the agent's shutdown, so /readyz reports

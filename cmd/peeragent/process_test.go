@@ -256,8 +256,11 @@ func TestProcesses(t *testing.T) {
 	for _, p := range procs {
 		eventually(t, p.name+" ready", func() error {
 			code, body, err := p.get("/readyz")
-			if err != nil || code != http.StatusOK {
-				return fmt.Errorf("/readyz: %d %s %v", code, body, err)
+			if err != nil {
+				return err
+			}
+			if code != http.StatusOK {
+				return fmt.Errorf("/readyz: %d %s", code, body)
 			}
 			return nil
 		})

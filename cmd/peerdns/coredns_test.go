@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -46,7 +45,7 @@ func tryDig(t *testing.T, server string, port int, args ...string) (digResult, e
 	var r digResult
 	out, err := exec.Command(testtools.Path(t, "dig"), args...).CombinedOutput()
 	if err != nil {
-		return r, fmt.Errorf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
+		return r, fmt.Errorf("dig %s: %w\n%s", strings.Join(args, " "), err, out)
 	}
 	for _, line := range strings.Split(string(out), "\n") {
 		switch {
@@ -100,7 +99,7 @@ func TestBehindCoreDNS(t *testing.T) {
 	}
 
 	var cfg config
-	if err := newFlags(&cfg, io.Discard).Parse([]string{
+	if _, err := newFlags(&cfg).Parse([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.zone", "peers.internal.",
 		"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0", "--dns.lame-duck", "0s",
 	}); err != nil {
@@ -137,8 +136,8 @@ func TestBehindCoreDNS(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // the kill's "signal: killed"
 	})
 
 	// Both are ready once the direct answer is the full one and CoreDNS

@@ -1,13 +1,14 @@
 package main
 
 import (
-	"flag"
-	"fmt"
-	"io"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/peerdns/peerdns/internal/logging"
+	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/resolver"
 )
 
@@ -17,6 +18,7 @@ type config struct {
 	namespace       string
 	dnsAddr         string
 	zones           zoneList
+	nsAddrs         zoneList // not zones, but the same repeatable list
 	ttl             uint
 	negativeTTL     uint
 	udpSize         uint
@@ -26,67 +28,88 @@ type config struct {
 	tcpIdle         time.Duration
 	lameDuck        time.Duration
 	webAddr         string
-	log             logging.Config
-	version         bool
+	webConfigFile   string
 }
 
-// zoneList is a repeatable --dns.zone.
-type zoneList struct {
-	zones []string
-	set   bool
-}
+// zoneList is a repeatable --dns.zone; each value may be comma-separated.
+// kingpin sets the default only when the flag is not given, so the first
+// --dns.zone replaces the default rather than adding to it.
+type zoneList []string
 
-func (z *zoneList) String() string { return strings.Join(z.zones, ",") }
+func (z *zoneList) String() string { return strings.Join(*z, ",") }
 
 func (z *zoneList) Set(v string) error {
-	if !z.set {
-		z.zones, z.set = nil, true // the first --dns.zone replaces the default
-	}
 	for _, s := range strings.Split(v, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			z.zones = append(z.zones, s)
+			*z = append(*z, s)
 		}
 	}
 	return nil
 }
 
+// IsCumulative tells kingpin the flag may be repeated.
+func (z *zoneList) IsCumulative() bool { return true }
+
 // newFlags binds the command line to cfg, with the defaults set.
-func newFlags(cfg *config, out io.Writer) *flag.FlagSet {
+func newFlags(cfg *config) *cli.App {
 	def := resolver.DefaultConfig()
-	fs := flag.NewFlagSet("peerdns", flag.ContinueOnError)
-	fs.SetOutput(out)
-	fs.Usage = func() {
-		fmt.Fprintf(out, "Usage: peerdns [flags]\n\npeerdns answers DNS for the headless services of a Kubernetes cluster, from their EndpointSlices.\n\nFlags:\n")
-		fs.PrintDefaults()
-	}
-	cfg.zones.zones = def.Zones
-	fs.StringVar(&cfg.kubeconfig, "kubeconfig", "", "Path to a kubeconfig file. Empty: the in-cluster service account, then $KUBECONFIG, then ~/.kube/config.")
-	fs.StringVar(&cfg.namespace, "kube.namespace", "", "Watch only this namespace (needs only a Role there). Empty: all namespaces.")
-	fs.StringVar(&cfg.dnsAddr, "dns.listen-address", ":53", "Address to answer DNS on, UDP and TCP.")
-	fs.Var(&cfg.zones, "dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED.")
-	fs.UintVar(&cfg.ttl, "dns.ttl", uint(def.TTL), "TTL in seconds of positive answers.")
-	fs.UintVar(&cfg.negativeTTL, "dns.negative-ttl", uint(def.NegativeTTL), "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.")
-	fs.UintVar(&cfg.udpSize, "dns.udp-size", uint(def.UDPSize), "EDNS UDP payload size advertised to clients.")
-	fs.IntVar(&cfg.maxUDPSize, "dns.max-udp-size", def.MaxUDPSize, "Largest UDP response whatever the client advertises; larger answers are truncated (TC) and retried over TCP.")
-	fs.IntVar(&cfg.maxTCPConns, "dns.max-tcp-connections", 1000, "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.")
-	fs.IntVar(&cfg.maxTCPPerClient, "dns.max-tcp-connections-per-client", 100, "Most DNS TCP connections open at once from one client address, enforced the same way, so one client cannot lock others out. Keep it above the TCP queries one forwarding DNS replica has in flight.")
-	fs.DurationVar(&cfg.tcpIdle, "dns.tcp-idle-timeout", 10*time.Second, "Close a DNS TCP connection idle this long.")
-	fs.DurationVar(&cfg.lameDuck, "dns.lame-duck", 5*time.Second, "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.")
-	fs.StringVar(&cfg.webAddr, "web.listen-address", ":9153", "Address to serve /metrics, /healthz and /readyz on.")
-	cfg.log.RegisterFlags(fs)
-	fs.BoolVar(&cfg.version, "version", false, "Print the version and exit.")
-	return fs
+	app := cli.New("peerdns", "peerdns answers DNS for the headless services of a Kubernetes cluster, from their EndpointSlices.")
+	app.Flag("kubeconfig", "Path to a kubeconfig file. Empty: the in-cluster service account, then $KUBECONFIG, then ~/.kube/config.").
+		StringVar(&cfg.kubeconfig)
+	app.Flag("kube.namespace", "Watch only this namespace (needs only a Role there). Empty: all namespaces.").
+		StringVar(&cfg.namespace)
+	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
+		Default(":53").StringVar(&cfg.dnsAddr)
+	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
+		Default(def.Zones...).SetValue(&cfg.zones)
+	app.Flag("dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.").
+		SetValue(&cfg.nsAddrs)
+	app.Flag("dns.ttl", "TTL in seconds of positive answers.").
+		Default(strconv.FormatUint(uint64(def.TTL), 10)).UintVar(&cfg.ttl)
+	app.Flag("dns.negative-ttl", "TTL in seconds of negative answers (NXDOMAIN, NODATA) and the SOA minimum: how long caches in front may hide a name that appears.").
+		Default(strconv.FormatUint(uint64(def.NegativeTTL), 10)).UintVar(&cfg.negativeTTL)
+	app.Flag("dns.udp-size", "EDNS UDP payload size advertised to clients.").
+		Default(strconv.FormatUint(uint64(def.UDPSize), 10)).UintVar(&cfg.udpSize)
+	app.Flag("dns.max-udp-size", "Largest UDP response whatever the client advertises; a larger answer is cut, with TC (the client retries over TCP) when answer records, not only additional ones, are left out.").
+		Default(strconv.Itoa(def.MaxUDPSize)).IntVar(&cfg.maxUDPSize)
+	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.").
+		Default("1000").IntVar(&cfg.maxTCPConns)
+	app.Flag("dns.max-tcp-connections-per-client", "Most DNS TCP connections open at once from one client address, enforced the same way, so one client cannot lock others out. Keep it above the TCP queries one forwarding DNS replica has in flight.").
+		Default("100").IntVar(&cfg.maxTCPPerClient)
+	app.Flag("dns.tcp-idle-timeout", "Close a DNS TCP connection idle this long.").
+		Default("10s").DurationVar(&cfg.tcpIdle)
+	app.Flag("dns.lame-duck", "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.").
+		Default("5s").DurationVar(&cfg.lameDuck)
+	app.Flag("web.listen-address", "Address to serve /metrics, /healthz and /readyz on.").
+		Default(":9153").StringVar(&cfg.webAddr)
+	app.Flag("web.config.file", "Path to a web configuration file (the Prometheus exporter-toolkit format) enabling TLS and basic auth on every web path, probes included. Empty: plain HTTP.").
+		StringVar(&cfg.webConfigFile)
+	return app
 }
 
+// resolverConfig checks the flags the resolver's own checks would not
+// name, and returns the resolver's Config.
 func (cfg *config) resolverConfig() (resolver.Config, error) {
-	if cfg.ttl > 1<<31-1 || cfg.negativeTTL > 1<<31-1 {
-		return resolver.Config{}, fmt.Errorf("--dns.ttl and --dns.negative-ttl: at most %d seconds", 1<<31-1)
+	const maxTTL = 1<<31 - 1 // RFC 2181 section 8
+	if cfg.ttl > maxTTL {
+		return resolver.Config{}, cli.Invalid("dns.ttl", "%d seconds: at most %d", cfg.ttl, maxTTL)
 	}
-	if cfg.udpSize < 512 || cfg.udpSize > 65535 {
-		return resolver.Config{}, fmt.Errorf("--dns.udp-size %d: not in [512, 65535]", cfg.udpSize)
+	if cfg.negativeTTL > maxTTL {
+		return resolver.Config{}, cli.Invalid("dns.negative-ttl", "%d seconds: at most %d", cfg.negativeTTL, maxTTL)
+	}
+	if cfg.udpSize < dns.MinMsgSize || cfg.udpSize > dns.MaxMsgSize {
+		return resolver.Config{}, cli.Invalid("dns.udp-size", "%d: not in [%d, %d]", cfg.udpSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	if cfg.maxUDPSize < dns.MinMsgSize || cfg.maxUDPSize > dns.MaxMsgSize {
+		return resolver.Config{}, cli.Invalid("dns.max-udp-size", "%d: not in [%d, %d]", cfg.maxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	ns, err := nsAddresses(cfg.nsAddrs, os.Getenv("POD_IP"), cfg.dnsAddr)
+	if err != nil {
+		return resolver.Config{}, err
 	}
 	return resolver.Config{
-		Zones:       cfg.zones.zones,
+		Zones:       cfg.zones,
+		NSAddresses: ns,
 		TTL:         uint32(cfg.ttl),
 		NegativeTTL: uint32(cfg.negativeTTL),
 		UDPSize:     uint16(cfg.udpSize),

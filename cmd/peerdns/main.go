@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,12 +14,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"k8s.io/client-go/kubernetes"
-	"k8s.io/klog/v2"
+	versioncollector "github.com/prometheus/client_golang/prometheus/collectors/version"
+	"github.com/prometheus/common/version"
 
 	"github.com/peerdns/peerdns/internal/cli"
-	"github.com/peerdns/peerdns/internal/version"
-	"github.com/peerdns/peerdns/internal/web"
+	"github.com/peerdns/peerdns/internal/telemetry"
 	"github.com/peerdns/peerdns/resolver"
 	"github.com/peerdns/peerdns/resolver/kube"
 )
@@ -34,18 +32,23 @@ func main() {
 // run parses args and serves until ctx is done. It returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var cfg config
-	fs := newFlags(&cfg, stderr)
-	if code, done := cli.Parse(fs, args, &cfg.version, stdout, stderr); done {
+	app := newFlags(&cfg)
+	if code, done := app.ParseArgs(args, stdout, stderr); done {
 		return code
 	}
-	logger, err := cfg.log.New(stderr)
-	if err != nil {
-		fmt.Fprintf(stderr, "peerdns: %v\n", err)
-		return 2
+	if _, err := cfg.resolverConfig(); err != nil {
+		return app.Fail(err)
 	}
+	if err := telemetry.ValidateWebConfig(cfg.webConfigFile); err != nil {
+		return app.Fail(cli.Invalid("web.config.file", "%v", err))
+	}
+	logger := app.Logger(stderr)
 	// client-go logs through klog; send it to the same handler.
-	klog.SetSlogLogger(logger.With("component", "client-go"))
+	kube.LogClientGo(logger.With("component", "client-go"))
 	if err := serve(ctx, &cfg, logger, nil); err != nil {
+		if cli.IsFlagError(err) {
+			return app.Fail(err)
+		}
 		logger.Error("peerdns stopped", "err", err)
 		return 1
 	}
@@ -59,7 +62,7 @@ type app struct {
 	handler   *resolver.Handler
 	dnsServer *resolver.Server
 	watcher   *kube.Watcher
-	webServer *web.Server
+	webServer *telemetry.Server
 }
 
 // newApp wires the store, the DNS server, the EndpointSlice watcher and the
@@ -73,23 +76,26 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	a.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		version.NewCollector("peerdns"),
+		versioncollector.NewCollector("peerdns"),
 	)
+	if len(rcfg.NSAddresses) == 0 {
+		logger.Warn("no address for the NS target: set --dns.ns-address or $POD_IP; ns.dns.<zone> has no A/AAAA records, a lame delegation for anything that follows the NS")
+	}
 	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
 	if a.handler, err = resolver.NewHandler(store, rcfg); err != nil {
-		return nil, err
+		// resolverConfig checked every other field: what is left is a zone.
+		return nil, &cli.FlagError{Flag: "dns.zone", Err: err}
 	}
 	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
 	if err != nil {
+		if cfg.kubeconfig != "" {
+			return nil, &cli.FlagError{Flag: "kubeconfig", Err: err}
+		}
 		return nil, err
 	}
-	client, err := kubernetes.NewForConfig(restCfg)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes client: %w", err)
-	}
-	a.watcher, err = kube.New(kube.Config{Client: client, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, err
 	}
@@ -105,12 +111,18 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.webServer, err = web.Listen(web.Config{ListenAddress: cfg.webAddr, Gatherer: a.reg, Ready: a.handler.Ready, Logger: logger.With("component", "web")})
+	a.webServer, err = telemetry.Listen(telemetry.Config{
+		ListenAddress: cfg.webAddr,
+		WebConfigFile: cfg.webConfigFile,
+		Gatherer:      a.reg,
+		Ready:         a.handler.Ready,
+		Logger:        logger.With("component", "web"),
+	})
 	if err != nil {
 		a.dnsServer.Close()
 		return nil, err
 	}
-	logger.Info("peerdns started", "version", version.Version, "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones)
+	logger.Info("peerdns started", "version", version.Info(), "dns", a.dnsServer.Addr().String(), "web", a.webServer.Addr().String(), "zones", rcfg.Zones, "ns_addresses", rcfg.NSAddresses)
 	return a, nil
 }
 

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"flag"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -13,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	corev1 "k8s.io/api/core/v1"
@@ -32,7 +32,7 @@ var update = flag.Bool("update", false, "rewrite the README's generated sections
 func offlineApp(t *testing.T) *app {
 	t.Helper()
 	var cfg config
-	fs := newFlags(&cfg, io.Discard)
+	fs := newFlags(&cfg)
 	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
 	const unreachable = `apiVersion: v1
 kind: Config
@@ -44,7 +44,7 @@ current-context: c
 	if err := os.WriteFile(kubeconfig, []byte(unreachable), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := fs.Parse([]string{"--kubeconfig", kubeconfig, "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}); err != nil {
+	if _, err := fs.Parse([]string{"--kubeconfig", kubeconfig, "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := newApp(&cfg, slog.New(slog.DiscardHandler))
@@ -59,7 +59,7 @@ current-context: c
 // `make docs` rewrites them.
 func TestREADME(t *testing.T) {
 	var cfg config
-	flags := docgen.FlagsTable(newFlags(&cfg, io.Discard))
+	flags := docgen.FlagsTable(newFlags(&cfg).Model())
 	if err := docgen.Section("../../README.md", "peerdns-flags", flags, *update); err != nil {
 		t.Error(err)
 	}
@@ -82,27 +82,89 @@ func TestMetricsLint(t *testing.T) {
 	}
 }
 
+// TestCommandLine runs peerdns as a user would and checks the exit code and
+// what it prints: a bad command line is one line on stderr naming the flag,
+// and exit code 2.
 func TestCommandLine(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string // a substring of stdout
+		stderr string // the whole of stderr, or its start when it does not end in a newline
+	}{
+		{name: "version", args: []string{"--version"}, stdout: "peerdns, version "},
+		{name: "help", args: []string{"--help"}, stdout: "--dns.zone"},
+		{name: "short help", args: []string{"-h"}, stdout: "--web.config.file"},
+		{name: "unknown flag", args: []string{"--nope"}, code: 2,
+			stderr: "peerdns: error: unknown long flag '--nope', try --help\n"},
+		{name: "single dash", args: []string{"-dns.ttl=5"}, code: 2,
+			stderr: "peerdns: error: unknown short flag '-d', try --help\n"},
+		{name: "stray argument", args: []string{"serve"}, code: 2,
+			stderr: "peerdns: error: unexpected serve, try --help\n"},
+		{name: "missing value", args: []string{"--dns.ttl"}, code: 2,
+			stderr: "peerdns: error: expected argument for flag '--dns.ttl', try --help\n"},
+		{name: "bad number", args: []string{"--dns.ttl=-1"}, code: 2,
+			stderr: "peerdns: error: --dns.ttl: invalid value \"-1\": invalid syntax, try --help\n"},
+		{name: "bad duration", args: []string{"--dns.lame-duck=5"}, code: 2,
+			stderr: "peerdns: error: --dns.lame-duck: invalid value \"5\": time: missing unit in duration \"5\", try --help\n"},
+		{name: "repeated flag", args: []string{"--dns.ttl=5", "--dns.ttl=6"}, code: 2,
+			stderr: "peerdns: error: flag 'dns.ttl' cannot be repeated, try --help\n"},
+		{name: "bad log level", args: []string{"--log.level", "loud"}, code: 2,
+			stderr: "peerdns: error: --log.level: invalid value \"loud\": unrecognized log level loud, try --help\n"},
+		{name: "bad log format", args: []string{"--log.format", "xml"}, code: 2,
+			stderr: "peerdns: error: --log.format: invalid value \"xml\": "},
+		{name: "TTL out of range", args: []string{"--dns.ttl", "2147483648"}, code: 2,
+			stderr: "peerdns: error: --dns.ttl: 2147483648 seconds: at most 2147483647, try --help\n"},
+		{name: "UDP size out of range", args: []string{"--dns.udp-size", "100"}, code: 2,
+			stderr: "peerdns: error: --dns.udp-size: 100: not in [512, 65535], try --help\n"},
+		{name: "max UDP size out of range", args: []string{"--dns.max-udp-size", "70000"}, code: 2,
+			stderr: "peerdns: error: --dns.max-udp-size: 70000: not in [512, 65535], try --help\n"},
+		{name: "missing web config file", args: []string{"--web.config.file", "/nonexistent"}, code: 2,
+			stderr: "peerdns: error: --web.config.file: "},
+		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent",
+			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
+			stderr: "peerdns: error: --dns.zone: zone \"a..b\": not a domain name, try --help\n"},
+		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent",
+			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
+			stderr: "peerdns: error: --kubeconfig: "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			if code := run(context.Background(), tc.args, &stdout, &stderr); code != tc.code {
+				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
+			}
+			if !strings.Contains(stdout.String(), tc.stdout) {
+				t.Errorf("stdout lacks %q:\n%s", tc.stdout, stdout.String())
+			}
+			got := stderr.String()
+			if strings.HasSuffix(tc.stderr, "\n") && got != tc.stderr || !strings.HasPrefix(got, tc.stderr) || strings.Count(got, "\n") > 1 {
+				t.Errorf("stderr:\n%s\nwant one line: %s", got, tc.stderr)
+			}
+		})
+	}
+}
+
+// TestZonesFlag checks that --dns.zone is repeatable and comma-separated,
+// and that the first one replaces the default rather than adding to it.
+func TestZonesFlag(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		args []string
-		code int
-		out  string
+		want []string
 	}{
-		{name: "version", args: []string{"--version"}, code: 0, out: "peerdns "},
-		{name: "help", args: []string{"--help"}, code: 0, out: "--dns.zone"},
-		{name: "unknown flag", args: []string{"--nope"}, code: 2, out: "flag provided but not defined"},
-		{name: "stray argument", args: []string{"serve"}, code: 2, out: "unexpected arguments"},
-		{name: "bad log level", args: []string{"--log.level", "loud"}, code: 2, out: "--log.level"},
-		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent"}, code: 1, out: "not a domain name"},
+		{name: "default", want: []string{"cluster.local."}},
+		{name: "one", args: []string{"--dns.zone=peers.internal."}, want: []string{"peers.internal."}},
+		{name: "repeated and comma-separated", args: []string{"--dns.zone=a.", "--dns.zone", "b., 10.in-addr.arpa."},
+			want: []string{"a.", "b.", "10.in-addr.arpa."}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var out bytes.Buffer
-			if code := run(context.Background(), tc.args, &out, &out); code != tc.code {
-				t.Errorf("exit %d, want %d\n%s", code, tc.code, out.String())
+			var cfg config
+			if _, err := newFlags(&cfg).Parse(tc.args); err != nil {
+				t.Fatal(err)
 			}
-			if !strings.Contains(strings.ReplaceAll(out.String(), "\n  -", "--"), strings.TrimPrefix(tc.out, "-")) {
-				t.Errorf("output lacks %q:\n%s", tc.out, out.String())
+			if diff := cmp.Diff(tc.want, []string(cfg.zones)); diff != "" {
+				t.Errorf("zones (-want +got):\n%s", diff)
 			}
 		})
 	}
@@ -138,7 +200,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	}
 
 	var cfg config
-	if err := newFlags(&cfg, io.Discard).Parse([]string{
+	if _, err := newFlags(&cfg).Parse([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
 		"--dns.lame-duck", "1s",
 	}); err != nil {

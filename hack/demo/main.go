@@ -24,11 +24,12 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/peerdns/peerdns/internal/controlplane"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/peerdns/peerdns/internal/controlplane"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
@@ -177,7 +178,7 @@ Ctrl-C stops everything.
 		fmt.Fprintln(stdout, "\nInterrupted.")
 		return nil
 	case <-p.done:
-		return fmt.Errorf("peerdns exited: %v", p.waitErr)
+		return fmt.Errorf("peerdns exited: %v", p.waitErr) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 	}
 }
 

@@ -69,7 +69,7 @@ func (p *peerdns) waitReady(ctx context.Context) error {
 		last = err
 		select {
 		case <-p.done:
-			return fmt.Errorf("peerdns exited before it was ready: %v", p.waitErr)
+			return fmt.Errorf("peerdns exited before it was ready: %v", p.waitErr) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 		case <-ctx.Done():
 			return fmt.Errorf("peerdns not ready: %w", errors.Join(last, ctx.Err()))
 		case <-tick.C:

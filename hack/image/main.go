@@ -139,7 +139,7 @@ func build(c config, stdout io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s: %w (run make binaries first)", prog.name, err)
 			}
-			if err := checkStatic(path, bin, pl); err != nil {
+			if err := checkBinary(path, bin, pl, c.revision); err != nil {
 				return err
 			}
 			img, err := ociimage.Build(ociimage.Config{
@@ -226,15 +226,20 @@ func build(c config, stdout io.Writer) error {
 	return nil
 }
 
-// checkStatic refuses a binary built with cgo or for another platform: the
-// images have no C library, so a dynamically linked binary would not start.
-func checkStatic(path string, bin []byte, pl v1.Platform) error {
+// checkBinary refuses a binary built with cgo or for another platform (the
+// images have no C library, so a dynamically linked binary would not start),
+// and one Go stamped with another VCS revision than the image is labelled
+// with (a stale dist/bin).
+func checkBinary(path string, bin []byte, pl v1.Platform, revision string) error {
 	info, err := buildinfo.Read(bytes.NewReader(bin))
 	if err != nil {
 		return fmt.Errorf("%s: build info: %w", path, err)
 	}
 	want := map[string]string{"CGO_ENABLED": "0", "GOOS": pl.OS, "GOARCH": pl.Architecture, "-trimpath": "true"}
 	for _, s := range info.Settings {
+		if s.Key == "vcs.revision" && revision != "" && s.Value != revision {
+			return fmt.Errorf("%s: built from revision %s, want %s (run make binaries)", path, s.Value, revision)
+		}
 		if w, ok := want[s.Key]; ok {
 			if s.Value != w {
 				return fmt.Errorf("%s: built with %s=%s, want %s", path, s.Key, s.Value, w)

@@ -17,7 +17,7 @@ var errAddressInUse = errors.New("address already in use")
 // exitError describes how p ended, with the end of its log.
 func exitError(p *proc.Process) error {
 	tail := p.Tail(30)
-	err := fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, tail)
+	err := fmt.Errorf("%s exited (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, tail) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 	if strings.Contains(tail, errAddressInUse.Error()) {
 		err = fmt.Errorf("%w: %w", errAddressInUse, err)
 	}

@@ -77,7 +77,7 @@ func TestChildDiesWithParent(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for alive(child) {
 		if time.Now().After(deadline) {
-			syscall.Kill(child, syscall.SIGKILL)
+			_ = syscall.Kill(child, syscall.SIGKILL)
 			t.Fatalf("child %d outlived its killed parent", child)
 		}
 		time.Sleep(10 * time.Millisecond) // polling the kernel; there is no event to wait on

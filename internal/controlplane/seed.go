@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -80,7 +81,7 @@ func LoadSeed(ctx context.Context, client kubernetes.Interface, namespace string
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("load seed: endpoints of %s/%s: have ready %v (err %v): %w", namespace, SeedService, hosts, err, ctx.Err())
+			return fmt.Errorf("load seed: endpoints of %s/%s: have ready %v: %w", namespace, SeedService, hosts, errors.Join(err, ctx.Err()))
 		case <-tick.C:
 		}
 	}

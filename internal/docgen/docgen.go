@@ -4,27 +4,39 @@ package docgen
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 
+	"github.com/alecthomas/kingpin/v2"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
-// FlagsTable renders a Markdown table of every flag in fs, sorted by name.
-func FlagsTable(fs *flag.FlagSet) string {
+// FlagsTable renders a Markdown table of app's flags sorted by name,
+// without --help and kingpin's hidden ones. A flag that takes its
+// default from an environment variable says so in the meaning column.
+func FlagsTable(app *kingpin.ApplicationModel) string {
 	var b strings.Builder
 	b.WriteString("| flag | default | meaning |\n|---|---|---|\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		def := f.DefValue
+	flags := slices.Clone(app.Flags)
+	slices.SortFunc(flags, func(a, b *kingpin.FlagModel) int { return strings.Compare(a.Name, b.Name) })
+	for _, f := range flags {
+		if f.Hidden || f.Name == "help" {
+			continue
+		}
+		def := strings.Join(f.Default, ",")
 		if def != "" {
 			def = "`" + def + "`"
 		}
-		fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Name, def, cell(f.Usage))
-	})
+		help := f.Help
+		if f.Envar != "" {
+			help += " Default from `$" + f.Envar + "` when set."
+		}
+		fmt.Fprintf(&b, "| `--%s` | %s | %s |\n", f.Name, def, cell(help))
+	}
 	return b.String()
 }
 
@@ -98,6 +110,10 @@ func Section(path, name, content string, update bool) error {
 	if !update {
 		return fmt.Errorf("%s: section %q is stale; run `make docs` (go test ./... -run TestREADME -update)", path, name)
 	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
 	out := append(append(append([]byte{}, data[:i]...), content...), data[j:]...)
-	return os.WriteFile(path, out, 0o644)
+	return os.WriteFile(path, out, info.Mode().Perm())
 }

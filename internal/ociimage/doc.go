@@ -2,10 +2,10 @@
 // container daemon, on top of go-containerregistry.
 //
 // An image is a list of layers, each a list of files given by their content;
-// every entry of every layer tar carries the same modification time, owner
-// root and a fixed order, so the same inputs and creation time (take it from
-// SOURCE_DATE_EPOCH with [SourceDateEpoch]) give the same digest on every
-// machine. Typical use:
+// every entry of every layer tar carries the image's creation time, root as
+// owner unless the File says otherwise, and a fixed order (sorted by path), so
+// the same inputs and creation time (take it from SOURCE_DATE_EPOCH with
+// [SourceDateEpoch]) give the same digest on every machine. Typical use:
 //
 //	created, err := ociimage.SourceDateEpoch()
 //	img, err := ociimage.Build(ociimage.Config{

@@ -268,3 +268,24 @@ func sameFile(t *testing.T, a, b string) bool {
 	}
 	return string(da) == string(db)
 }
+
+func TestSourceDateEpoch(t *testing.T) {
+	for _, tc := range []struct {
+		name, env string
+		want      time.Time
+		wantErr   bool
+	}{
+		{name: "unset", env: "", want: time.Unix(0, 0).UTC()},
+		{name: "seconds", env: "1764158400", want: time.Unix(1764158400, 0).UTC()},
+		{name: "not a number", env: "yesterday", wantErr: true},
+		{name: "negative", env: "-1", wantErr: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("SOURCE_DATE_EPOCH", tc.env)
+			got, err := ociimage.SourceDateEpoch()
+			if (err != nil) != tc.wantErr || !got.Equal(tc.want) {
+				t.Errorf("SourceDateEpoch() = %v, %v; want %v, error %v", got, err, tc.want, tc.wantErr)
+			}
+		})
+	}
+}

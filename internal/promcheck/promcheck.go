@@ -75,8 +75,8 @@ func Start(t testing.TB, targets ...string) *Prometheus {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait() // the kill's "signal: killed"
 		if t.Failed() {
 			t.Logf("prometheus output:\n%s", logs.String())
 		}

@@ -10,8 +10,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/peerdns/peerdns/internal/controlplane"
-	"github.com/peerdns/peerdns/resolver"
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -19,6 +17,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/resolver"
 )
 
 // TestIntegration runs the Watcher against a real kube-apiserver and etcd,

@@ -6,9 +6,10 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/peerdns/peerdns/resolver"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/peerdns/peerdns/resolver"
 )
 
 // mergeService builds the resolver's view of service k from all its slices.
@@ -33,7 +34,7 @@ import (
 //     and an IPv6 slice) is one endpoint with both addresses. Addresses
 //     without a hostname stay one endpoint each: the resolver names each by
 //     its dashed form anyway.
-//   - Unparseable addresses are dropped.
+//   - Unparseable addresses, and addresses with a zone, are dropped.
 //
 // The result is sorted (ports by name, protocol, number; endpoints by
 // hostname, then readiness, then address) so equal inputs give equal outputs
@@ -65,8 +66,8 @@ func mergeService(k serviceKey, objs []*discoveryv1.EndpointSlice) resolver.Serv
 			}
 			for _, a := range ep.Addresses {
 				addr, err := netip.ParseAddr(a)
-				if err != nil {
-					continue
+				if err != nil || addr.Zone() != "" {
+					continue // a zone ("fe80::1%eth0") means nothing off the node
 				}
 				ha := hostAddr{hostname, addr.Unmap()}
 				st, ok := seen[ha]

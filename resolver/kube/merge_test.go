@@ -6,9 +6,10 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
-	"github.com/peerdns/peerdns/resolver"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+
+	"github.com/peerdns/peerdns/resolver"
 )
 
 func TestMergeService(t *testing.T) {

@@ -10,6 +10,8 @@ type metrics struct {
 	adds, updates, deletes prometheus.Counter
 	synced                 prometheus.Gauge
 	programming            prometheus.Histogram
+	watchErrors            prometheus.Counter
+	lastEvent              prometheus.Gauge
 }
 
 // newMetrics creates the metrics and registers them with reg; a nil reg
@@ -34,6 +36,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Time from the change that triggered an EndpointSlice update (its endpoints.kubernetes.io/last-change-trigger-time annotation) to the new answers being served. Observed once per slice update whose trigger time changed; includes the API server's and the endpointslice controller's delays and any clock skew between them and peerdns.",
 			// 1 ms to about 17 minutes, as CoreDNS's kubernetes plugin.
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 21),
+		}),
+		watchErrors: f.NewCounter(prometheus.CounterOpts{
+			Name: "peerdns_kube_watch_errors_total",
+			Help: "Failed list or watch requests for EndpointSlices: the API server unreachable, an error status other than 410 Gone (a watch expiry, which is relisted), or a watch stream that broke. Counted only when the client was built from Config.RESTConfig (always in peerdns). Answers keep coming from the last known state meanwhile.",
+		}),
+		lastEvent: f.NewGauge(prometheus.GaugeOpts{
+			Name: "peerdns_kube_last_event_timestamp_seconds",
+			Help: "Unix time of the last EndpointSlice data received from the API server: a list, a watch event, or a watch bookmark (the API server sends one about once a minute on an idle watch). 0 before the first. Its age grows while the watch is broken.",
 		}),
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/peerdns/peerdns/internal/version"
+	"github.com/prometheus/common/version"
 	"k8s.io/apimachinery/pkg/runtime"
 )
 

@@ -24,14 +24,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/peerdns/peerdns/resolver"
 	"github.com/prometheus/client_golang/prometheus"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/peerdns/peerdns/resolver"
 )
 
 // Sink receives the services a Watcher builds. *resolver.Store implements it.
@@ -54,8 +56,17 @@ type Sink interface {
 
 // Config configures a Watcher.
 type Config struct {
-	// Client talks to the API server. Required. Build its rest.Config with
-	// RESTConfig, which selects protobuf and sets the user agent.
+	// RESTConfig configures the client the Watcher builds, wrapping its
+	// transport to see every failed request (peerdns_kube_watch_errors_total,
+	// warnings in the log) and every response
+	// (peerdns_kube_last_event_timestamp_seconds). Build it with RESTConfig,
+	// which selects protobuf and sets the user agent. Required unless Client
+	// is set.
+	RESTConfig *rest.Config
+
+	// Client, when set, is used instead of building one from RESTConfig
+	// (tests use a fake). Failures it retries by itself are then neither
+	// counted nor logged.
 	Client kubernetes.Interface
 
 	// Sink receives the merged services. Required.
@@ -67,11 +78,14 @@ type Config struct {
 	Namespace string
 
 	// Logger receives the Watcher's logs, with component=kube added.
-	// Per-event lines are at Debug; watch errors at Warn. Default: discard.
+	// Per-event lines are at Debug; failed requests to the API server at
+	// Warn, relists and recovery at Info. Default: discard.
 	Logger *slog.Logger
 
 	// Registerer registers the Watcher's metrics
 	// (peerdns_kube_watch_events_total, peerdns_kube_synced,
+	// peerdns_kube_watch_errors_total,
+	// peerdns_kube_last_event_timestamp_seconds,
 	// peerdns_dns_programming_duration_seconds). Default nil: the metrics are
 	// kept but not registered.
 	Registerer prometheus.Registerer
@@ -104,9 +118,10 @@ type Watcher struct {
 	syncRequested atomic.Bool // the informer has synced and delivered its initial events
 
 	// Owned by the worker goroutine.
-	known  map[serviceKey]struct{} // services given to the Sink and not deleted
-	synced bool
-	start  time.Time
+	known map[serviceKey]struct{} // services given to the Sink and not deleted
+	start time.Time
+
+	synced atomic.Bool // SetSynced was called (written by the worker only)
 
 	// testHookDrained, when set, runs on the worker after each drain of
 	// the queue: tests use it to interleave events with the worker.
@@ -120,8 +135,8 @@ func selectHeadless(o *metav1.ListOptions) { o.LabelSelector = labelHeadless }
 // New checks cfg and sets up the informer. Nothing talks to the API server
 // before Run.
 func New(cfg Config) (*Watcher, error) {
-	if cfg.Client == nil {
-		return nil, errors.New("kube: Config.Client is nil")
+	if cfg.Client == nil && cfg.RESTConfig == nil {
+		return nil, errors.New("kube: Config.Client and Config.RESTConfig are nil")
 	}
 	if cfg.Sink == nil {
 		return nil, errors.New("kube: Config.Sink is nil")
@@ -139,9 +154,19 @@ func New(cfg Config) (*Watcher, error) {
 		wake:      make(chan struct{}, 1),
 		known:     map[serviceKey]struct{}{},
 	}
+	client := cfg.Client
+	if client == nil {
+		health := &apiHealth{log: w.log, metrics: w.metrics, synced: w.synced.Load}
+		rc := rest.CopyConfig(cfg.RESTConfig)
+		rc.Wrap(health.wrap)
+		var err error
+		if client, err = kubernetes.NewForConfig(rc); err != nil {
+			return nil, fmt.Errorf("kube: client: %w", err)
+		}
+	}
 	// Resync 0: the informer's cache is the truth between watch events;
 	// periodic resyncs would only rebuild unchanged services.
-	w.factory = informers.NewSharedInformerFactoryWithOptions(cfg.Client, 0,
+	w.factory = informers.NewSharedInformerFactoryWithOptions(client, 0,
 		informers.WithNamespace(cfg.Namespace),
 		informers.WithTweakListOptions(selectHeadless),
 	)
@@ -232,9 +257,9 @@ func (w *Watcher) work(ctx context.Context) {
 		if w.testHookDrained != nil {
 			w.testHookDrained()
 		}
-		if !w.synced && syncRequested {
+		if !w.synced.Load() && syncRequested {
 			w.sink.SetSynced()
-			w.synced = true
+			w.synced.Store(true)
 			w.metrics.synced.Set(1)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
 			// The initial list is the most memory the process ever holds at
@@ -355,6 +380,7 @@ type handler struct{ w *Watcher }
 
 func (h handler) OnAdd(obj any, isInInitialList bool) {
 	h.w.metrics.adds.Inc()
+	h.w.metrics.lastEvent.SetToCurrentTime()
 	k, ok := serviceOf(obj)
 	if !ok {
 		h.w.debug("ignoring endpointslice without service-name label", obj, serviceKey{})
@@ -373,6 +399,7 @@ func (h handler) OnAdd(obj any, isInInitialList bool) {
 
 func (h handler) OnUpdate(oldObj, newObj any) {
 	h.w.metrics.updates.Inc()
+	h.w.metrics.lastEvent.SetToCurrentTime()
 	old, _ := oldObj.(*discoveryv1.EndpointSlice)
 	cur, _ := newObj.(*discoveryv1.EndpointSlice)
 	if old == nil || cur == nil {
@@ -402,6 +429,7 @@ func (h handler) OnUpdate(oldObj, newObj any) {
 
 func (h handler) OnDelete(obj any) {
 	h.w.metrics.deletes.Inc()
+	h.w.metrics.lastEvent.SetToCurrentTime()
 	k, ok := serviceOf(obj)
 	if !ok {
 		o := obj

@@ -79,12 +79,3 @@ func joinLines(lines []string) string {
 	}
 	return s
 }
-
-// tally stops polling and returns how many polls failed, of how many, and
-// the first failures: for what a test measures rather than asserts.
-func (m *monitor) tally() (failed, polls int, first []string) {
-	m.halt()
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.failures), m.polls, m.failures[:min(len(m.failures), 5)]
-}

@@ -1,6 +1,7 @@
-// Package web serves the telemetry endpoints both binaries share: /metrics,
-// /healthz and /readyz, plus whatever extra handlers a program adds.
-package web
+// Package telemetry serves the HTTP endpoints both binaries share: /metrics,
+// /healthz and /readyz, plus whatever extra handlers a program adds, with
+// TLS and basic auth from an exporter-toolkit web configuration file.
+package telemetry
 
 import (
 	"context"
@@ -13,13 +14,20 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/exporter-toolkit/web"
 )
 
 // Config configures a Server.
 type Config struct {
-	// ListenAddress is the host:port to listen on. Default ":9153" is not
-	// assumed: callers pass their own.
+	// ListenAddress is the host:port to listen on; ":0" picks a free port.
+	// There is no default: callers pass their own.
 	ListenAddress string
+	// WebConfigFile is the path of an exporter-toolkit web configuration
+	// file (TLS, basic auth, HTTP headers), the --web.config.file of the
+	// Prometheus family. It applies to every path, the probes included.
+	// The file is re-read on every TLS handshake and every request's
+	// authentication. Empty: plain HTTP, no authentication.
+	WebConfigFile string
 	// Gatherer is served on /metrics.
 	Gatherer prometheus.Gatherer
 	// Ready reports readiness for /readyz: nil means ready. A nil func is
@@ -38,11 +46,23 @@ type Server struct {
 	ln  net.Listener
 }
 
-// Listen binds the address, so callers know the port before serving
-// (":0" picks a free one).
+// ValidateWebConfig checks the web configuration file at path: that it
+// parses and that the files it names load. An empty path is valid.
+func ValidateWebConfig(path string) error {
+	if path == "" {
+		return nil
+	}
+	return web.Validate(path)
+}
+
+// Listen checks the web configuration file and binds the address, so
+// callers know the port before serving.
 func Listen(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := ValidateWebConfig(cfg.WebConfigFile); err != nil {
+		return nil, fmt.Errorf("web config file: %w", err)
 	}
 	ln, err := net.Listen("tcp", cfg.ListenAddress)
 	if err != nil {
@@ -55,7 +75,7 @@ func Listen(cfg Config) (*Server, error) {
 	// Liveness never depends on the API server or on peers: an outage
 	// must not turn into a restart storm.
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {
 		if cfg.Ready != nil {
@@ -64,7 +84,7 @@ func Listen(cfg Config) (*Server, error) {
 				return
 			}
 		}
-		fmt.Fprintln(w, "ok")
+		_, _ = fmt.Fprintln(w, "ok")
 	})
 	for path, h := range cfg.Handlers {
 		mux.Handle(path, h)
@@ -85,8 +105,14 @@ func (s *Server) Addr() net.Addr { return s.ln.Addr() }
 
 // Serve serves until ctx is done, then shuts down gracefully.
 func (s *Server) Serve(ctx context.Context) error {
+	noSystemd := false
+	flags := &web.FlagConfig{
+		WebListenAddresses: &[]string{s.cfg.ListenAddress},
+		WebSystemdSocket:   &noSystemd,
+		WebConfigFile:      &s.cfg.WebConfigFile,
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.srv.Serve(s.ln) }()
+	go func() { errc <- web.Serve(s.ln, s.srv, flags, s.cfg.Logger) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("web: serve: %w", err)
