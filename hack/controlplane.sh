@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
-# kube-scheduler), kubectl, kwok, CoreDNS and helm into $1 (default .cache/bin), skipping what
-# is already built at the pinned version. Installs the Debian tools the tests
-# use (dig, dnsperf, ip, promtool) when they are missing.
+# kube-scheduler), kubectl, the node (kubelet, kube-proxy, containerd, ctr,
+# containerd-shim-runc-v2), kwok, CoreDNS and helm into $1 (default .cache/bin),
+# skipping what is already built at the pinned version. Installs the Debian tools
+# the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
+# conntrack for the node) when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -22,7 +24,13 @@ install_debian() {
 	# test/image runs the images under podman with runc (crun refuses the
 	# hosts' cgroup layout).
 	command -v podman >/dev/null || missing+=(podman)
+	# The node: Debian's runc has seccomp, which containerd's sandbox spec
+	# asks for; the CNI plugins land in /usr/lib/cni.
 	command -v runc >/dev/null || missing+=(runc)
+	[ -x /usr/lib/cni/bridge ] || missing+=(containernetworking-plugins)
+	command -v iptables >/dev/null || missing+=(iptables)
+	command -v conntrack >/dev/null || missing+=(conntrack)
+	command -v nft >/dev/null || missing+=(nftables) # kube-proxy's nftables mode runs nft
 	apt_install "${missing[@]}"
 }
 
@@ -41,7 +49,7 @@ build_kubernetes() {
 	local pkg=k8s.io/component-base/version
 	local ldflags="-s -w -X $pkg.gitVersion=$KUBERNETES_VERSION -X $pkg.gitMajor=$major -X $pkg.gitMinor=$minor -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 	local c todo=()
-	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl; do
+	for c in kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy; do
 		built "$c" "$KUBERNETES_VERSION" || todo+=("$c")
 	done
 	[ ${#todo[@]} -eq 0 ] && return 0
@@ -52,10 +60,34 @@ build_kubernetes() {
 	done
 }
 
+go_install_static() { # name module version
+	# Without cgo, so the binary also runs in an image with nothing else in
+	# it (the node's cluster DNS runs CoreDNS as a pod).
+	local version="$3 static"
+	built "$1" "$version" && return 0
+	say "building $1 $version"
+	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath "$2@$3"
+	stamp "$1" "$version"
+}
+
+# containerd without cgo and without the snapshotters that need it; the
+# node uses overlayfs.
+build_containerd() {
+	local c todo=()
+	for c in containerd ctr containerd-shim-runc-v2; do
+		built "$c" "$CONTAINERD_VERSION" || todo+=("github.com/containerd/containerd/v2/cmd/$c@$CONTAINERD_VERSION")
+	done
+	[ ${#todo[@]} -eq 0 ] && return 0
+	say "building containerd, ctr, containerd-shim-runc-v2 $CONTAINERD_VERSION"
+	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -tags no_btrfs,no_devmapper,no_zfs "${todo[@]}"
+	for c in containerd ctr containerd-shim-runc-v2; do stamp "$c" "$CONTAINERD_VERSION"; done
+}
+
 install_debian
 build_etcd
 build_kubernetes
-go_install coredns github.com/coredns/coredns "$COREDNS_VERSION"
+build_containerd
+go_install_static coredns github.com/coredns/coredns "$COREDNS_VERSION"
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 say "control plane ready in $bin"

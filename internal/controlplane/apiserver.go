@@ -35,6 +35,11 @@ func (cp *ControlPlane) apiServerArgs() []string {
 		// objects.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
+		// For the node (Options.Node): logs and exec reach its kubelet
+		// at its InternalIP with a client certificate of our CA.
+		"--kubelet-client-certificate=" + cp.pki.kubeletClientCert,
+		"--kubelet-client-key=" + cp.pki.kubeletClientKey,
+		"--kubelet-preferred-address-types=InternalIP",
 		"--profiling=false",
 	}
 }

@@ -26,10 +26,11 @@ const (
 	kwokNodeAnnotation = "kwok.x-k8s.io/node"
 )
 
-// startControllers runs kube-controller-manager, kube-scheduler and kwok,
-// registers the fake node, and waits until it is Ready and the default
-// namespace has its ServiceAccount (without which pods are rejected).
-func (cp *ControlPlane) startControllers(ctx context.Context) error {
+// startControllers runs kube-controller-manager, kube-scheduler and (with
+// kwok) kwok, registers the fake node, and waits until it is Ready and the
+// default namespace has its ServiceAccount (without which pods are
+// rejected).
+func (cp *ControlPlane) startControllers(ctx context.Context, kwok bool) error {
 	start := time.Now()
 	kwokConfig := filepath.Join(cp.dir, "kwok.yaml")
 	if err := os.WriteFile(kwokConfig, []byte(kwokConfiguration), 0o600); err != nil {
@@ -51,7 +52,7 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 		"--leader-elect=false",
 		"--secure-port=0",
 	}
-	kwok := []string{
+	kwokArgs := []string{
 		"--kubeconfig=" + cp.kubeconfig,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector=" + kwokNodeAnnotation + "=fake",
@@ -64,10 +65,15 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 		// Our stages (kwok.go), not the caller's ~/.kwok/kwok.yaml.
 		"--config=" + kwokConfig,
 	}
-	for _, c := range []struct {
+	type command struct {
 		name string
 		args []string
-	}{{toolControllerManager, kcm}, {toolScheduler, scheduler}, {toolKwok, kwok}} {
+	}
+	commands := []command{{toolControllerManager, kcm}, {toolScheduler, scheduler}}
+	if kwok {
+		commands = append(commands, command{toolKwok, kwokArgs})
+	}
+	for _, c := range commands {
 		p, err := cp.run(c.name, c.args)
 		if err != nil {
 			return err
@@ -81,15 +87,17 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := client.CoreV1().Nodes().Create(ctx, fakeNode(), metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("create fake node: %w", err)
+	if kwok {
+		if _, err := client.CoreV1().Nodes().Create(ctx, fakeNode(), metav1.CreateOptions{}); err != nil {
+			return fmt.Errorf("create fake node: %w", err)
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := controllersReady(ctx, client)
+		err := controllersReady(ctx, client, kwok)
 		cp.logger.Debug("wait", "err", err, "dir", cp.dir)
 		if err == nil {
 			break
@@ -111,7 +119,10 @@ func (cp *ControlPlane) startControllers(ctx context.Context) error {
 
 // controllersReady reports nil once kwok has made the fake node Ready and
 // the serviceaccount controller has given "default" its ServiceAccount.
-func controllersReady(ctx context.Context, client kubernetes.Interface) error {
+func controllersReady(ctx context.Context, client kubernetes.Interface, kwok bool) error {
+	if !kwok {
+		return serviceAccountReady(ctx, client)
+	}
 	node, err := client.CoreV1().Nodes().Get(ctx, FakeNodeName, metav1.GetOptions{})
 	if err != nil {
 		return fmt.Errorf("get node: %w", err)
@@ -125,7 +136,13 @@ func controllersReady(ctx context.Context, client kubernetes.Interface) error {
 	if !ready {
 		return fmt.Errorf("node %s not Ready yet", FakeNodeName)
 	}
-	_, err = client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
+	return serviceAccountReady(ctx, client)
+}
+
+// serviceAccountReady reports nil once the serviceaccount controller has
+// given "default" its ServiceAccount.
+func serviceAccountReady(ctx context.Context, client kubernetes.Interface) error {
+	_, err := client.CoreV1().ServiceAccounts(metav1.NamespaceDefault).Get(ctx, "default", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return errors.New("service account default/default not created yet")
 	}

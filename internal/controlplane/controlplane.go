@@ -45,6 +45,20 @@ type Options struct {
 	// start-up and a few hundred MB of memory. Default: false, API server
 	// and etcd only.
 	Controllers bool
+	// Node runs a real node, NodeName, instead of kwok's fake one:
+	// containerd, the kubelet and kube-proxy in their own PID, network
+	// and mount namespaces, pods on a CNI bridge with addresses this
+	// machine reaches, and CoreDNS as the cluster DNS at ClusterDNSIP. It
+	// runs kube-controller-manager and kube-scheduler as Controllers does
+	// (Controllers is then ignored: there is no kwok). Needs root, the
+	// node's tools from `make controlplane`, and about 10 s more to start.
+	// Stop leaves nothing of it: no process, interface, route, mount or
+	// cgroup.
+	Node bool
+	// StubZones are forwarded by the cluster DNS (with Node): zone (such
+	// as "peers.internal.") to the address of its server ("10.96.0.53",
+	// or "ip:port"), typically a Service's fixed cluster IP.
+	StubZones map[string]string
 }
 
 // ControlPlane is a running control plane. Its methods are safe for
@@ -60,12 +74,14 @@ type ControlPlane struct {
 	httpClient *http.Client // for etcd's JSON gateway
 
 	etcdPort, etcdPeerPort, apiPort, kwokPort int
+	stubZones                                 map[string]string
 
 	mu        sync.Mutex
 	etcd      *proc.Process
 	apiServer *proc.Process   // nil while stopped by StopAPIServer
 	others    []*proc.Process // controller-manager, scheduler, kwok
 	started   []*proc.Process // every process ever started, for the survivors check
+	node      *node           // with Options.Node
 	stopped   bool            // set by Stop: no process may start any more
 
 	stopOnce sync.Once
@@ -91,9 +107,14 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 		}
 	}
 	names := []string{toolEtcd, toolAPIServer}
-	if opts.Controllers {
+	switch {
+	case opts.Node:
+		names = append(names, toolControllerManager, toolScheduler, toolKubelet, toolKubeProxy,
+			toolContainerd, toolCtr, toolShim, toolCoreDNS)
+	case opts.Controllers:
 		names = append(names, toolControllerManager, toolScheduler, toolKwok)
 	}
+	cp.stubZones = opts.StubZones
 	if cp.tools, err = findTools(bin, names...); err != nil {
 		return nil, fmt.Errorf("start control plane: %w", err)
 	}
@@ -120,7 +141,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	// later; a test starting in parallel may take one in between. Such a
 	// start is retried on new ports.
 	for attempt := 1; ; attempt++ {
-		err = cp.boot(ctx, opts.Controllers)
+		err = cp.boot(ctx, opts.Controllers, opts.Node)
 		if err == nil || attempt == 3 || !errors.Is(err, errAddressInUse) {
 			break
 		}
@@ -135,13 +156,18 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if opts.Node {
+		if err := cp.startNode(ctx); err != nil {
+			return nil, err
+		}
+	}
 	cp.logger.Info("control plane ready", "url", cp.url, "dir", cp.dir,
 		"controllers", opts.Controllers, "took", time.Since(begin).Round(time.Millisecond))
 	return cp, nil
 }
 
 // boot picks ports, writes the admin kubeconfig and starts the processes.
-func (cp *ControlPlane) boot(ctx context.Context, controllers bool) error {
+func (cp *ControlPlane) boot(ctx context.Context, controllers, node bool) error {
 	ports, err := freePorts(4)
 	if err != nil {
 		return err
@@ -158,8 +184,8 @@ func (cp *ControlPlane) boot(ctx context.Context, controllers bool) error {
 	if err := cp.startAPIServer(ctx); err != nil {
 		return err
 	}
-	if controllers {
-		return cp.startControllers(ctx)
+	if controllers || node {
+		return cp.startControllers(ctx, !node)
 	}
 	return nil
 }
@@ -208,6 +234,16 @@ func (cp *ControlPlane) stop() error {
 	cp.stopped = true
 	cp.mu.Unlock()
 	var errs []error
+	// The node first: its kubelet must not see the API server go away
+	// and its containers must die before their namespaces do.
+	cp.mu.Lock()
+	n := cp.node
+	cp.mu.Unlock()
+	if n != nil {
+		if err := n.stop(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if err := cp.stopProcesses(); err != nil {
 		errs = append(errs, err)
 	}
@@ -260,12 +296,17 @@ func (cp *ControlPlane) processesStarted() []*proc.Process {
 // exits without being asked to. It refuses once Stop has begun, so nothing
 // starts after Stop collected what to stop.
 func (cp *ControlPlane) run(name string, args []string) (*proc.Process, error) {
+	return cp.start(name, cp.tools[name], args)
+}
+
+// start is run for any executable path.
+func (cp *ControlPlane) start(name, path string, args []string) (*proc.Process, error) {
 	cp.mu.Lock()
 	defer cp.mu.Unlock()
 	if cp.stopped {
 		return nil, fmt.Errorf("start %s: control plane stopped", name)
 	}
-	p, err := proc.Start(name, cp.tools[name], args, filepath.Join(cp.dir, name+".log"))
+	p, err := proc.Start(name, path, args, filepath.Join(cp.dir, name+".log"))
 	if err != nil {
 		return nil, err
 	}

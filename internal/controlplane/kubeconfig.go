@@ -18,6 +18,7 @@ func (cp *ControlPlane) WriteKubeconfig(cfg *rest.Config, path string) error {
 		Server:                   cfg.Host,
 		CertificateAuthority:     cfg.CAFile,
 		CertificateAuthorityData: cfg.CAData,
+		TLSServerName:            cfg.ServerName,
 	}
 	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{
 		Token:                 cfg.BearerToken,

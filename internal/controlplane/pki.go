@@ -29,6 +29,12 @@ type pki struct {
 	saPubFile   string
 	tokenFile   string // static tokens: the admin's
 	adminToken  string
+	// kubeletClientCert and kubeletClientKey are the API server's client
+	// certificate for kubelets (logs, exec, port-forward): CN
+	// kube-apiserver-kubelet-client in system:masters, whom a kubelet's
+	// webhook authorization then allows everything.
+	kubeletClientCert string
+	kubeletClientKey  string
 }
 
 // serviceIP is the first address of the service range, the "kubernetes"
@@ -48,6 +54,9 @@ func newPKI(dir string) (*pki, error) {
 		saKeyFile:   filepath.Join(dir, "sa.key"),
 		saPubFile:   filepath.Join(dir, "sa.pub"),
 		tokenFile:   filepath.Join(dir, "tokens.csv"),
+
+		kubeletClientCert: filepath.Join(dir, "apiserver-kubelet-client.crt"),
+		kubeletClientKey:  filepath.Join(dir, "apiserver-kubelet-client.key"),
 	}
 	now := time.Now()
 	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
@@ -97,6 +106,27 @@ func newPKI(dir string) (*pki, error) {
 		return nil, fmt.Errorf("marshal serving key: %w", err)
 	}
 
+	clientKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("generate kubelet client key: %w", err)
+	}
+	clientTmpl := &x509.Certificate{
+		SerialNumber: serial(),
+		Subject:      pkix.Name{CommonName: "kube-apiserver-kubelet-client", Organization: []string{"system:masters"}},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	clientDER, err := x509.CreateCertificate(rand.Reader, clientTmpl, caCert, &clientKey.PublicKey, caKey)
+	if err != nil {
+		return nil, fmt.Errorf("create kubelet client certificate: %w", err)
+	}
+	clientKeyDER, err := x509.MarshalPKCS8PrivateKey(clientKey)
+	if err != nil {
+		return nil, fmt.Errorf("marshal kubelet client key: %w", err)
+	}
+
 	// 2048 bits: what clusters use, and quick enough to make per start.
 	saKey, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
@@ -125,6 +155,8 @@ func newPKI(dir string) (*pki, error) {
 		// token,user,uid,"groups": the admin is in system:masters, which
 		// RBAC lets do everything.
 		{p.tokenFile, []byte(p.adminToken + `,admin,admin,"system:masters"` + "\n")},
+		{p.kubeletClientCert, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: clientDER})},
+		{p.kubeletClientKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: clientKeyDER})},
 	}
 	for _, f := range files {
 		if err := os.WriteFile(f.path, f.data, 0o600); err != nil {

@@ -29,7 +29,11 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	limit := 2 * time.Minute
+	if opts.Node {
+		limit = 5 * time.Minute // builds and imports images; 2 busy cores are slow at it
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	cp, err := Start(ctx, opts)
 	if errors.Is(err, ErrToolMissing) {

@@ -20,6 +20,12 @@ const (
 	toolControllerManager = "kube-controller-manager"
 	toolScheduler         = "kube-scheduler"
 	toolKwok              = "kwok"
+	toolKubelet           = "kubelet"
+	toolKubeProxy         = "kube-proxy"
+	toolContainerd        = "containerd"
+	toolCtr               = "ctr"
+	toolShim              = "containerd-shim-runc-v2"
+	toolCoreDNS           = "coredns"
 )
 
 // defaultToolsBin is $PEERDNS_TOOLS_BIN, else .cache/bin in the repository

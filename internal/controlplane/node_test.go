@@ -1,0 +1,219 @@
+package controlplane
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/peerdns/peerdns/internal/testtools"
+)
+
+// requireNode skips the test unless PEERDNS_E2E_NODE=1 (`make e2e` sets
+// it; `make test` does not run the node yet: under -race its start has
+// timed out twice here, not yet investigated), and skips it (or fails it
+// under PEERDNS_REQUIRE_TOOLS=1) where a node cannot run: without root
+// there are no namespaces, mounts or cgroups to make.
+func requireNode(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a real node; skipped with -short")
+	}
+	if os.Getenv("PEERDNS_E2E_NODE") != "1" {
+		t.Skip("runs a real node: set PEERDNS_E2E_NODE=1 (make e2e)")
+	}
+	if os.Geteuid() != 0 {
+		testtools.Missing(t, "a node needs root (namespaces, mounts, cgroups)")
+	}
+}
+
+// TestNode runs a pod on a real node and checks that stopping the control
+// plane leaves nothing of the node behind.
+func TestNode(t *testing.T) {
+	requireNode(t)
+	begin := time.Now()
+	cp := StartT(t, Options{Node: true})
+	t.Logf("control plane with a node started in %v", time.Since(begin).Round(time.Millisecond))
+	info, ok := cp.Node()
+	if !ok {
+		t.Fatal("Node() = false with Options.Node")
+	}
+	admin := newClient(t, cp.AdminConfig())
+	ctx := t.Context()
+
+	t.Run("bare pod runs with an address from the pod range", func(t *testing.T) {
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "hello"},
+			Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{
+					Name: "web", Image: SeedWebImage, ImagePullPolicy: corev1.PullNever,
+					Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: 80}},
+				}},
+			},
+		}
+		if _, err := admin.CoreV1().Pods("default").Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var ip string
+		took := testtools.Eventually(t, "pod hello Running", 60*time.Second, func() error {
+			p, err := admin.CoreV1().Pods("default").Get(ctx, "hello", metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			if p.Status.Phase != corev1.PodRunning || p.Status.PodIP == "" {
+				return fmt.Errorf("phase %s, IP %q, conditions %+v", p.Status.Phase, p.Status.PodIP, p.Status.ContainerStatuses)
+			}
+			ip = p.Status.PodIP
+			return nil
+		})
+		t.Logf("pod Running with IP %s %v after it was created", ip, took.Round(time.Millisecond))
+		prefix := netip.MustParsePrefix(info.PodCIDR)
+		if addr, err := netip.ParseAddr(ip); err != nil || !prefix.Contains(addr) {
+			t.Errorf("pod IP %s not in the node's pod range %s", ip, prefix)
+		}
+		// The pod serves its hostname; this machine reaches it through the node.
+		testtools.Eventually(t, "GET http://"+ip, 10*time.Second, func() error {
+			body, err := httpGet(ctx, "http://"+ip+"/")
+			if err != nil {
+				return err
+			}
+			if body != "hello\n" {
+				return fmt.Errorf("body %q, want %q", body, "hello\n")
+			}
+			return nil
+		})
+	})
+
+	t.Run("stop leaves nothing behind", func(t *testing.T) {
+		netns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", info.InitPID))
+		mntns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", info.InitPID))
+		containers, err := cp.node.ctr("containers", "ls", "-q")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids := strings.Fields(containers)
+		if len(ids) == 0 {
+			t.Fatal("no containers before stop")
+		}
+		if len(containerCgroups(ids)) == 0 {
+			t.Fatalf("no cgroups found for containers %v: where does runc put them?", ids)
+		}
+		dir := cp.Dir()
+		if err := cp.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if pids := processesInNetns(netns); len(pids) > 0 {
+			t.Errorf("processes left in the node's network namespace: %v", pids)
+		}
+		if pids := processesInMntns(mntns); len(pids) > 0 {
+			t.Errorf("processes left in the node's mount namespace: %v", pids)
+		}
+		if left := containerCgroups(ids); len(left) > 0 {
+			t.Errorf("cgroups left: %v", left)
+		}
+		if out, err := cmdOutput("ip", "-o", "link", "show"); err != nil || strings.Contains(out, info.Link) {
+			t.Errorf("link %s left (or ip failed: %v)", info.Link, err)
+		}
+		if out, err := cmdOutput("ip", "route", "show", info.PodCIDR); err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("route to %s left: %q (err %v)", info.PodCIDR, out, err)
+		}
+		mounts, err := os.ReadFile("/proc/self/mountinfo")
+		if err != nil || strings.Contains(string(mounts), dir) {
+			t.Errorf("mounts under %s left in this mount namespace (or read failed: %v)", dir, err)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s left: %v", dir, err)
+		}
+	})
+}
+
+// processesInMntns lists the PIDs whose mount namespace is mntns.
+func processesInMntns(mntns string) []int {
+	entries, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range entries {
+		if l, _ := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); l == mntns && mntns != "" {
+			var pid int
+			fmt.Sscan(e.Name(), &pid)
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+func httpGet(ctx context.Context, url string) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	return string(b), err
+}
+
+// TestNodeNamespaces checks the node's namespaces alone: a process started
+// in them has the node's address and pause as its init, and removing them
+// kills it and deletes the link.
+func TestNodeNamespaces(t *testing.T) {
+	requireNode(t)
+	dir := t.TempDir()
+	pause, err := buildBinary(t.Context(), dir, "./internal/controlplane/cmd/pause", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := startNodeNamespaces(dir, pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	removed := false
+	t.Cleanup(func() {
+		if !removed {
+			_ = ns.remove()
+		}
+	})
+	netns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", ns.initPID))
+	self, _ := os.Readlink("/proc/self/ns/net")
+	if netns == "" || netns == self {
+		t.Fatalf("node network namespace %q, ours %q: want a different one", netns, self)
+	}
+	// A long-running process inside, as containerd would be.
+	cmd := exec.Command("nsenter", ns.enter("sleep", "600")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	out, err := cmdOutput(append([]string{"nsenter"}, ns.enter("sh", "-c", "ip -o addr show eth0; ls -A /run; cat /proc/1/comm")...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{ns.nodeIP + "/30", "pause"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("inside the node: %q lacks %q", out, want)
+		}
+	}
+	removed = true
+	if err := ns.remove(); err != nil {
+		t.Fatal(err)
+	}
+	if pids := processesInNetns(netns); len(pids) > 0 {
+		t.Errorf("processes left in the node's namespace: %v", pids)
+	}
+	if out, _ := cmdOutput("ip", "-o", "link", "show"); strings.Contains(out, ns.veth) {
+		t.Errorf("link %s left", ns.veth)
+	}
+}

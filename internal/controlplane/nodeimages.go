@@ -1,0 +1,167 @@
+package controlplane
+
+import (
+	"context"
+	"debug/elf"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+
+	"github.com/peerdns/peerdns/internal/ociimage"
+	"github.com/peerdns/peerdns/internal/testtools"
+)
+
+// Images of the node, built from this repository and the tools directory
+// and imported into its containerd: no registry is reachable, and pods use
+// them with imagePullPolicy IfNotPresent or Never.
+const (
+	// PauseImage holds every pod's namespaces (cmd/pause).
+	PauseImage = "localhost/peerdns/pause:node"
+	// SeedWebImage stands in for nginx in the seed StatefulSet
+	// (cmd/seedweb): it answers HTTP on :80 with the pod's hostname.
+	SeedWebImage = "localhost/peerdns/seedweb:node"
+	// CoreDNSImage is the cluster DNS: the pinned CoreDNS from ToolsBin.
+	CoreDNSImage = "localhost/peerdns/coredns:node"
+)
+
+// Image is one single-binary image to import into the node.
+type Image struct {
+	// Ref names the image, e.g. "localhost/peerdns/seedweb:node".
+	Ref string
+	// Package is a main package of this repository ("./cmd/peerdns"),
+	// built static for the image. Either Package or Binary.
+	Package string
+	// Version is stamped into a Package's internal/version.Version, as
+	// `make build` does; empty leaves the default.
+	Version string
+	// Binary is a static executable to put in the image instead.
+	Binary string
+	// Args follow the binary in the image's entrypoint.
+	Args []string
+	// User runs the process, "uid:gid"; empty means ociimage.NonRoot.
+	User string
+}
+
+// buildBinary compiles pkg (a path relative to the repository root) as a
+// static executable into dir and returns its path.
+func buildBinary(ctx context.Context, dir, pkg, version string) (string, error) {
+	root, err := testtools.RepoRoot()
+	if err != nil {
+		return "", err
+	}
+	out := filepath.Join(dir, filepath.Base(pkg))
+	if version != "" {
+		out += "-" + version
+	}
+	args := []string{"build", "-trimpath", "-o", out}
+	if version != "" {
+		args = append(args, "-ldflags", "-X github.com/peerdns/peerdns/internal/version.Version="+version)
+	}
+	cmd := exec.CommandContext(ctx, "go", append(args, pkg)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build %s: %w: %s", pkg, err, b)
+	}
+	return out, nil
+}
+
+// requireStatic fails for an executable that needs a dynamic loader: in an
+// image with nothing else, it would not start.
+func requireStatic(path string) error {
+	f, err := elf.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	for _, p := range f.Progs {
+		if p.Type == elf.PT_INTERP {
+			return fmt.Errorf("%s is dynamically linked; rebuild it with CGO_ENABLED=0 (`make controlplane` does)", path)
+		}
+	}
+	return nil
+}
+
+// LoadImages builds each image (compiling its Package when given) and
+// imports them into the node's containerd. It needs Options.Node.
+func (cp *ControlPlane) LoadImages(ctx context.Context, images ...Image) error {
+	if cp.node == nil {
+		return fmt.Errorf("load images: no node (Options.Node)")
+	}
+	return cp.node.loadImages(ctx, images)
+}
+
+func (n *node) loadImages(ctx context.Context, images []Image) error {
+	dir := filepath.Join(n.dir, "images")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("load images: %w", err)
+	}
+	var tagged []ociimage.Tagged
+	for _, im := range images {
+		bin := im.Binary
+		if im.Package != "" {
+			var err error
+			if bin, err = buildBinary(ctx, dir, im.Package, im.Version); err != nil {
+				return fmt.Errorf("load image %s: %w", im.Ref, err)
+			}
+		}
+		if err := requireStatic(bin); err != nil {
+			return fmt.Errorf("load image %s: %w", im.Ref, err)
+		}
+		data, err := os.ReadFile(bin)
+		if err != nil {
+			return fmt.Errorf("load image %s: %w", im.Ref, err)
+		}
+		exe := "/usr/local/bin/" + strings.TrimSuffix(filepath.Base(bin), "-"+im.Version)
+		img, err := ociimage.Build(ociimage.Config{
+			Platform:   v1.Platform{OS: "linux", Architecture: "amd64"},
+			Layers:     [][]ociimage.File{ociimage.UserFiles(), {{Path: exe, Mode: 0o755, Data: data}}},
+			Entrypoint: append([]string{exe}, im.Args...),
+			User:       im.User,
+		})
+		if err != nil {
+			return fmt.Errorf("load image %s: %w", im.Ref, err)
+		}
+		tagged = append(tagged, ociimage.Tagged{Ref: im.Ref, Image: img})
+	}
+	archive := filepath.Join(dir, "images.tar")
+	if err := ociimage.WriteDockerArchive(archive, tagged...); err != nil {
+		return fmt.Errorf("load images: %w", err)
+	}
+	defer os.Remove(archive)
+	if _, err := n.ctr("images", "import", archive); err != nil {
+		return fmt.Errorf("load images: %w", err)
+	}
+	var refs []string
+	for _, im := range images {
+		refs = append(refs, im.Ref)
+	}
+	out, err := n.ctr("images", "ls", "-q")
+	if err != nil {
+		return fmt.Errorf("load images: %w", err)
+	}
+	have := strings.Fields(out)
+	for _, ref := range refs {
+		if !slices.Contains(have, ref) {
+			return fmt.Errorf("load images: %s not in containerd after import (have %v)", ref, have)
+		}
+	}
+	return nil
+}
+
+// nodeImages are the images the node itself needs: the sandbox, the
+// cluster DNS and the seed's web server.
+func (n *node) nodeImages() []Image {
+	return []Image{
+		{Ref: PauseImage, Binary: n.pause},
+		{Ref: SeedWebImage, Package: "./internal/controlplane/cmd/seedweb"},
+		{Ref: CoreDNSImage, Binary: n.cp.tools[toolCoreDNS]},
+	}
+}
+
+func lookPath(name string) (string, error) { return exec.LookPath(name) }
