@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -142,9 +143,9 @@ func processesInMntns(mntns string) []int {
 	var pids []int
 	for _, e := range entries {
 		if l, _ := os.Readlink("/proc/" + e.Name() + "/ns/mnt"); l == mntns && mntns != "" {
-			var pid int
-			fmt.Sscan(e.Name(), &pid)
-			pids = append(pids, pid)
+			if pid, err := strconv.Atoi(e.Name()); err == nil {
+				pids = append(pids, pid)
+			}
 		}
 	}
 	return pids
@@ -196,7 +197,9 @@ func TestNodeNamespaces(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go cmd.Wait()
+	// Reaped when the namespace's init dies with the node; its exit status
+	// (killed) says nothing.
+	go func() { _ = cmd.Wait() }()
 	out, err := cmdOutput(append([]string{"nsenter"}, ns.enter("sh", "-c", "ip -o addr show eth0; ls -A /run; cat /proc/1/comm")...)...)
 	if err != nil {
 		t.Fatal(err)

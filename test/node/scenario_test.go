@@ -242,7 +242,7 @@ func (s *scenario) digIn(t *testing.T, pod corev1.Pod, qtype, name string) ([]st
 	}
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("dig %s %s: %v: %s", qtype, name, err, out)
+		return nil, fmt.Errorf("dig %s %s: %w: %s", qtype, name, err, out)
 	}
 	var records []string
 	sc := bufio.NewScanner(strings.NewReader(string(out)))
