@@ -109,20 +109,9 @@ func rrsetEnds(rrs []dns.RR) []int {
 func recordEnds(msg []byte, off, n int) ([]int, bool) {
 	ends := make([]int, n)
 	for i := range ends {
-		for { // owner name: labels, possibly ending in a pointer
-			if off >= len(msg) {
-				return nil, false
-			}
-			l := int(msg[off])
-			if l == 0 {
-				off++
-				break
-			}
-			if l&0xc0 == 0xc0 {
-				off += 2
-				break
-			}
-			off += 1 + l
+		var ok bool
+		if off, ok = skipName(msg, off); !ok {
+			return nil, false
 		}
 		if off+10 > len(msg) {
 			return nil, false
@@ -134,6 +123,27 @@ func recordEnds(msg []byte, off, n int) ([]int, bool) {
 		ends[i] = off
 	}
 	return ends, off == len(msg)
+}
+
+// skipName returns the offset just past the wire-format name at msg[off:]:
+// its labels, ending in the root label or in a compression pointer. It
+// reports false for a name running past msg or a label longer than 63.
+func skipName(msg []byte, off int) (int, bool) {
+	for {
+		if off >= len(msg) {
+			return off, false
+		}
+		l := int(msg[off])
+		switch {
+		case l == 0:
+			return off + 1, true
+		case l&0xc0 == 0xc0:
+			return off + 2, true
+		case l > 63:
+			return off, false
+		}
+		off += 1 + l
+	}
 }
 
 // fit returns the part of a's body that fits a response ending at offset

@@ -267,25 +267,10 @@ type edns struct {
 func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	var e edns
 	for range ar {
-		// Owner name: labels, possibly ending in a pointer.
 		name := off
-		for {
-			if off >= len(q) {
-				return e, false
-			}
-			l := int(q[off])
-			if l == 0 {
-				off++
-				break
-			}
-			if l&0xc0 == 0xc0 {
-				off += 2
-				break
-			}
-			if l > 63 {
-				return e, false
-			}
-			off += 1 + l
+		var ok bool
+		if off, ok = skipName(q, off); !ok {
+			return e, false
 		}
 		if off+10 > len(q) {
 			return e, false
