@@ -86,10 +86,12 @@ type Server struct {
 
 	// Test hooks, nil outside tests: after a connection is accepted and
 	// before it is admitted; after Serve closed every connection; after a
-	// connection read a query's length prefix.
+	// connection read a query's length prefix; after a connection that
+	// answered a query became idle again.
 	testHookAccepted func()
 	testHookClosed   func()
 	testHookPrefix   func()
+	testHookIdle     func()
 }
 
 // tcpConn is an open TCP connection.
@@ -411,6 +413,9 @@ func (s *Server) serveConn(c *tcpConn) {
 			in = nil
 		}
 		c.idleSince.Store(time.Now().UnixNano())
+		if s.testHookIdle != nil {
+			s.testHookIdle()
+		}
 		idle = s.cfg.TCPIdleTimeout
 	}
 }

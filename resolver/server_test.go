@@ -258,15 +258,29 @@ func TestTCPConnectionCap(t *testing.T) {
 // TestTCPOldestIdleMakesRoom: when every slot is taken, a new client is
 // answered and the connection idle longest is closed.
 func TestTCPOldestIdleMakesRoom(t *testing.T) {
-	s := startServer(t, ServerConfig{MaxTCPConnections: 2})
+	// The client reads its answer before the server marks the connection
+	// idle again, so each step waits for the server's side too.
+	var idled atomic.Int64
+	s := startServerPrepared(t, ServerConfig{MaxTCPConnections: 2}, func(s *Server) { s.testHookIdle = func() { idled.Add(1) } })
+	waitIdle := func(n int64) {
+		t.Helper()
+		testtools.Eventually(t, "server marks answered connections idle", 5*time.Second, func() error {
+			if got := idled.Load(); got < n {
+				return fmt.Errorf("%d of %d idle", got, n)
+			}
+			return nil
+		})
+	}
 	oldest := dialFrom(t, s, "127.0.0.2")
 	if err := queryOn(oldest); err != nil {
 		t.Fatal(err)
 	}
+	waitIdle(1)
 	newer := dialFrom(t, s, "127.0.0.3")
 	if err := queryOn(newer); err != nil {
 		t.Fatal(err)
 	}
+	waitIdle(2)
 	if err := queryOn(dialFrom(t, s, "127.0.0.4")); err != nil {
 		t.Errorf("new client while all slots are idle: %v", err)
 	}
