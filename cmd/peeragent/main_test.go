@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -10,13 +9,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/peerdns/peerdns/discovery"
 	"github.com/peerdns/peerdns/internal/docgen"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 var update = flag.Bool("update", false, "regenerate the generated sections of docs/peeragent.md")
@@ -185,17 +184,7 @@ func TestCommandLine(t *testing.T) {
 			stdout: "peeragent, version "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), tc.args, &stdout, &stderr); code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout lacks %q:\n%s", tc.stdout, stdout.String())
-			}
-			got := stderr.String()
-			if strings.HasSuffix(tc.stderr, "\n") && got != tc.stderr || !strings.HasPrefix(got, tc.stderr) || strings.Count(got, "\n") > 1 {
-				t.Errorf("stderr:\n%s\nwant one line: %s", got, tc.stderr)
-			}
+			testtools.CheckCommandLine(t, run, testtools.CommandLine{Args: tc.args, Code: tc.code, Stdout: tc.stdout, Stderr: tc.stderr})
 		})
 	}
 }

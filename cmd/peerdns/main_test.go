@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/peerdns/peerdns/internal/controlplane"
 	"github.com/peerdns/peerdns/internal/docgen"
 	"github.com/peerdns/peerdns/internal/promcheck"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 var update = flag.Bool("update", false, "rewrite the README's generated sections")
@@ -130,17 +129,7 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peerdns: error: --kubeconfig: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var stdout, stderr bytes.Buffer
-			if code := run(context.Background(), tc.args, &stdout, &stderr); code != tc.code {
-				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, tc.code, stdout.String(), stderr.String())
-			}
-			if !strings.Contains(stdout.String(), tc.stdout) {
-				t.Errorf("stdout lacks %q:\n%s", tc.stdout, stdout.String())
-			}
-			got := stderr.String()
-			if strings.HasSuffix(tc.stderr, "\n") && got != tc.stderr || !strings.HasPrefix(got, tc.stderr) || strings.Count(got, "\n") > 1 {
-				t.Errorf("stderr:\n%s\nwant one line: %s", got, tc.stderr)
-			}
+			testtools.CheckCommandLine(t, run, testtools.CommandLine{Args: tc.args, Code: tc.code, Stdout: tc.stdout, Stderr: tc.stderr})
 		})
 	}
 }
