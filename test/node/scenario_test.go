@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
@@ -96,12 +98,9 @@ func TestSeedOnNode(t *testing.T) {
 		{"web pods start in order", s.installSeed},
 		{"cluster DNS answers the stub zone from inside a pod", s.digFromPod},
 		{"agents reach quorum", func(t *testing.T) { s.waitQuorum(t, 3, 3) }},
-		// Not passing yet: in the one run of this step, DNS still listed 3
-		// members 30 s after 5 pods were Ready; not investigated for lack of
-		// time. PEERDNS_E2E_UNFINISHED=1 runs these steps.
-		{"scale to 5 and back to 2", s.unfinished(s.scale)},
-		{"deleted web-1 is readmitted", s.unfinished(s.deletePod)},
-		{"partitioned rolling update shows the canary", s.unfinished(s.canary)},
+		{"scale to 5 and back to 2", s.scale},
+		{"deleted web-1 is readmitted", s.deletePod},
+		{"partitioned rolling update shows the canary", s.canary},
 	}
 	for _, step := range steps {
 		start := time.Now()
@@ -109,17 +108,6 @@ func TestSeedOnNode(t *testing.T) {
 			return
 		}
 		t.Logf("%s: %v", step.name, time.Since(start).Round(time.Millisecond))
-	}
-}
-
-// unfinished wraps a step that has not passed yet: it is skipped unless
-// PEERDNS_E2E_UNFINISHED=1.
-func (s *scenario) unfinished(step func(*testing.T)) func(*testing.T) {
-	return func(t *testing.T) {
-		if os.Getenv("PEERDNS_E2E_UNFINISHED") != "1" {
-			t.Skip("unfinished step; PEERDNS_E2E_UNFINISHED=1 runs it")
-		}
-		step(t)
 	}
 }
 
@@ -284,34 +272,102 @@ func (s *scenario) waitQuorum(t *testing.T, alive, expected int) {
 	})
 }
 
+// scale resizes the seed the way its chart is meant to be resized: the
+// chart's replicas is both the StatefulSet's and the agents'
+// --cluster.expected, so changing it rolls every pod to the new expected
+// size (docs/peeragent.md, "Changing N"). `kubectl scale` alone would
+// leave the template at 3, and an agent named web-3 refuses to start
+// outside the expected set web-0 … web-2.
 func (s *scenario) scale(t *testing.T) {
 	for _, n := range []int{5, 2} {
-		scale, err := s.client.AppsV1().StatefulSets(namespace).GetScale(t.Context(), "web", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		scale.Spec.Replicas = int32(n)
-		if _, err := s.client.AppsV1().StatefulSets(namespace).UpdateScale(t.Context(), "web", scale, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-		pods := s.waitPods(t, namespace, "app=nginx", n, 120*time.Second)
-		s.checkOrdered(t, pods)
-		svc := "nginx.default.svc.peers.internal."
-		testtools.Eventually(t, fmt.Sprintf("dig SRV lists %d members", n), 30*time.Second, func() error {
-			got, err := s.digIn(t, pods[0], "SRV", "_web._tcp."+svc)
-			if err != nil {
-				return err
+		before := len(listPods(t, s.client, namespace, "app=nginx"))
+		log := s.watchPods(t)
+		s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace,
+			"--reuse-values", "--set", fmt.Sprintf("replicas=%d", n))
+		s.waitRollout(t, n, 0, 180*time.Second)
+		log.stop(t)
+		for i := before; i < n; i++ {
+			if err := log.createdAfterReady(fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i-1)); err != nil {
+				t.Error(err)
 			}
-			if len(got) != n {
-				return fmt.Errorf("%d records, want %d: %v", len(got), n, got)
+		}
+		for i := n; i < before-1; i++ {
+			if err := log.deletedAfterGone(fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i+1)); err != nil {
+				t.Error(err)
 			}
-			return nil
-		})
-		// The agents' expected size is the chart's replicas (3): quorum is 2.
-		s.waitQuorum(t, n, 3)
+		}
+		s.waitSRV(t, n)
+		s.waitQuorum(t, n, n)
 	}
 }
 
+// waitSRV waits until the cluster DNS lists exactly web-0 … web-(n-1) for
+// the seed's web port: the ready members, in the svc view.
+func (s *scenario) waitSRV(t *testing.T, n int) {
+	t.Helper()
+	svc := "nginx.default.svc.peers.internal."
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("_web._tcp.%s 5 IN SRV 0 %d 80 web-%d.%s", svc, 100/n, i, svc))
+	}
+	testtools.Eventually(t, fmt.Sprintf("dig SRV lists web-0 … web-%d", n-1), 30*time.Second, func() error {
+		pods := listPods(t, s.client, namespace, "app=nginx")
+		if len(pods) == 0 {
+			return fmt.Errorf("no pods")
+		}
+		got, err := s.digIn(t, pods[0], "SRV", "_web._tcp."+svc)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff(want, got); diff != "" {
+			return fmt.Errorf("answer (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+}
+
+// waitRollout waits until StatefulSet web has rolled out: n pods, all
+// Ready, those from ordinal partition on at the update revision, those
+// below at the current one, none terminating.
+func (s *scenario) waitRollout(t *testing.T, n, partition int, limit time.Duration) []corev1.Pod {
+	t.Helper()
+	var pods []corev1.Pod
+	testtools.Eventually(t, fmt.Sprintf("StatefulSet web rolled out to %d pods (partition %d)", n, partition), limit, func() error {
+		sts, err := s.client.AppsV1().StatefulSets(namespace).Get(t.Context(), "web", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if sts.Status.ObservedGeneration != sts.Generation {
+			return fmt.Errorf("generation %d not observed yet", sts.Generation)
+		}
+		pods = listPods(t, s.client, namespace, "app=nginx")
+		if len(pods) != n {
+			return fmt.Errorf("%d pods, want %d", len(pods), n)
+		}
+		for i, p := range pods {
+			want := sts.Status.UpdateRevision
+			if i < partition {
+				want = sts.Status.CurrentRevision
+			}
+			switch {
+			case p.Name != fmt.Sprintf("web-%d", i):
+				return fmt.Errorf("pod %s, want web-%d", p.Name, i)
+			case p.DeletionTimestamp != nil:
+				return fmt.Errorf("%s terminating", p.Name)
+			case p.Labels["controller-revision-hash"] != want:
+				return fmt.Errorf("%s at revision %s, want %s", p.Name, p.Labels["controller-revision-hash"], want)
+			case readySince(p).IsZero():
+				return fmt.Errorf("%s: %s, not Ready", p.Name, p.Status.Phase)
+			}
+		}
+		return nil
+	})
+	return pods
+}
+
+// deletePod deletes web-1: the StatefulSet recreates it under the same
+// name, perhaps at a new address; DNS serves the new address and every
+// agent counts it alive again.
 func (s *scenario) deletePod(t *testing.T) {
 	old, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
 	if err != nil {
@@ -320,6 +376,7 @@ func (s *scenario) deletePod(t *testing.T) {
 	if err := s.client.CoreV1().Pods(namespace).Delete(t.Context(), "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	var ip string
 	testtools.Eventually(t, "web-1 recreated and Ready", 90*time.Second, func() error {
 		p, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
 		if err != nil {
@@ -331,49 +388,170 @@ func (s *scenario) deletePod(t *testing.T) {
 		if readySince(*p).IsZero() {
 			return fmt.Errorf("not Ready")
 		}
+		ip = p.Status.PodIP
 		return nil
 	})
-	s.waitQuorum(t, 2, 3)
+	t.Logf("web-1 was at %s, is at %s", old.Status.PodIP, ip)
+	host := "web-1.nginx.default.svc.peers.internal."
+	testtools.Eventually(t, "dig A "+host+" answers the new address", 30*time.Second, func() error {
+		got, err := s.digIn(t, listPods(t, s.client, namespace, "app=nginx")[0], "A", host)
+		if err != nil {
+			return err
+		}
+		if diff := cmp.Diff([]string{fmt.Sprintf("%s 5 IN A %s", host, ip)}, got); diff != "" {
+			return fmt.Errorf("answer (-want +got):\n%s", diff)
+		}
+		return nil
+	})
+	s.waitQuorum(t, 2, 2)
 }
 
-// canary rolls the web server to a new version with partition 1: helm
-// restores the chart's 3 replicas, web-1 and web-2 get the new version,
-// web-0 keeps the old one, and every agent counts members by version.
+// canary rolls the web server to a new version with partition 1, on the
+// two members scale left: web-1 gets the new version (its image and its
+// app.kubernetes.io/version label, which its agent gossips), web-0 keeps
+// the old one, and every agent counts the members by version. Then the
+// partition drops to 0 and the roll completes.
 func (s *scenario) canary(t *testing.T) {
-	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace,
-		"--set", "partition=1", "--set", "webImage="+canaryImage,
-		"--set", "version=v2")
-	wantImage := map[string]string{"web-0": controlplane.SeedWebImage, "web-1": canaryImage, "web-2": canaryImage}
-	testtools.Eventually(t, "web-1 and web-2 run the canary, web-0 the old version", 180*time.Second, func() error {
-		pods := listPods(t, s.client, namespace, "app=nginx")
-		if len(pods) != 3 {
-			return fmt.Errorf("%d pods, want 3", len(pods))
+	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace, "--reuse-values",
+		"--set", "partition=1", "--set", "webImage="+canaryImage, "--set", "version=v2")
+	pods := s.waitRollout(t, 2, 1, 120*time.Second)
+	wantImage := map[string]string{"web-0": controlplane.SeedWebImage, "web-1": canaryImage}
+	for _, p := range pods {
+		if !slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Image == wantImage[p.Name] }) {
+			t.Errorf("%s does not run %s", p.Name, wantImage[p.Name])
 		}
-		for _, p := range pods {
-			if !slices.ContainsFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Image == wantImage[p.Name] }) {
-				return fmt.Errorf("%s does not run %s yet", p.Name, wantImage[p.Name])
-			}
-			if p.DeletionTimestamp != nil || readySince(p).IsZero() {
-				return fmt.Errorf("%s not Ready", p.Name)
-			}
-		}
-		return nil
-	})
-	testtools.Eventually(t, "members by version show the canary", 60*time.Second, func() error {
+	}
+	s.waitByVersion(t, map[string]float64{"v1": 1, "v2": 1})
+	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace, "--reuse-values",
+		"--set", "partition=0")
+	s.waitRollout(t, 2, 0, 120*time.Second)
+	s.waitByVersion(t, map[string]float64{"v1": 0, "v2": 2})
+	s.waitQuorum(t, 2, 2)
+}
+
+// waitByVersion waits until every agent's peeragent_members_by_version
+// has the given values (0 for a version that must be gone).
+func (s *scenario) waitByVersion(t *testing.T, want map[string]float64) {
+	t.Helper()
+	testtools.Eventually(t, fmt.Sprintf("members by version %v", want), 60*time.Second, func() error {
 		for _, p := range listPods(t, s.client, namespace, "app=nginx") {
 			m, err := scrape(t.Context(), p.Status.PodIP)
 			if err != nil {
 				return err
 			}
-			for v, want := range map[string]float64{"v1": 1, "v2": 2} {
+			for v, n := range want {
 				key := fmt.Sprintf(`peeragent_members_by_version{version="%s"}`, v)
-				if m[key] != want {
-					return fmt.Errorf("%s: %s = %v, want %v", p.Name, key, m[key], want)
+				if m[key] != n {
+					return fmt.Errorf("%s: %s = %v, want %v", p.Name, key, m[key], n)
 				}
 			}
 		}
 		return nil
 	})
+}
+
+// podEvent is one change of a seed pod, as a watch saw it.
+type podEvent struct {
+	typ      watch.EventType
+	name     string
+	uid      types.UID
+	ready    bool
+	deleting bool
+}
+
+// podLog records the seed's pod events in the order the API server
+// serialised them, so that "created after" and "deleted after" are
+// decided without comparing timestamps of second resolution.
+type podLog struct {
+	mu     sync.Mutex
+	events []podEvent
+	w      watch.Interface
+	done   chan struct{}
+	ended  bool // the watch ended before stop: events may be missing
+}
+
+// watchPods starts a podLog: the current pods first, as Added, then every
+// change from the same resource version on.
+func (s *scenario) watchPods(t *testing.T) *podLog {
+	t.Helper()
+	opts := metav1.ListOptions{LabelSelector: "app=nginx"}
+	list, err := s.client.CoreV1().Pods(namespace).List(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &podLog{done: make(chan struct{})}
+	for i := range list.Items {
+		l.add(watch.Added, &list.Items[i])
+	}
+	opts.ResourceVersion = list.ResourceVersion
+	if l.w, err = s.client.CoreV1().Pods(namespace).Watch(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		defer close(l.done)
+		for ev := range l.w.ResultChan() {
+			if p, ok := ev.Object.(*corev1.Pod); ok {
+				l.add(ev.Type, p)
+			}
+		}
+		l.mu.Lock()
+		l.ended = true
+		l.mu.Unlock()
+	}()
+	t.Cleanup(func() { l.stop(t) })
+	return l
+}
+
+func (l *podLog) add(typ watch.EventType, p *corev1.Pod) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.events = append(l.events, podEvent{typ: typ, name: p.Name, uid: p.UID, ready: !readySince(*p).IsZero(), deleting: p.DeletionTimestamp != nil})
+}
+
+// stop ends the watch; it fails the test if the watch had ended by itself.
+func (l *podLog) stop(t *testing.T) {
+	t.Helper()
+	l.mu.Lock()
+	ended, w := l.ended, l.w
+	l.w = nil
+	l.mu.Unlock()
+	if w == nil {
+		return
+	}
+	if ended {
+		t.Error("the pod watch ended early: the order checks may miss events")
+	}
+	w.Stop()
+	<-l.done
+}
+
+// index returns the position of the first event matching, or -1.
+func (l *podLog) index(match func(podEvent) bool) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.IndexFunc(l.events, match)
+}
+
+// createdAfterReady checks that pod name was first added only after a pod
+// named prev had been seen Ready (OrderedReady creation).
+func (l *podLog) createdAfterReady(name, prev string) error {
+	created := l.index(func(e podEvent) bool { return e.name == name && e.typ == watch.Added })
+	ready := l.index(func(e podEvent) bool { return e.name == prev && e.ready && !e.deleting })
+	if created < 0 || ready < 0 || created < ready {
+		return fmt.Errorf("%s created at event %d, %s first Ready at event %d: not in order", name, created, prev, ready)
+	}
+	return nil
+}
+
+// deletedAfterGone checks that pod name began terminating only after pod
+// next was gone (OrderedReady scale-down, highest ordinal first).
+func (l *podLog) deletedAfterGone(name, next string) error {
+	deleting := l.index(func(e podEvent) bool { return e.name == name && (e.deleting || e.typ == watch.Deleted) })
+	gone := l.index(func(e podEvent) bool { return e.name == next && e.typ == watch.Deleted })
+	if deleting < 0 || gone < 0 || deleting < gone {
+		return fmt.Errorf("%s began terminating at event %d, %s gone at event %d: not in order", name, deleting, next, gone)
+	}
+	return nil
 }
 
 // scrape reads an agent's metrics at ip:9470 as "name{labels}" → value.
