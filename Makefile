@@ -85,12 +85,12 @@ controlplane: ## Build the pinned etcd, kube-apiserver, controller-manager, sche
 	hack/controlplane.sh $(TOOLS_BIN)
 
 .PHONY: test
-test: controlplane build ## Run every test (unit, integration against a real API server, CoreDNS, helm) with -race.
+test: controlplane build ## Run every test (unit, integration against a real API server, CoreDNS, helm, the seed on a real node) with -race.
 	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: e2e
-e2e: controlplane ## Run the seed end to end on a real node (kubelet, containerd, CNI; needs root): charts, images, DNS, quorum.
-	PEERDNS_REQUIRE_TOOLS=1 PEERDNS_E2E_NODE=1 $(GO) test -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestNode' ./test/node ./internal/controlplane
+e2e: controlplane ## Run only the seed end to end on a real node (kubelet, containerd, CNI; needs root): charts, images, DNS, quorum, Prometheus.
+	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestNode' ./test/node ./internal/controlplane
 
 .PHONY: test-short
 test-short: ## Run the unit tests only (no control plane needed).
