@@ -94,6 +94,7 @@ func TestSeedOnNode(t *testing.T) {
 		{"web pods start in order", s.installSeed},
 		{"cluster DNS answers the stub zone from inside a pod", s.digFromPod},
 		{"agents reach quorum", func(t *testing.T) { s.waitQuorum(t, 3, 3) }},
+		{"Prometheus discovers the agents and shows quorum", s.prometheusShowsQuorum},
 		{"scale to 5 and back to 2", s.scale},
 		{"deleted web-1 is readmitted", s.deletePod},
 		{"partitioned rolling update shows the canary", s.canary},
