@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -234,5 +236,66 @@ func TestNodeNamespaces(t *testing.T) {
 	}
 	if out, _ := cmdOutput("ip", "-o", "link", "show"); strings.Contains(out, ns.veth) {
 		t.Errorf("link %s left", ns.veth)
+	}
+}
+
+// TestNodeKilled checks what happens when the test holding a node dies
+// before its cleanup (a -timeout panic, a SIGKILL): unshare, killed by its
+// parent-death signal, takes the node's init with it, which kills every
+// process of the node and removes the cgroups of its containers.
+func TestNodeKilled(t *testing.T) {
+	requireNode(t)
+	dir := t.TempDir()
+	pause, err := buildBinary(t.Context(), dir, "./internal/controlplane/cmd/pause", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := startNodeNamespaces(dir, pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.remove() })
+	netns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", ns.initPID))
+
+	// A container as runc makes it: a process of the node in k8s.io/<id>
+	// of every hierarchy (here the pids one, or the v2 root).
+	hierarchy := filepath.Join(cgroupRoot, "pids")
+	if _, err := os.Stat(hierarchy); err != nil {
+		hierarchy = cgroupRoot
+	}
+	id := fmt.Sprintf("peerdns-test-%d", os.Getpid())
+	cgroup := filepath.Join(hierarchy, "k8s.io", id)
+	if err := os.MkdirAll(cgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rmdirCgroup(cgroup) })
+	cmd := exec.Command("nsenter", ns.enter("sh", "-c", "echo $$ > "+shellQuote(filepath.Join(cgroup, "cgroup.procs"))+"; exec sleep 600")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }() // killed with the node; its status says nothing
+	testtools.Eventually(t, "the container's process in its cgroup", 10*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(cgroup, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return fmt.Errorf("cgroup.procs empty")
+		}
+		return nil
+	})
+
+	// What the parent-death signal does when the test dies.
+	if err := syscall.Kill(ns.holder.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testtools.Eventually(t, "the node's processes gone", 20*time.Second, func() error {
+		if pids := processesInNetns(netns); len(pids) > 0 || processAlive(ns.initPID) {
+			return fmt.Errorf("still running: %v", pids)
+		}
+		return nil
+	})
+	if _, err := os.Stat(cgroup); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after the node was killed (stat: %v)", cgroup, err)
 	}
 }
