@@ -19,10 +19,13 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/utils/ptr"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
 	"github.com/peerdns/peerdns/internal/testtools"
@@ -50,9 +53,6 @@ type scenario struct {
 	helm   string
 	dig    string
 	charts string // a copy of the charts the test installs
-	// readyAt is when each pod (by UID) first became Ready, from its Ready
-	// condition as first seen: a later flap under load must not move it.
-	readyAt map[types.UID]time.Time
 }
 
 func (s *scenario) helmRun(t *testing.T, args ...string) string {
@@ -75,7 +75,7 @@ func TestSeedOnNode(t *testing.T) {
 	}
 	// StartT skips (or under PEERDNS_REQUIRE_TOOLS=1 fails) where this
 	// machine cannot run a node.
-	s := &scenario{helm: testtools.Path(t, "helm"), dig: testtools.Path(t, "dig"), readyAt: map[types.UID]time.Time{}}
+	s := &scenario{helm: testtools.Path(t, "helm"), dig: testtools.Path(t, "dig")}
 	begin := time.Now()
 	s.cp = controlplane.StartT(t, controlplane.Options{Node: true, StubZones: map[string]string{stubZone: peerdnsIP}})
 	t.Logf("control plane and node ready in %v", time.Since(begin).Round(time.Millisecond))
@@ -93,6 +93,7 @@ func TestSeedOnNode(t *testing.T) {
 		{"peerdns is installed by its chart", s.installPeerDNS},
 		{"web pods start in order", s.installSeed},
 		{"cluster DNS answers the stub zone from inside a pod", s.digFromPod},
+		{"the peer view lists a member before it is ready", s.peerViewUnready},
 		{"agents reach quorum", func(t *testing.T) { s.waitQuorum(t, 3, 3) }},
 		{"Prometheus discovers the agents and shows quorum", s.prometheusShowsQuorum},
 		{"scale to 5 and back to 2", s.scale},
@@ -148,26 +149,17 @@ func (s *scenario) installPeerDNS(t *testing.T) {
 }
 
 // installSeed installs the seed and checks OrderedReady: each pod is
-// created only once the one before it is Ready.
+// created only once the one before it was Ready, in the order of the API
+// server's watch (timestamps have second resolution, and a pod's Ready
+// time moves when its readiness flaps).
 func (s *scenario) installSeed(t *testing.T) {
+	log := s.watchPods(t)
 	s.helmRun(t, "install", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace)
-	pods := s.waitPods(t, namespace, "app=nginx", 3, 120*time.Second)
-	s.checkOrdered(t, pods)
-}
-
-// checkOrdered fails unless web-i was created no earlier than web-(i-1)
-// first became Ready (timestamps have second resolution).
-func (s *scenario) checkOrdered(t *testing.T, pods []corev1.Pod) {
-	t.Helper()
-	byName := map[string]corev1.Pod{}
-	for _, p := range pods {
-		byName[p.Name] = p
-	}
-	for i := 1; i < len(pods); i++ {
-		prev, cur := byName[fmt.Sprintf("web-%d", i-1)], byName[fmt.Sprintf("web-%d", i)]
-		ready := s.readyAt[prev.UID]
-		if cur.CreationTimestamp.Time.Before(ready) {
-			t.Errorf("%s created at %v, before %s was Ready at %v", cur.Name, cur.CreationTimestamp.Time, prev.Name, ready)
+	s.waitPods(t, namespace, "app=nginx", 3, 120*time.Second)
+	log.stop(t)
+	for i := 1; i < 3; i++ {
+		if err := log.createdAfterReady(fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i-1)); err != nil {
+			t.Error(err)
 		}
 	}
 }
@@ -214,6 +206,73 @@ func (s *scenario) digFromPod(t *testing.T) {
 		if diff := cmp.Diff([]string{fmt.Sprintf("%s 5 IN A %s", host, ip)}, got); diff != "" {
 			t.Errorf("dig A %s (-want +got):\n%s", host, diff)
 		}
+	}
+}
+
+// peerViewUnready adds a pod behind Service nginx whose readiness probe
+// never passes (not one of web's: the StatefulSet does not adopt it): the
+// peer view's SRV lists it, the svc view's does not. It is removed again.
+func (s *scenario) peerViewUnready(t *testing.T) {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "unready", Labels: map[string]string{"app": "nginx"}},
+		Spec: corev1.PodSpec{
+			Hostname:                      "unready",
+			Subdomain:                     "nginx",
+			TerminationGracePeriodSeconds: ptr.To[int64](0),
+			AutomountServiceAccountToken:  ptr.To(false),
+			Containers: []corev1.Container{{
+				Name: "nginx", Image: controlplane.SeedWebImage, ImagePullPolicy: corev1.PullNever,
+				Ports: []corev1.ContainerPort{{Name: "web", ContainerPort: 80}, {Name: "gossip", ContainerPort: 7946}},
+				// Nothing listens on 81.
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(81)}}, PeriodSeconds: 1},
+			}},
+		},
+	}
+	if _, err := s.client.CoreV1().Pods(namespace).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.WithoutCancel(t.Context())
+		if err := s.client.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+			t.Error(err)
+		}
+		testtools.Eventually(t, "pod unready gone", 60*time.Second, func() error {
+			if _, err := s.client.CoreV1().Pods(namespace).Get(ctx, pod.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+				return fmt.Errorf("still there (err %v)", err)
+			}
+			return nil
+		})
+	})
+	web0, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-0", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasUnready := func(records []string) bool {
+		return slices.ContainsFunc(records, func(r string) bool { return strings.HasSuffix(r, " unready.nginx.default.peers.peers.internal.") })
+	}
+	testtools.Eventually(t, "the peer view lists unready", 60*time.Second, func() error {
+		got, err := s.digIn(t, *web0, "SRV", "_gossip._tcp.nginx.default.peers.peers.internal.")
+		if err != nil {
+			return err
+		}
+		if !hasUnready(got) {
+			return fmt.Errorf("no unready in %v", got)
+		}
+		return nil
+	})
+	p, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !readySince(*p).IsZero() {
+		t.Fatalf("pod unready is Ready")
+	}
+	got, err := s.digIn(t, *web0, "SRV", "_web._tcp.nginx.default.svc.peers.internal.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.ContainsFunc(got, func(r string) bool { return strings.Contains(r, "unready.") }) {
+		t.Errorf("the svc view lists the unready pod: %v", got)
 	}
 }
 
@@ -595,18 +654,13 @@ func listPods(t *testing.T, client kubernetes.Interface, ns, selector string) []
 	return pods
 }
 
-// waitPods waits until exactly want pods match and all are Ready, noting
-// when each was first seen Ready, and returns them sorted by name.
+// waitPods waits until exactly want pods match and all are Ready, and
+// returns them sorted by name.
 func (s *scenario) waitPods(t *testing.T, ns, selector string, want int, limit time.Duration) []corev1.Pod {
 	t.Helper()
 	var pods []corev1.Pod
 	testtools.Eventually(t, fmt.Sprintf("%d pods %s Ready", want, selector), limit, func() error {
 		pods = listPods(t, s.client, ns, selector)
-		for _, p := range pods {
-			if ready := readySince(p); !ready.IsZero() && s.readyAt[p.UID].IsZero() {
-				s.readyAt[p.UID] = ready
-			}
-		}
 		if len(pods) != want {
 			return fmt.Errorf("%d pods, want %d", len(pods), want)
 		}
