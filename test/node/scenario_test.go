@@ -3,6 +3,7 @@ package node
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -237,10 +238,14 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 			t.Error(err)
 		}
 		testtools.Eventually(t, "pod unready gone", 60*time.Second, func() error {
-			if _, err := s.client.CoreV1().Pods(namespace).Get(ctx, pod.Name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
-				return fmt.Errorf("still there (err %v)", err)
+			_, err := s.client.CoreV1().Pods(namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			switch {
+			case apierrors.IsNotFound(err):
+				return nil
+			case err != nil:
+				return err
 			}
-			return nil
+			return errors.New("still there")
 		})
 	})
 	web0, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-0", metav1.GetOptions{})
