@@ -539,18 +539,19 @@ func (s *nodeScenario) waitRollout(ctx context.Context, replicas int, limit time
 }
 
 // stop stops the control plane and checks that nothing of the node is
-// left.
+// left, whatever Stop returned: both go into the error.
 func (s *nodeScenario) stop(trace nodeTrace) error {
-	if err := s.cp.Stop(); err != nil {
-		return err
-	}
+	stopErr := s.cp.Stop()
 	if left := leftovers(trace); len(left) > 0 {
-		return fmt.Errorf("left behind after stop: %s", strings.Join(left, "; "))
+		return errors.Join(stopErr, fmt.Errorf("left behind after stop: %s", strings.Join(left, "; ")))
 	}
 	fmt.Fprintf(s.n.out, "\nStopped the control plane and the node. Nothing is left: no process in the node's namespaces, "+
 		"no link %s, no route to %s, no mount under and no directory %s, no cgroup of the %d containers seen.\n",
 		trace.node.Link, trace.node.PodCIDR, trace.dir, len(trace.containers))
-	return nil
+	if stopErr != nil {
+		fmt.Fprintf(s.n.out, "But stopping reported an error: %v\n", stopErr)
+	}
+	return stopErr
 }
 
 // leftovers returns what of the node exists after the control plane has
