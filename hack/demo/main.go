@@ -27,7 +27,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 
@@ -86,6 +89,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	n := &narrator{out: stdout, begin: time.Now()}
+	fmt.Fprintln(stdout, runInfo(n.begin))
 	if cfg.pause {
 		n.pause = bufio.NewReader(stdin)
 	}
@@ -105,4 +109,25 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// runInfo is the demo's first line: when, from which commit, on what, so
+// that a copy of the output says where it came from.
+func runInfo(at time.Time) string {
+	commit := "unknown commit"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
+		commit = "commit " + strings.TrimSpace(string(out))
+	}
+	system := runtime.GOOS + "/" + runtime.GOARCH
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				system = strings.Trim(v, `"`) + ", " + system
+			}
+		}
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		system += ", Linux " + strings.TrimSpace(string(b))
+	}
+	return fmt.Sprintf("peerdns demo, %s, %s, on %s with %d CPUs", at.UTC().Format("2006-01-02 15:04 MST"), commit, system, runtime.NumCPU())
 }
