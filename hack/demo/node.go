@@ -298,8 +298,8 @@ func (s *nodeScenario) peerView(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	s.n.say("A clustered database must find its members before they are ready: a member becomes ready only after " +
-		"it has joined. The peer view (the peers tree next to svc) lists every pod with an address, ready or not; " +
+	s.n.say("A clustered database's member is often ready only once it has joined the others, so the members must " +
+		"find each other before they are ready. The peer view (the peers tree next to svc) lists every pod with an address, ready or not; " +
 		"the agents ask it for the gossip port (--peers.srv). All three pods are ready now, so both views agree; " +
 		"step 8 looks at both while a new pod is not ready yet.")
 	_, err = s.digIn(ctx, pod, "+noall", "+answer", "SRV", "_gossip._tcp."+peersName)
