@@ -94,3 +94,16 @@ func TestBadFlags(t *testing.T) {
 		})
 	}
 }
+
+// TestKwokWithoutPeerdns checks a failure before anything starts: exit 1,
+// saying what is missing and how to get it.
+func TestKwokWithoutPeerdns(t *testing.T) {
+	var out, errOut strings.Builder
+	code := run([]string{"-mode=kwok", "-peerdns=" + filepath.Join(t.TempDir(), "peerdns")}, strings.NewReader(""), &out, &errOut)
+	if code != 1 {
+		t.Errorf("exit code %d, want 1", code)
+	}
+	if want := "not found: run `make build` first"; !strings.Contains(errOut.String(), want) || !strings.Contains(out.String(), "The demo failed: ") {
+		t.Errorf("stdout:\n%s\nstderr:\n%s\nwant the failure on both, stderr with %q", out.String(), errOut.String(), want)
+	}
+}
