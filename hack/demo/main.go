@@ -85,8 +85,11 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 	// Ctrl-C reaches only this process and the commands it runs in the
 	// foreground: the control plane, the node and peerdns run in process
-	// groups of their own, so they are stopped here, in order.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// groups of their own, so they are stopped here, in order. So are they
+	// when the terminal goes (SIGHUP) or the reader of the output does
+	// (SIGPIPE, as with `make demo | head`): without Notify, Go would die
+	// of a write to a broken stdout with nothing cleaned up.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
 	n := &narrator{out: stdout, begin: time.Now()}
 	fmt.Fprintln(stdout, runInfo(n.begin))
