@@ -62,9 +62,10 @@ type nodeScenario struct {
 	pods   *podWatch
 }
 
-// nodeDemo tells the seed's story on a real node. Whatever happens, it
-// stops the node and then checks that nothing of it is left; it returns
-// what it checked.
+// nodeDemo tells the seed's story on a real node. Once the node has
+// started, whatever happens next, it stops the node and checks that
+// nothing of it is left (a failed start cleans up in controlplane.Start);
+// it returns what it checked.
 func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator) (trace nodeTrace, err error) {
 	n.total = 10
 	s := &nodeScenario{n: n, bin: cfg.toolsBin}
@@ -309,7 +310,7 @@ func (s *nodeScenario) peerView(ctx context.Context) error {
 func (s *nodeScenario) quorum(ctx context.Context) error {
 	s.n.say("Each agent counts the members of the expected set web-0 … web-(N-1) (N is the chart's replicas, " +
 		"--cluster.expected) that answer its own probes; quorum is ⌊N/2⌋+1 of them. They publish it " +
-		"on port agent-web (9470), which the peeragent chart's PodMonitor has Prometheus scrape; here curl reads it, " +
+		"on port agent-web (9470), which the peeragent chart's PodMonitor (podMonitor.enabled) has Prometheus scrape; here curl reads it, " +
 		"this machine reaching the pods through the node.")
 	pods, err := s.waitQuorum(ctx, 3)
 	if err != nil {
@@ -336,8 +337,8 @@ func (s *nodeScenario) showQuorum(ctx context.Context, pods []corev1.Pod) error 
 
 func (s *nodeScenario) scale(ctx context.Context) error {
 	s.n.say("The agents' expected size is the chart's replicas value: an agent refuses to run as web-3 of a " +
-		"3-member set (its name would be outside the expected set), so `kubectl scale` alone would leave web-3 " +
-		"never Ready. Scaling is `helm upgrade` with the new size, which changes both the StatefulSet's replicas " +
+		"3-member set (its name would be outside the expected set), so `kubectl scale` alone would leave web-3's " +
+		"agent failing and restarting. Scaling is `helm upgrade` with the new size, which changes both the StatefulSet's replicas " +
 		"and --cluster.expected; the StatefulSet then adds web-3 and web-4 in order and rolls the others, one at a " +
 		"time from the highest ordinal, to the new setting. While a new pod is not ready yet the demo asks both views.")
 	s.pods.onUnready = s.compareViews
