@@ -229,7 +229,7 @@ func reproducibleChart(path string, created time.Time) error {
 		if err := tw.WriteHeader(h); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		if _, err := io.Copy(tw, tr); err != nil { //nolint:gosec // our own chart, just packaged
+		if _, err := io.Copy(tw, tr); err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 	}
