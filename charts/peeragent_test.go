@@ -30,6 +30,11 @@ peers: {domain: peers.internal., dnsServer: "10.96.0.53:53"}
 gossipKeys: {keys: {primary: ` + testGossipKey + `, previous: ` + testGossipKey + `}}
 readinessProbe: null
 `,
+	"example with web config": `
+example: {enabled: true}
+webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
+podMonitor: {enabled: true, tlsConfig: {insecureSkipVerify: true}, basicAuth: {username: {name: scrape, key: user}, password: {name: scrape, key: password}}}
+`,
 	"example without encryption": `
 example: {enabled: true}
 gossipKeys: {enabled: false}
