@@ -372,7 +372,7 @@ func (s *nodeScenario) scale(ctx context.Context) error {
 // web while unready is not ready yet, once: the peer view should list it,
 // the ready view not.
 func (s *nodeScenario) compareViews(ctx context.Context, unready corev1.Pod, from *corev1.Pod) {
-	s.n.note("%s has address %s and is not Ready yet; asking both views from %s:", unready.Name, unready.Status.PodIP, from.Name)
+	s.n.note("%s is not Ready yet; asking both views from %s:", unready.Name, from.Name)
 	svc, err1 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+svcName)
 	peers, err2 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+peersName)
 	if err := errors.Join(err1, err2); err != nil {
