@@ -129,7 +129,7 @@ func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator)
 			return trace, err
 		}
 		if err := step.run(ctx); err != nil {
-			return trace, err
+			return trace, fmt.Errorf("step %d/%d, %s: %w", n.step, n.total, step.title, err)
 		}
 	}
 	if err := n.title(ctx, "Stop everything"); err != nil {
