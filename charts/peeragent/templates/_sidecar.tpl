@@ -84,11 +84,10 @@ agents look up comes from it).
     - name: {{ $v.web.portName }}
       containerPort: {{ $v.web.port }}
       protocol: TCP
-  # The containers after the sidecar (the database) start once the agent
-  # has heard from a first peer; 5 minutes without one restarts the sidecar.
-  {{- $startup := dict "httpGet" (dict "path" "/startupz" "port" $v.web.portName) "periodSeconds" 1 "failureThreshold" 300 }}
+  {{- with $v.startupProbe }}
   startupProbe:
-    {{- include "peeragent.probe" (dict "probe" $startup "values" $v) | nindent 4 }}
+    {{- include "peeragent.probe" (dict "probe" . "values" $v) | nindent 4 }}
+  {{- end }}
   {{- with $v.livenessProbe }}
   livenessProbe:
     {{- include "peeragent.probe" (dict "probe" . "values" $v) | nindent 4 }}
