@@ -11,15 +11,16 @@ import (
 )
 
 // BenchmarkLookupsDuringUpdates measures cached lookups from every CPU while
-// one writer keeps replacing a 5,000-endpoint service (a rollout of a large
+// one writer keeps replacing a 10,000-endpoint service (a rollout of a large
 // StatefulSet), with reverse zones on so each update also rewrites the PTR
-// index. Half the lookups are of names whose answers are cached, half are
-// reverse empty non-terminals (reverseExists). ns/op is per lookup; updates/op
-// says how many updates ran meanwhile.
+// index. The lookups cycle through an A record of a small service, the PTR
+// record of one of its addresses and a reverse empty non-terminal
+// ("0.1.10.in-addr.arpa."). ns/op is per lookup; updates/op says how many
+// updates ran meanwhile.
 func BenchmarkLookupsDuringUpdates(b *testing.B) {
 	big := func(gen int) Service {
 		svc := Service{Namespace: "default", Name: "big", Ports: []Port{{Name: "http", Protocol: "tcp", Port: 80}}}
-		for i := range 5000 {
+		for i := range 10000 {
 			a := netip.AddrFrom4([4]byte{10, byte(100 + gen%2), byte(i / 250), byte(i%250 + 1)})
 			svc.Endpoints = append(svc.Endpoints, Endpoint{Hostname: fmt.Sprintf("big-%d", i), Addrs: []netip.Addr{a}, Ready: true})
 		}
@@ -32,7 +33,8 @@ func BenchmarkLookupsDuringUpdates(b *testing.B) {
 		qtype uint16
 	}{
 		{"web-1.nginx.default.svc.cluster.local.", dns.TypeA},
-		{"3.0.0.10.in-addr.arpa.", dns.TypePTR}, // empty non-terminal of the PTR tree
+		{"1.0.1.10.in-addr.arpa.", dns.TypePTR},
+		{"0.1.10.in-addr.arpa.", dns.TypePTR}, // an empty non-terminal of the PTR tree
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(q.name, q.qtype)
@@ -73,4 +75,39 @@ func BenchmarkLookupsDuringUpdates(b *testing.B) {
 	close(stop)
 	wg.Wait()
 	b.ReportMetric(float64(n.Load())/float64(b.N), "updates/op")
+}
+
+// BenchmarkUpsert measures one change of a small service (two endpoints that
+// move to new addresses, so the PTR index changes too) in stores of 1,000 to
+// 100,000 such services with reverse zones on: the cost of a change should
+// not grow with the size of the store.
+func BenchmarkUpsert(b *testing.B) {
+	small := func(i, gen int) Service {
+		svc := Service{Namespace: fmt.Sprintf("ns-%d", i%100), Name: fmt.Sprintf("s-%d", i), Ports: []Port{{Name: "http", Protocol: "tcp", Port: 80}}}
+		for e := range 2 {
+			j := 2*i + e
+			a := netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)})
+			if gen%2 == 1 {
+				a = netip.AddrFrom4([4]byte{10, 255, 255, byte(e + 1)})
+			}
+			svc.Endpoints = append(svc.Endpoints, Endpoint{Hostname: fmt.Sprintf("s-%d", e), Addrs: []netip.Addr{a}, Ready: true})
+		}
+		return svc
+	}
+	for _, services := range []int{1000, 10000, 100000} {
+		b.Run(fmt.Sprintf("services=%d", services), func(b *testing.B) {
+			all := make([]Service, services)
+			for i := range all {
+				all[i] = small(i, 0)
+			}
+			h := newTestHandler(b, true, all...)
+			updates := []Service{small(services/2, 1), small(services/2, 0)}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				h.store.Upsert(updates[i%2])
+				i++
+			}
+		})
+	}
 }
