@@ -7,58 +7,87 @@ import (
 )
 
 // ptrIndex is the immutable index of the addresses that have PTR records: a
-// trie on the bytes of the address, one for IPv4 (4 levels at most) and one
-// for IPv6 (16 at most). An address sits as high in its trie as the
-// addresses beside it allow: a subtree that holds one address is that
-// address's entry. The trie keeps addresses in order, so it also tells the
-// empty non-terminals of reverse zones (exists) without a sorted copy.
+// trie on the nibbles of the address (one for IPv4, one for IPv6), which are
+// the labels of ip6.arpa names and halves of those of in-addr.arpa names. A
+// node exists only where the addresses below it differ: it branches on one
+// nibble, all addresses below it share the nibbles before that one, and it
+// has at least two children. An address alone below a point is a leaf there.
+// The trie keeps addresses in order, so it also tells the empty
+// non-terminals of reverse zones (exists) without a sorted copy.
 //
 // A change copies the nodes on the paths it touches and shares the rest
 // with the previous index (ptrEdit), so it costs the size of the change
-// times the depth, not the number of addresses. Addresses with a zone are
+// times the depth (at most 8 nodes for IPv4, 32 for IPv6, of at most 16
+// children each), not the number of addresses. Addresses with a zone are
 // never indexed: no reverse name can carry a zone.
 type ptrIndex struct {
-	v4, v6 *ptrNode
+	v4, v6 ptrKid
 }
 
-// ptrNode is one level of the trie: the children for the values of the
-// address byte at its depth.
-type ptrNode struct {
-	has  [4]uint64 // bit b set: a child for byte value b
-	kids []ptrKid  // one per bit set in has, in byte order
-	// gen is the change (ptrEdit) that made this node. That change alone
-	// may still modify it, before the state holding it is published.
-	gen uint64
-}
-
-// ptrKid is a subtree, or the one address below this point.
+// ptrKid is a subtree, a single address, or nothing (both nil).
 type ptrKid struct {
 	n *ptrNode
 	e *ptrEntry
 }
 
-// ptrKey returns the bytes a trie is keyed by, the root for a's family and
-// the index of a's first byte in the key.
-func (x *ptrIndex) root(a netip.Addr) (key [16]byte, root **ptrNode, d int) {
+// ptrNode branches on nibble d of the address (counted in the 32 nibbles of
+// its 16-byte form, so IPv4 addresses use 24–31).
+type ptrNode struct {
+	d    uint8
+	has  uint16   // bit v set: a child for nibble value v
+	kids []ptrKid // one per bit set in has, in nibble order
+	// gen is the change (ptrEdit) that made this node. That change alone
+	// may still modify it, before the state holding it is published.
+	gen uint64
+}
+
+const ptrNibbles = 32
+
+// keyNibble returns nibble i of key.
+func keyNibble(key *[16]byte, i int) uint8 {
+	b := key[i/2]
+	if i%2 == 0 {
+		return b >> 4
+	}
+	return b & 0xf
+}
+
+// root returns a's key, the root of a's family and the first nibble of
+// that family's keys.
+func (x *ptrIndex) root(a netip.Addr) (key [16]byte, root *ptrKid, start int) {
 	key = a.As16()
 	if a.Is4() {
-		return key, &x.v4, 12
+		return key, &x.v4, 24
 	}
 	return key, &x.v6, 0
 }
 
-// child returns n's child for byte b, its index in kids (where it would be
-// inserted when absent), and whether it exists.
-func (n *ptrNode) child(b byte) (ptrKid, int, bool) {
-	w, bit := b>>6, uint64(1)<<(b&63)
-	i := bits.OnesCount64(n.has[w] & (bit - 1))
-	for j := range w {
-		i += bits.OnesCount64(n.has[j])
+// child returns the index in kids of n's child for nibble v (where it
+// would be inserted when absent), and whether it exists.
+func (n *ptrNode) child(v uint8) (int, bool) {
+	bit := uint16(1) << v
+	return bits.OnesCount16(n.has & (bit - 1)), n.has&bit != 0
+}
+
+// down follows key from k until a leaf or a node branching at or after
+// nibble stop, or nothing when key's path ends first.
+func down(k ptrKid, key *[16]byte, stop int) ptrKid {
+	for k.n != nil && int(k.n.d) < stop {
+		i, ok := k.n.child(keyNibble(key, int(k.n.d)))
+		if !ok {
+			return ptrKid{}
+		}
+		k = k.n.kids[i]
 	}
-	if n.has[w]&bit == 0 {
-		return ptrKid{}, i, false
+	return k
+}
+
+// anyLeaf returns the first address below k.
+func anyLeaf(k ptrKid) *ptrEntry {
+	for k.n != nil {
+		k = k.n.kids[0]
 	}
-	return n.kids[i], i, true
+	return k.e
 }
 
 // get returns a's entry, or nil.
@@ -66,86 +95,53 @@ func (x *ptrIndex) get(a netip.Addr) *ptrEntry {
 	if a.Zone() != "" {
 		return nil
 	}
-	key, root, d := x.root(a)
-	for n := *root; n != nil; d++ {
-		k, _, ok := n.child(key[d])
-		if !ok {
-			return nil
-		}
-		if k.e != nil {
-			if k.e.addr == a {
-				return k.e
-			}
-			return nil
-		}
-		n = k.n
+	key, root, _ := x.root(a)
+	if k := down(*root, &key, ptrNibbles); k.e != nil && k.e.addr == a {
+		return k.e
 	}
 	return nil
 }
 
-// exists reports whether some indexed address lies in p, which ends on a
-// label of its reverse zone: a byte for IPv4, a nibble for IPv6.
+// exists reports whether some indexed address lies in p.
 func (x *ptrIndex) exists(p netip.Prefix) bool {
-	key, root, d := x.root(p.Addr())
-	n := *root
-	end := d + p.Bits()/8
-	for ; d < end; d++ {
-		if n == nil {
-			return false
-		}
-		k, _, ok := n.child(key[d])
-		if !ok {
-			return false
-		}
-		if k.e != nil {
-			return p.Contains(k.e.addr) // the only address below
-		}
-		n = k.n
-	}
-	if n == nil {
+	key, root, start := x.root(p.Addr())
+	stop := start + p.Bits()/4
+	k := down(*root, &key, stop)
+	if k.n == nil && k.e == nil {
 		return false
 	}
-	switch p.Bits() % 8 {
-	case 0:
-		return true // nodes are never empty
-	case 4:
-		// The 16 children whose high nibble is p's fill 16 bits of one word.
-		hi := key[d] >> 4
-		return n.has[hi/4]>>(hi%4*16)&0xffff != 0
+	if p.Bits()%4 == 0 {
+		// Every address below k shares the nibbles up to stop: one tells.
+		return p.Contains(anyLeaf(k).addr)
 	}
-	// Not a reverse-zone boundary: look at every child.
-	for _, k := range n.kids {
-		if k.e != nil && p.Contains(k.e.addr) || k.n != nil && x.anyIn(k.n, p) {
-			return true
-		}
-	}
-	return false
+	// Not on a nibble (never a reverse-zone label): look at every address.
+	found := false
+	walk(k, func(e *ptrEntry) bool {
+		found = p.Contains(e.addr)
+		return !found
+	})
+	return found
 }
 
-func (x *ptrIndex) anyIn(n *ptrNode, p netip.Prefix) bool {
-	for _, k := range n.kids {
-		if k.e != nil && p.Contains(k.e.addr) || k.n != nil && x.anyIn(k.n, p) {
-			return true
-		}
+// walk calls yield for every address below k, in order, until it returns
+// false; it returns false then.
+func walk(k ptrKid, yield func(*ptrEntry) bool) bool {
+	if k.e != nil {
+		return yield(k.e)
 	}
-	return false
-}
-
-// all yields every indexed entry.
-func (x *ptrIndex) all(yield func(*ptrEntry) bool) {
-	var walk func(n *ptrNode) bool
-	walk = func(n *ptrNode) bool {
-		if n == nil {
-			return true
-		}
-		for _, k := range n.kids {
-			if k.e != nil && !yield(k.e) || k.n != nil && !walk(k.n) {
+	if k.n != nil {
+		for _, c := range k.n.kids {
+			if !walk(c, yield) {
 				return false
 			}
 		}
-		return true
 	}
-	_ = walk(x.v4) && walk(x.v6)
+	return true
+}
+
+// all yields every indexed entry, IPv4 first, each family in address order.
+func (x *ptrIndex) all(yield func(*ptrEntry) bool) {
+	_ = walk(x.v4, yield) && walk(x.v6, yield)
 }
 
 // ptrEdit applies a batch of changes to a copy of an index. Nodes it makes
@@ -162,7 +158,7 @@ func (ed *ptrEdit) own(n *ptrNode) *ptrNode {
 	if n.gen == ed.gen {
 		return n
 	}
-	return &ptrNode{has: n.has, kids: slices.Clone(n.kids), gen: ed.gen}
+	return &ptrNode{d: n.d, has: n.has, kids: slices.Clone(n.kids), gen: ed.gen}
 }
 
 // put indexes e, replacing the entry of the same address.
@@ -170,33 +166,56 @@ func (ed *ptrEdit) put(e *ptrEntry) {
 	if e.addr.Zone() != "" {
 		return
 	}
-	key, root, d := ed.x.root(e.addr)
-	*root = ed.putAt(*root, key, d, e)
+	key, root, start := ed.x.root(e.addr)
+	if root.n == nil && root.e == nil {
+		*root = ptrKid{e: e}
+		return
+	}
+	// The address closest to e's: follow e's nibbles, and any child where
+	// they lead nowhere. e's place is at the first nibble where it differs
+	// from that address (crit-bit trees do the same with bits).
+	k := *root
+	for k.n != nil {
+		i, _ := k.n.child(keyNibble(&key, int(k.n.d)))
+		k = k.n.kids[min(i, len(k.n.kids)-1)]
+	}
+	near := k.e.addr.As16()
+	crit := start
+	for crit < ptrNibbles && keyNibble(&key, crit) == keyNibble(&near, crit) {
+		crit++
+	}
+	*root = ed.putAt(*root, &key, crit, e)
 }
 
-func (ed *ptrEdit) putAt(n *ptrNode, key [16]byte, d int, e *ptrEntry) *ptrNode {
-	if n == nil {
-		n = &ptrNode{gen: ed.gen}
-	} else {
-		n = ed.own(n)
-	}
-	b := key[d]
-	k, i, ok := n.child(b)
+// putAt puts e below k, whose addresses all share e's nibbles before crit
+// and none of which shares nibble crit too (crit is ptrNibbles when e's
+// address is indexed).
+func (ed *ptrEdit) putAt(k ptrKid, key *[16]byte, crit int, e *ptrEntry) ptrKid {
 	switch {
-	case !ok:
-		n.has[b>>6] |= 1 << (b & 63)
-		n.kids = slices.Insert(n.kids, i, ptrKid{e: e})
-	case k.n != nil:
-		n.kids[i].n = ed.putAt(k.n, key, d+1, e)
-	case k.e.addr == e.addr:
-		n.kids[i].e = e
-	default:
-		// Two addresses share the bytes up to d: move the one here a
-		// level down, next to the new one.
-		sub := ed.putAt(nil, k.e.addr.As16(), d+1, k.e)
-		n.kids[i] = ptrKid{n: ed.putAt(sub, key, d+1, e)}
+	case k.n != nil && int(k.n.d) < crit:
+		n := ed.own(k.n)
+		i, _ := n.child(keyNibble(key, int(n.d))) // present: e shares nibble d
+		n.kids[i] = ed.putAt(n.kids[i], key, crit, e)
+		return ptrKid{n: n}
+	case crit == ptrNibbles:
+		return ptrKid{e: e} // k is the leaf of e's address
+	case k.n != nil && int(k.n.d) == crit:
+		n := ed.own(k.n)
+		ed.insert(n, keyNibble(key, crit), ptrKid{e: e})
+		return ptrKid{n: n}
 	}
-	return n
+	// k's addresses and e part at nibble crit: a new node branches there.
+	other := anyLeaf(k).addr.As16()
+	n := &ptrNode{d: uint8(crit), gen: ed.gen, kids: make([]ptrKid, 0, 2)}
+	ed.insert(n, keyNibble(&other, crit), k)
+	ed.insert(n, keyNibble(key, crit), ptrKid{e: e})
+	return ptrKid{n: n}
+}
+
+func (ed *ptrEdit) insert(n *ptrNode, v uint8, k ptrKid) {
+	i, _ := n.child(v)
+	n.has |= 1 << v
+	n.kids = slices.Insert(n.kids, i, k)
 }
 
 // del removes the entry of a, if any.
@@ -204,41 +223,40 @@ func (ed *ptrEdit) del(a netip.Addr) {
 	if a.Zone() != "" {
 		return
 	}
-	key, root, d := ed.x.root(a)
-	if *root != nil {
-		*root = ed.delAt(*root, key, d, a)
+	key, root, _ := ed.x.root(a)
+	if k, changed := ed.delAt(*root, &key, a); changed {
+		*root = k
 	}
 }
 
-// delAt returns n without a, nil when nothing is left. A subtree left with
-// one address becomes that address's entry.
-func (ed *ptrEdit) delAt(n *ptrNode, key [16]byte, d int, a netip.Addr) *ptrNode {
-	b := key[d]
-	k, i, ok := n.child(b)
-	if !ok || k.e != nil && k.e.addr != a {
-		return n
-	}
-	var c *ptrNode
-	if k.n != nil {
-		c = ed.delAt(k.n, key, d+1, a)
-		if c != nil && (len(c.kids) > 1 || c.kids[0].n != nil) {
-			if c == k.n {
-				return n // unchanged, or changed in place below n, which this edit made
-			}
-			n = ed.own(n)
-			n.kids[i].n = c
-			return n
+// delAt returns k without a, and whether a was there. A node left with one
+// child is replaced by it.
+func (ed *ptrEdit) delAt(k ptrKid, key *[16]byte, a netip.Addr) (ptrKid, bool) {
+	if k.n == nil {
+		if k.e != nil && k.e.addr == a {
+			return ptrKid{}, true
 		}
+		return k, false
 	}
-	n = ed.own(n)
-	if c != nil {
-		n.kids[i] = c.kids[0] // one address left below: it moves up
-		return n
+	v := keyNibble(key, int(k.n.d))
+	i, ok := k.n.child(v)
+	if !ok {
+		return k, false
 	}
-	n.has[b>>6] &^= 1 << (b & 63)
+	c, changed := ed.delAt(k.n.kids[i], key, a)
+	if !changed {
+		return k, false
+	}
+	if c.n != nil || c.e != nil {
+		n := ed.own(k.n)
+		n.kids[i] = c
+		return ptrKid{n: n}, true
+	}
+	if len(k.n.kids) == 2 {
+		return k.n.kids[1-i], true
+	}
+	n := ed.own(k.n)
+	n.has &^= 1 << v
 	n.kids = slices.Delete(n.kids, i, i+1)
-	if len(n.kids) == 0 {
-		return nil
-	}
-	return n
+	return ptrKid{n: n}, true
 }

@@ -139,9 +139,9 @@ func (s *Store) Delete(namespace, name string) {
 // replace publishes e (nil: delete) as service namespace/name: it builds
 // the next state from the current one under wmu, which only writers take,
 // and publishes it with one atomic store. The next state copies only what
-// the change touches: one shard of the service map and of the namespace
-// map (strMap.set) and the paths of the changed addresses in the PTR index
-// (ptrEdit).
+// the change touches: one shard of the service map, one of the namespace
+// map when the namespace's counts change (strMap.set), and the paths of the
+// changed addresses in the PTR index (ptrEdit).
 func (s *Store) replace(namespace, name string, e *entry) {
 	key := serviceKey(name, namespace)
 	s.wmu.Lock()
@@ -153,7 +153,8 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	}
 	next := *cur
 	next.services = cur.services.set(key, e, e == nil)
-	nc, _ := cur.namespaces.get(namespace)
+	was, _ := cur.namespaces.get(namespace)
+	nc := was
 	if old != nil {
 		nc.add(old, -1)
 		next.nservices--
@@ -164,7 +165,9 @@ func (s *Store) replace(namespace, name string, e *entry) {
 		next.nservices++
 		next.endpoints += e.ready.endpointCount()
 	}
-	next.namespaces = cur.namespaces.set(namespace, nc, nc.ready == 0 && nc.all == 0)
+	if nc != was {
+		next.namespaces = cur.namespaces.set(namespace, nc, nc.ready == 0 && nc.all == 0)
+	}
 	if s.ptrOn {
 		var oldReady, newReady *view
 		if old != nil {
