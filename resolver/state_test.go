@@ -116,6 +116,16 @@ func checkIndex(x *ptrIndex, want map[netip.Addr]*ptrEntry, universe []netip.Add
 // and that set leaves the map it was called on unchanged.
 func TestStrMapMatchesMap(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
+	// Two keys with one hash, so that a shard holds entries of equal hash.
+	var same []string
+	byHash := map[uint32]string{}
+	for i := 0; same == nil; i++ {
+		k := fmt.Sprintf("k-%d/ns", i)
+		if o, ok := byHash[keyHash(k)]; ok {
+			same = []string{o, k}
+		}
+		byHash[keyHash(k)] = k
+	}
 	var m strMap[int]
 	want := map[string]int{}
 	type version struct {
@@ -125,17 +135,18 @@ func TestStrMapMatchesMap(t *testing.T) {
 	var versions []version
 	for i := range 5000 {
 		k := fmt.Sprintf("svc-%d/ns-%d", r.IntN(3000), r.IntN(3))
-		next := maps.Clone(want)
+		if r.IntN(10) == 0 {
+			k = same[r.IntN(2)]
+		}
 		if r.IntN(3) == 0 {
 			m = m.set(k, 0, true)
-			delete(next, k)
+			delete(want, k)
 		} else {
 			m = m.set(k, i, false)
-			next[k] = i
+			want[k] = i
 		}
-		want = next
 		if i%500 == 0 {
-			versions = append(versions, version{m, want})
+			versions = append(versions, version{m, maps.Clone(want)})
 		}
 	}
 	versions = append(versions, version{m, want})
