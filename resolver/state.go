@@ -8,8 +8,10 @@ import (
 
 // state is one immutable version of everything the store knows. Writers
 // build a new state next to the current one and publish it with one atomic
-// swap (Store.cur); nothing in a published state changes afterwards, so a
-// query that loaded a state reads it without any lock.
+// pointer store (Store.cur). The maps, the index and the views of a
+// published state never change afterwards (only the answers cached on the
+// views' nodes fill in, through atomic pointers), so a query that loaded a
+// state reads it without any lock.
 type state struct {
 	services   strMap[*entry] // key: "<svc>/<ns>"
 	nservices  int
