@@ -496,7 +496,7 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 	if peers {
 		tree = treePeers
 	}
-	if e := st.lookup(w.label(n-3), w.label(n-2)); e != nil {
+	if e := st.lookup(w.label(n-2), w.label(n-3)); e != nil {
 		v = e.ready
 		if peers {
 			v = e.all

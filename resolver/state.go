@@ -13,7 +13,7 @@ import (
 // views' nodes fill in, through atomic pointers), so a query that loaded a
 // state reads it without any lock.
 type state struct {
-	services   strMap[*entry] // key: "<svc>/<ns>"
+	services   strMap[*entry] // key: "<ns>/<svc>", as serviceKey
 	nservices  int
 	namespaces strMap[nsCount] // only namespaces with a non-zero count
 	endpoints  int             // per-endpoint names in the ready views
@@ -34,10 +34,10 @@ func (c *nsCount) add(e *entry, d int) {
 	}
 }
 
-// lookup returns the entry of service name in namespace, both lower case.
-func (st *state) lookup(name, namespace []byte) *entry {
+// lookup returns the entry of service namespace/name, both lower case.
+func (st *state) lookup(namespace, name []byte) *entry {
 	var buf [128]byte
-	k := append(append(append(buf[:0], name...), '/'), namespace...)
+	k := append(append(append(buf[:0], namespace...), '/'), name...)
 	e, _ := st.services.getBytes(k)
 	return e
 }

@@ -77,7 +77,9 @@ func NewStore() *Store {
 // from the result alone.
 func (s *Store) snapshot() *state { return s.cur.Load() }
 
-func serviceKey(name, namespace string) string { return name + "/" + namespace }
+// serviceKey is the key of a service in the store, in client-go's order
+// (cache.MetaNamespaceKeyFunc).
+func serviceKey(namespace, name string) string { return namespace + "/" + name }
 
 // Upsert replaces everything known about the service svc.Namespace/svc.Name
 // with svc. It returns once the new data is what queries see. svc is not
@@ -143,7 +145,7 @@ func (s *Store) Delete(namespace, name string) {
 // map when the namespace's counts change (strMap.set), and the paths of the
 // changed addresses in the PTR index (ptrEdit).
 func (s *Store) replace(namespace, name string, e *entry) {
-	key := serviceKey(name, namespace)
+	key := serviceKey(namespace, name)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	cur := s.cur.Load()
