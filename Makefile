@@ -96,9 +96,13 @@ e2e: controlplane ## Run only the seed end to end on a real node (kubelet, conta
 test-short: ## Run the unit tests only (no control plane needed).
 	$(GO) test -race -short ./...
 
-.PHONY: run
-run: controlplane build ## Start a local control plane with the seed service and peerdns on it; Ctrl-C cleans up.
+.PHONY: demo
+demo: controlplane build ## Tell the seed's story step by step on a real node (needs root; else on kwok, saying why); cleans up.
 	$(GO) run ./hack/demo
+
+.PHONY: run
+run: controlplane build ## Start a local control plane (kwok) with the seed service and peerdns on it; Ctrl-C cleans up.
+	$(GO) run ./hack/demo -mode=kwok -hold
 
 .PHONY: bench
 bench: controlplane build ## Measure peerdns and peeragent against CoreDNS and the machine's limit; writes docs/benchmarks.md.
