@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,28 +17,12 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
-	"github.com/peerdns/peerdns/internal/testtools"
+	"github.com/peerdns/peerdns/internal/seed"
 )
 
-// The scenario's fixed points, as test/node's TestSeedOnNode has them.
-const (
-	// peerdnsIP is peerdns's Service address, fixed through the chart's
-	// service.clusterIP so the cluster DNS's stub zone can forward to it.
-	peerdnsIP = "10.96.0.53"
-	stubZone  = "peers.internal."
-	seedNS    = "default"
-
-	peerdnsImage   = "localhost/peerdns/peerdns"
-	peeragentImage = "localhost/peerdns/peeragent"
-	imageTag       = "demo"
-
-	// The seed's names in the stub zone: the ready view (svc) and the peer
-	// view (peers), which lists every pod with an address, ready or not.
-	svcName   = "nginx.default.svc.peers.internal"
-	peersName = "nginx.default.peers.peers.internal"
-	// agentPort serves the agents' /metrics and /members.
-	agentPort = "9470"
-)
+// imageTag tags the images the demo builds; the rest of the scenario's
+// fixed points are package seed's, as test/node's TestSeedOnNode has them.
+const imageTag = "demo"
 
 // nodeTrace is what nodeDemo knew of the node, for checking after the
 // demo that nothing of it is left.
@@ -78,12 +60,12 @@ func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator)
 		"on a CNI bridge that this machine reaches through a route. CoreDNS is the cluster DNS at %s, as kubeadm "+
 		"installs it, with a stub zone: names under %s go to %s, where peerdns will be. Everything lives in a "+
 		"temporary directory and goes when the demo ends. The first start builds the node's images; give it a minute.",
-		controlplane.NodeName, controlplane.ClusterDNSIP, stubZone, peerdnsIP)
+		controlplane.NodeName, controlplane.ClusterDNSIP, seed.StubZone, seed.PeerDNSIP)
 	stopTicking := n.ticking("starting the control plane and the node")
 	cp, err := controlplane.Start(ctx, controlplane.Options{
 		ToolsBin:  cfg.toolsBin,
 		Node:      true,
-		StubZones: map[string]string{stubZone: peerdnsIP},
+		StubZones: map[string]string{seed.StubZone: seed.PeerDNSIP},
 		Logger:    logger.With("component", "controlplane"),
 	})
 	stopTicking()
@@ -141,35 +123,17 @@ func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator)
 // setUp prepares the commands' environment, the API client and the charts.
 func (s *nodeScenario) setUp() error {
 	dir := s.cp.Dir()
-	s.env = append(os.Environ(), "KUBECONFIG="+s.cp.Kubeconfig(),
-		// helm keeps its cache and repositories in the demo's directory, so
-		// nothing of it stays in $HOME.
-		"HELM_CACHE_HOME="+filepath.Join(dir, "helm", "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(dir, "helm", "config"),
-		"HELM_DATA_HOME="+filepath.Join(dir, "helm", "data"))
+	// helm keeps its cache and repositories in the demo's directory, so
+	// nothing of it stays in $HOME.
+	s.env = append(seed.HelmEnv(filepath.Join(dir, "helm")), "KUBECONFIG="+s.cp.Kubeconfig())
 	var err error
 	if s.client, err = kubernetes.NewForConfig(s.cp.AdminConfig()); err != nil {
 		return err
 	}
-	s.pods = &podWatch{client: s.client, namespace: seedNS, selector: "app=nginx", n: s.n,
+	s.pods = &podWatch{client: s.client, namespace: seed.Namespace, selector: "app=nginx", n: s.n,
 		readyAt: map[string]time.Time{}, containers: map[string]bool{}}
-	// charts/peerdns as it is, and the seed (test/node's chart) with
-	// charts/peeragent as its subchart, as a user would vendor it.
-	root, err := testtools.RepoRoot()
-	if err != nil {
-		return err
-	}
 	s.charts = filepath.Join(dir, "charts")
-	for src, dst := range map[string]string{
-		filepath.Join(root, "charts", "peerdns"):                filepath.Join(s.charts, "peerdns"),
-		filepath.Join(root, "test", "node", "testdata", "seed"): filepath.Join(s.charts, "seed"),
-		filepath.Join(root, "charts", "peeragent"):              filepath.Join(s.charts, "seed", "charts", "peeragent"),
-	} {
-		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
-			return fmt.Errorf("copy chart: %w", err)
-		}
-	}
-	return nil
+	return seed.CopyCharts(s.charts)
 }
 
 // kubectl runs and shows `kubectl args...`.
@@ -209,15 +173,12 @@ func (s *nodeScenario) loadImages(ctx context.Context) error {
 		"cmd/peeragent, static binaries in images of one layer) and imported into the node's containerd; the " +
 		"charts use them with imagePullPolicy Never.")
 	stop := s.n.ticking("building and importing")
-	err := s.cp.LoadImages(ctx,
-		controlplane.Image{Ref: peerdnsImage + ":" + imageTag, Package: "./cmd/peerdns", Version: imageTag},
-		controlplane.Image{Ref: peeragentImage + ":" + imageTag, Package: "./cmd/peeragent", Version: imageTag},
-	)
+	err := s.cp.LoadImages(ctx, seed.Images(imageTag)...)
 	stop()
 	if err != nil {
 		return err
 	}
-	s.n.note("imported %s:%s and %s:%s", peerdnsImage, imageTag, peeragentImage, imageTag)
+	s.n.note("imported %s:%s and %s:%s", seed.PeerDNSImage, imageTag, seed.PeeragentImage, imageTag)
 	return nil
 }
 
@@ -225,14 +186,12 @@ func (s *nodeScenario) installPeerDNS(ctx context.Context) error {
 	s.n.say("peerdns goes in its own namespace, behind a Service with the fixed cluster IP %s that the cluster "+
 		"DNS's stub zone forwards to. One replica is enough here (the chart's default is 2). The charts are "+
 		"copies in %s: charts/peerdns, and the seed (test/node/testdata/seed) with charts/peeragent as its subchart.",
-		peerdnsIP, s.charts)
-	if _, err := s.helm(ctx, "install", "peerdns", "./peerdns", "--namespace", "peerdns", "--create-namespace",
-		"--set", "image.repository="+peerdnsImage, "--set", "image.tag="+imageTag, "--set", "image.pullPolicy=Never",
-		"--set", "service.clusterIP="+peerdnsIP, "--set", "replicaCount=1"); err != nil {
+		seed.PeerDNSIP, s.charts)
+	if _, err := s.helm(ctx, seed.InstallPeerDNS("./peerdns", imageTag)...); err != nil {
 		return err
 	}
 	err := s.n.wait(ctx, "peerdns Ready", 90*time.Second, func() (string, bool, error) {
-		list, err := s.client.CoreV1().Pods("peerdns").List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=peerdns"})
+		list, err := s.client.CoreV1().Pods(seed.PeerDNSNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=peerdns"})
 		if err != nil {
 			return "", false, err
 		}
@@ -245,7 +204,7 @@ func (s *nodeScenario) installPeerDNS(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.kubectl(ctx, "--namespace", "peerdns", "get", "pods,services", "-o", "wide")
+	_, err = s.kubectl(ctx, "--namespace", seed.PeerDNSNamespace, "get", "pods,services", "-o", "wide")
 	return err
 }
 
@@ -255,7 +214,7 @@ func (s *nodeScenario) installSeed(ctx context.Context) error {
 		"small web server standing in for nginx and peeragent as a native sidecar, from the peeragent chart's " +
 		"template; the agents find each other through the peer view and gossip. The lines in brackets are the " +
 		"demo watching the pods (seconds since it started).")
-	if _, err := s.helm(ctx, "install", "seed", "./seed", "--namespace", seedNS, "--set", "peeragent.image.tag="+imageTag); err != nil {
+	if _, err := s.helm(ctx, "install", "seed", "./seed", "--namespace", seed.Namespace, "--set", "peeragent.image.tag="+imageTag); err != nil {
 		return err
 	}
 	if _, err := s.waitRollout(ctx, 3, 3*time.Minute); err != nil {
@@ -270,24 +229,24 @@ func (s *nodeScenario) installSeed(ctx context.Context) error {
 }
 
 func (s *nodeScenario) digFromPod(ctx context.Context) error {
-	pod, err := s.client.CoreV1().Pods(seedNS).Get(ctx, "web-0", metav1.GetOptions{})
+	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	s.n.say("web-0's image holds nothing but its web server, so the demo runs this machine's dig in web-0's "+
 		"network namespace (nsenter -n): the query leaves from the pod's address to the cluster DNS at %s, as "+
 		"`kubectl exec web-0 -- dig …` would with dig in the image. CoreDNS forwards %s to peerdns. SRV lists "+
-		"every ready pod with each port of the service (web 80, gossip 7946), in ordinal order:", controlplane.ClusterDNSIP, stubZone)
-	if _, err := s.digIn(ctx, pod, "+noall", "+answer", "SRV", svcName); err != nil {
+		"every ready pod with each port of the service (web 80, gossip 7946), in ordinal order:", controlplane.ClusterDNSIP, seed.StubZone)
+	if _, err := s.digIn(ctx, pod, "+noall", "+answer", "SRV", seed.SvcName); err != nil {
 		return err
 	}
 	s.n.say("One port's SRV (_web._tcp) carries the targets' addresses in the additional section; each pod's own " +
 		"name is an A record, the address kubectl showed above:")
-	if _, err := s.digIn(ctx, pod, "+noall", "+answer", "+additional", "SRV", "_web._tcp."+svcName); err != nil {
+	if _, err := s.digIn(ctx, pod, "+noall", "+answer", "+additional", "SRV", "_web._tcp."+seed.SvcName); err != nil {
 		return err
 	}
 	for _, name := range []string{"web-0", "web-1", "web-2"} {
-		if _, err := s.digIn(ctx, pod, "+short", "A", name+"."+svcName); err != nil {
+		if _, err := s.digIn(ctx, pod, "+short", "A", name+"."+seed.SvcName); err != nil {
 			return err
 		}
 	}
@@ -295,7 +254,7 @@ func (s *nodeScenario) digFromPod(ctx context.Context) error {
 }
 
 func (s *nodeScenario) peerView(ctx context.Context) error {
-	pod, err := s.client.CoreV1().Pods(seedNS).Get(ctx, "web-0", metav1.GetOptions{})
+	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -303,7 +262,7 @@ func (s *nodeScenario) peerView(ctx context.Context) error {
 		"find each other before they are ready. The peer view (the peers tree next to svc) lists every pod with an address, ready or not; " +
 		"the agents ask it for the gossip port (--peers.srv). All three pods are ready now, so both views agree; " +
 		"step 8 looks at both while a new pod is not ready yet.")
-	_, err = s.digIn(ctx, pod, "+noall", "+answer", "SRV", "_gossip._tcp."+peersName)
+	_, err = s.digIn(ctx, pod, "+noall", "+answer", "SRV", "_gossip._tcp."+seed.PeersName)
 	return err
 }
 
@@ -316,7 +275,7 @@ func (s *nodeScenario) quorum(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if _, err := s.shell(ctx, "curl -s http://"+pods[0].Status.PodIP+":"+agentPort+"/members"); err != nil {
+	if _, err := s.shell(ctx, "curl -s http://"+pods[0].Status.PodIP+":"+seed.AgentPort+"/members"); err != nil {
 		return err
 	}
 	return s.showQuorum(ctx, pods)
@@ -327,7 +286,7 @@ func (s *nodeScenario) showQuorum(ctx context.Context, pods []corev1.Pod) error 
 	for _, p := range pods {
 		s.n.note("%s:", p.Name)
 		line := fmt.Sprintf(`curl -s http://%s:%s/metrics | grep -E '^peeragent_(members\{state="alive"\}|expected_members|quorum_size|has_quorum) '`,
-			p.Status.PodIP, agentPort)
+			p.Status.PodIP, seed.AgentPort)
 		if _, err := s.shell(ctx, line); err != nil {
 			return err
 		}
@@ -344,7 +303,7 @@ func (s *nodeScenario) scale(ctx context.Context) error {
 	s.pods.onUnready = s.compareViews
 	defer func() { s.pods.onUnready = nil }()
 	for _, replicas := range []int{5, 2} {
-		if _, err := s.helm(ctx, "upgrade", "seed", "./seed", "--namespace", seedNS, "--reuse-values",
+		if _, err := s.helm(ctx, "upgrade", "seed", "./seed", "--namespace", seed.Namespace, "--reuse-values",
 			"--set", "replicas="+strconv.Itoa(replicas)); err != nil {
 			return err
 		}
@@ -373,8 +332,8 @@ func (s *nodeScenario) scale(ctx context.Context) error {
 // the ready view not.
 func (s *nodeScenario) compareViews(ctx context.Context, unready corev1.Pod, from *corev1.Pod) {
 	s.n.note("%s is not Ready yet; asking both views from %s:", unready.Name, from.Name)
-	svc, err1 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+svcName)
-	peers, err2 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+peersName)
+	svc, err1 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.SvcName)
+	peers, err2 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.PeersName)
 	if err := errors.Join(err1, err2); err != nil {
 		s.n.note("dig failed: %v", err)
 		return
@@ -396,7 +355,7 @@ func (s *nodeScenario) waitSRV(ctx context.Context, pods []corev1.Pod, replicas 
 	from := &pods[0]
 	var last string
 	err := s.n.wait(ctx, fmt.Sprintf("SRV to list %d pods", replicas), 30*time.Second, func() (string, bool, error) {
-		cmd, err := s.cp.PodNetworkCommand(ctx, from, "dig", "@"+controlplane.ClusterDNSIP, "+short", "SRV", "_web._tcp."+svcName)
+		cmd, err := s.cp.PodNetworkCommand(ctx, from, "dig", "@"+controlplane.ClusterDNSIP, "+short", "SRV", "_web._tcp."+seed.SvcName)
 		if err != nil {
 			return "", false, err
 		}
@@ -411,7 +370,7 @@ func (s *nodeScenario) waitSRV(ctx context.Context, pods []corev1.Pod, replicas 
 	if err != nil {
 		return err
 	}
-	_, err = s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+svcName)
+	_, err = s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.SvcName)
 	return err
 }
 
@@ -419,14 +378,14 @@ func (s *nodeScenario) deletePod(ctx context.Context) error {
 	s.n.say("A StatefulSet pod keeps its name, not its address. Deleting web-1 makes its agent leave; web-0 then " +
 		"counts 1 of the 2 it expects and loses quorum until the StatefulSet recreates web-1 (same name, perhaps a new " +
 		"address) and the agents readmit it. The demo follows web-0's view while this happens.")
-	old, err := s.client.CoreV1().Pods(seedNS).Get(ctx, "web-1", metav1.GetOptions{})
+	old, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-1", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
 	if _, err := s.kubectl(ctx, "delete", "pod", "web-1"); err != nil {
 		return err
 	}
-	web0, err := s.client.CoreV1().Pods(seedNS).Get(ctx, "web-0", metav1.GetOptions{})
+	web0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -436,7 +395,7 @@ func (s *nodeScenario) deletePod(ctx context.Context) error {
 		if err != nil {
 			return "", false, err
 		}
-		m, err := scrape(ctx, web0.Status.PodIP)
+		m, err := seed.Scrape(ctx, web0.Status.PodIP)
 		if err != nil {
 			return fmt.Sprintf("web-0's metrics: %v", err), false, nil
 		}
@@ -468,10 +427,10 @@ func (s *nodeScenario) deletePod(ctx context.Context) error {
 	if _, err := s.kubectl(ctx, "get", "pods", "-o", "wide"); err != nil {
 		return err
 	}
-	if _, err := s.digIn(ctx, web0, "+short", "A", "web-1."+svcName); err != nil {
+	if _, err := s.digIn(ctx, web0, "+short", "A", "web-1."+seed.SvcName); err != nil {
 		return err
 	}
-	_, err = s.shell(ctx, "curl -s http://"+web0.Status.PodIP+":"+agentPort+"/members")
+	_, err = s.shell(ctx, "curl -s http://"+web0.Status.PodIP+":"+seed.AgentPort+"/members")
 	return err
 }
 
@@ -493,7 +452,7 @@ func (s *nodeScenario) waitQuorum(ctx context.Context, replicas int) ([]corev1.P
 			return fmt.Sprintf("%d pods", len(pods)), false, nil
 		}
 		for _, p := range pods {
-			m, err := scrape(ctx, p.Status.PodIP)
+			m, err := seed.Scrape(ctx, p.Status.PodIP)
 			if err != nil {
 				return fmt.Sprintf("%s: %v", p.Name, err), false, nil
 			}
@@ -517,7 +476,7 @@ func (s *nodeScenario) waitRollout(ctx context.Context, replicas int, limit time
 		if pods, err = s.pods.poll(ctx); err != nil {
 			return "", false, err
 		}
-		sts, err := s.client.AppsV1().StatefulSets(seedNS).Get(ctx, "web", metav1.GetOptions{})
+		sts, err := s.client.AppsV1().StatefulSets(seed.Namespace).Get(ctx, "web", metav1.GetOptions{})
 		if err != nil {
 			return "", false, err
 		}
@@ -599,37 +558,4 @@ func leftovers(trace nodeTrace) []string {
 		}
 	}
 	return left
-}
-
-// scrape reads an agent's metrics at ip:9470 as "name{labels}" → value.
-func scrape(ctx context.Context, ip string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+agentPort+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, nil
 }

@@ -18,6 +18,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/peerdns/peerdns/internal/proc"
+	"github.com/peerdns/peerdns/internal/seed"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -62,7 +63,7 @@ func (s *scenario) startPrometheus(t *testing.T) string {
 		t.Fatal(err)
 	}
 	config := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(config, fmt.Appendf(nil, prometheusConfig, kubeconfig, namespace), 0o600); err != nil {
+	if err := os.WriteFile(config, fmt.Appendf(nil, prometheusConfig, kubeconfig, seed.Namespace), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(testtools.FreePort(t, "127.0.0.1"))

@@ -5,14 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -29,19 +25,12 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/seed"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 const (
-	// peerdnsIP is peerdns's Service address, fixed through the chart's
-	// service.clusterIP so the cluster DNS's stub zone can forward to it.
-	peerdnsIP = "10.96.0.53"
-	stubZone  = "peers.internal."
-	namespace = "default"
-
-	peerdnsImage   = "localhost/peerdns/peerdns"
-	peeragentImage = "localhost/peerdns/peeragent"
-	imageTag       = "e2e"
+	imageTag = "e2e"
 	// canaryImage is the web server's next version, rolled out to web-1
 	// only; the agents gossip the version (NODE_VERSION).
 	canaryImage = "localhost/peerdns/seedweb:canary"
@@ -59,8 +48,7 @@ type scenario struct {
 func (s *scenario) helmRun(t *testing.T, args ...string) string {
 	t.Helper()
 	cmd := exec.CommandContext(t.Context(), s.helm, append(args, "--kubeconfig", s.cp.Kubeconfig())...)
-	cmd.Env = append(os.Environ(), "HELM_CACHE_HOME="+filepath.Join(s.charts, ".helm", "cache"),
-		"HELM_CONFIG_HOME="+filepath.Join(s.charts, ".helm", "config"), "HELM_DATA_HOME="+filepath.Join(s.charts, ".helm", "data"))
+	cmd.Env = seed.HelmEnv(filepath.Join(s.charts, ".helm"))
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("helm %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -78,7 +66,7 @@ func TestSeedOnNode(t *testing.T) {
 	// machine cannot run a node.
 	s := &scenario{helm: testtools.Path(t, "helm"), dig: testtools.Path(t, "dig")}
 	begin := time.Now()
-	s.cp = controlplane.StartT(t, controlplane.Options{Node: true, StubZones: map[string]string{stubZone: peerdnsIP}})
+	s.cp = controlplane.StartT(t, controlplane.Options{Node: true, StubZones: map[string]string{seed.StubZone: seed.PeerDNSIP}})
 	t.Logf("control plane and node ready in %v", time.Since(begin).Round(time.Millisecond))
 	var err error
 	if s.client, err = kubernetes.NewForConfig(s.cp.AdminConfig()); err != nil {
@@ -110,43 +98,28 @@ func TestSeedOnNode(t *testing.T) {
 	}
 }
 
-// copyCharts copies charts/peerdns and the seed chart, with
-// charts/peeragent as its subchart, into a temporary directory.
+// copyCharts copies the charts the test installs into a temporary
+// directory (seed.CopyCharts).
 func copyCharts(t *testing.T) string {
 	t.Helper()
-	root, err := testtools.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	dir := t.TempDir()
-	for src, dst := range map[string]string{
-		filepath.Join(root, "charts", "peerdns"):                filepath.Join(dir, "peerdns"),
-		filepath.Join(root, "test", "node", "testdata", "seed"): filepath.Join(dir, "seed"),
-		filepath.Join(root, "charts", "peeragent"):              filepath.Join(dir, "seed", "charts", "peeragent"),
-	} {
-		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
-			t.Fatal(err)
-		}
+	if err := seed.CopyCharts(dir); err != nil {
+		t.Fatal(err)
 	}
 	return dir
 }
 
 func (s *scenario) loadImages(t *testing.T) {
-	err := s.cp.LoadImages(t.Context(),
-		controlplane.Image{Ref: peerdnsImage + ":" + imageTag, Package: "./cmd/peerdns", Version: imageTag},
-		controlplane.Image{Ref: peeragentImage + ":" + imageTag, Package: "./cmd/peeragent", Version: imageTag},
-		controlplane.Image{Ref: canaryImage, Package: "./internal/controlplane/cmd/seedweb"},
-	)
+	err := s.cp.LoadImages(t.Context(), append(seed.Images(imageTag),
+		controlplane.Image{Ref: canaryImage, Package: "./internal/controlplane/cmd/seedweb"})...)
 	if err != nil {
 		t.Fatal(err)
 	}
 }
 
 func (s *scenario) installPeerDNS(t *testing.T) {
-	s.helmRun(t, "install", "peerdns", filepath.Join(s.charts, "peerdns"), "--namespace", "peerdns", "--create-namespace",
-		"--set", "image.repository="+peerdnsImage, "--set", "image.tag="+imageTag, "--set", "image.pullPolicy=Never",
-		"--set", "service.clusterIP="+peerdnsIP, "--set", "replicaCount=1")
-	s.waitPods(t, "peerdns", "app.kubernetes.io/name=peerdns", 1, 90*time.Second)
+	s.helmRun(t, seed.InstallPeerDNS(filepath.Join(s.charts, "peerdns"), imageTag)...)
+	s.waitPods(t, seed.PeerDNSNamespace, "app.kubernetes.io/name=peerdns", 1, 90*time.Second)
 }
 
 // installSeed installs the seed and checks OrderedReady: each pod is
@@ -155,8 +128,8 @@ func (s *scenario) installPeerDNS(t *testing.T) {
 // time moves when its readiness flaps).
 func (s *scenario) installSeed(t *testing.T) {
 	log := s.watchPods(t)
-	s.helmRun(t, "install", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace)
-	s.waitPods(t, namespace, "app=nginx", 3, 120*time.Second)
+	s.helmRun(t, "install", "seed", filepath.Join(s.charts, "seed"), "--namespace", seed.Namespace)
+	s.waitPods(t, seed.Namespace, "app=nginx", 3, 120*time.Second)
 	log.stop(t)
 	for i := 1; i < 3; i++ {
 		if err := log.createdAfterReady(fmt.Sprintf("web-%d", i), fmt.Sprintf("web-%d", i-1)); err != nil {
@@ -177,7 +150,7 @@ func readySince(p corev1.Pod) time.Time {
 // digFromPod asks the cluster DNS, from web-0's network namespace, for
 // the seed's names in the stub zone, as the seed's `dig` does.
 func (s *scenario) digFromPod(t *testing.T) {
-	pods := listPods(t, s.client, namespace, "app=nginx")
+	pods := listPods(t, s.client, seed.Namespace, "app=nginx")
 	ips := map[string]string{}
 	for _, p := range pods {
 		ips[p.Name] = p.Status.PodIP
@@ -215,7 +188,7 @@ func (s *scenario) digFromPod(t *testing.T) {
 // peer view's SRV lists it, the svc view's does not. It is removed again.
 func (s *scenario) peerViewUnready(t *testing.T) {
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: "unready", Labels: map[string]string{"app": "nginx"}},
+		ObjectMeta: metav1.ObjectMeta{Namespace: seed.Namespace, Name: "unready", Labels: map[string]string{"app": "nginx"}},
 		Spec: corev1.PodSpec{
 			Hostname:                      "unready",
 			Subdomain:                     "nginx",
@@ -229,16 +202,16 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 			}},
 		},
 	}
-	if _, err := s.client.CoreV1().Pods(namespace).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
+	if _, err := s.client.CoreV1().Pods(seed.Namespace).Create(t.Context(), pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		ctx := context.WithoutCancel(t.Context())
-		if err := s.client.CoreV1().Pods(namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
+		if err := s.client.CoreV1().Pods(seed.Namespace).Delete(ctx, pod.Name, metav1.DeleteOptions{}); err != nil {
 			t.Error(err)
 		}
 		testtools.Eventually(t, "pod unready gone", 60*time.Second, func() error {
-			_, err := s.client.CoreV1().Pods(namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+			_, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
 			switch {
 			case apierrors.IsNotFound(err):
 				return nil
@@ -248,7 +221,7 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 			return errors.New("still there")
 		})
 	})
-	web0, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-0", metav1.GetOptions{})
+	web0, err := s.client.CoreV1().Pods(seed.Namespace).Get(t.Context(), "web-0", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,7 +238,7 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 		}
 		return nil
 	})
-	p, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
+	p, err := s.client.CoreV1().Pods(seed.Namespace).Get(t.Context(), pod.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -309,12 +282,12 @@ func (s *scenario) digIn(t *testing.T, pod corev1.Pod, qtype, name string) ([]st
 func (s *scenario) waitQuorum(t *testing.T, alive, expected int) {
 	t.Helper()
 	testtools.Eventually(t, fmt.Sprintf("%d agents alive with quorum", alive), 60*time.Second, func() error {
-		pods := listPods(t, s.client, namespace, "app=nginx")
+		pods := listPods(t, s.client, seed.Namespace, "app=nginx")
 		if len(pods) != alive {
 			return fmt.Errorf("%d pods, want %d", len(pods), alive)
 		}
 		for _, p := range pods {
-			m, err := scrape(t.Context(), p.Status.PodIP)
+			m, err := seed.Scrape(t.Context(), p.Status.PodIP)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.Name, err)
 			}
@@ -341,9 +314,9 @@ func (s *scenario) waitQuorum(t *testing.T, alive, expected int) {
 // outside the expected set web-0 … web-2.
 func (s *scenario) scale(t *testing.T) {
 	for _, n := range []int{5, 2} {
-		before := len(listPods(t, s.client, namespace, "app=nginx"))
+		before := len(listPods(t, s.client, seed.Namespace, "app=nginx"))
 		log := s.watchPods(t)
-		s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace,
+		s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", seed.Namespace,
 			"--reuse-values", "--set", fmt.Sprintf("replicas=%d", n))
 		s.waitRollout(t, n, 0, 180*time.Second)
 		log.stop(t)
@@ -372,7 +345,7 @@ func (s *scenario) waitSRV(t *testing.T, n int) {
 		want = append(want, fmt.Sprintf("_web._tcp.%s 5 IN SRV 0 %d 80 web-%d.%s", svc, 100/n, i, svc))
 	}
 	testtools.Eventually(t, fmt.Sprintf("dig SRV lists web-0 … web-%d", n-1), 30*time.Second, func() error {
-		pods := listPods(t, s.client, namespace, "app=nginx")
+		pods := listPods(t, s.client, seed.Namespace, "app=nginx")
 		if len(pods) == 0 {
 			return fmt.Errorf("no pods")
 		}
@@ -394,14 +367,14 @@ func (s *scenario) waitRollout(t *testing.T, n, partition int, limit time.Durati
 	t.Helper()
 	var pods []corev1.Pod
 	testtools.Eventually(t, fmt.Sprintf("StatefulSet web rolled out to %d pods (partition %d)", n, partition), limit, func() error {
-		sts, err := s.client.AppsV1().StatefulSets(namespace).Get(t.Context(), "web", metav1.GetOptions{})
+		sts, err := s.client.AppsV1().StatefulSets(seed.Namespace).Get(t.Context(), "web", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
 		if sts.Status.ObservedGeneration != sts.Generation {
 			return fmt.Errorf("generation %d not observed yet", sts.Generation)
 		}
-		pods = listPods(t, s.client, namespace, "app=nginx")
+		pods = listPods(t, s.client, seed.Namespace, "app=nginx")
 		if len(pods) != n {
 			return fmt.Errorf("%d pods, want %d", len(pods), n)
 		}
@@ -430,16 +403,16 @@ func (s *scenario) waitRollout(t *testing.T, n, partition int, limit time.Durati
 // name, perhaps at a new address; DNS serves the new address and every
 // agent counts it alive again.
 func (s *scenario) deletePod(t *testing.T) {
-	old, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
+	old, err := s.client.CoreV1().Pods(seed.Namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.client.CoreV1().Pods(namespace).Delete(t.Context(), "web-1", metav1.DeleteOptions{}); err != nil {
+	if err := s.client.CoreV1().Pods(seed.Namespace).Delete(t.Context(), "web-1", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	var ip string
 	testtools.Eventually(t, "web-1 recreated and Ready", 90*time.Second, func() error {
-		p, err := s.client.CoreV1().Pods(namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
+		p, err := s.client.CoreV1().Pods(seed.Namespace).Get(t.Context(), "web-1", metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -455,7 +428,7 @@ func (s *scenario) deletePod(t *testing.T) {
 	t.Logf("web-1 was at %s, is at %s", old.Status.PodIP, ip)
 	host := "web-1.nginx.default.svc.peers.internal."
 	testtools.Eventually(t, "dig A "+host+" answers the new address", 30*time.Second, func() error {
-		got, err := s.digIn(t, listPods(t, s.client, namespace, "app=nginx")[0], "A", host)
+		got, err := s.digIn(t, listPods(t, s.client, seed.Namespace, "app=nginx")[0], "A", host)
 		if err != nil {
 			return err
 		}
@@ -473,7 +446,7 @@ func (s *scenario) deletePod(t *testing.T) {
 // the old one, and every agent counts the members by version. Then the
 // partition drops to 0 and the roll completes.
 func (s *scenario) canary(t *testing.T) {
-	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace, "--reuse-values",
+	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", seed.Namespace, "--reuse-values",
 		"--set", "partition=1", "--set", "webImage="+canaryImage, "--set", "version=v2")
 	pods := s.waitRollout(t, 2, 1, 120*time.Second)
 	wantImage := map[string]string{"web-0": controlplane.SeedWebImage, "web-1": canaryImage}
@@ -483,7 +456,7 @@ func (s *scenario) canary(t *testing.T) {
 		}
 	}
 	s.waitByVersion(t, map[string]float64{"v1": 1, "v2": 1})
-	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", namespace, "--reuse-values",
+	s.helmRun(t, "upgrade", "seed", filepath.Join(s.charts, "seed"), "--namespace", seed.Namespace, "--reuse-values",
 		"--set", "partition=0")
 	s.waitRollout(t, 2, 0, 120*time.Second)
 	s.waitByVersion(t, map[string]float64{"v1": 0, "v2": 2})
@@ -495,8 +468,8 @@ func (s *scenario) canary(t *testing.T) {
 func (s *scenario) waitByVersion(t *testing.T, want map[string]float64) {
 	t.Helper()
 	testtools.Eventually(t, fmt.Sprintf("members by version %v", want), 60*time.Second, func() error {
-		for _, p := range listPods(t, s.client, namespace, "app=nginx") {
-			m, err := scrape(t.Context(), p.Status.PodIP)
+		for _, p := range listPods(t, s.client, seed.Namespace, "app=nginx") {
+			m, err := seed.Scrape(t.Context(), p.Status.PodIP)
 			if err != nil {
 				return err
 			}
@@ -536,7 +509,7 @@ type podLog struct {
 func (s *scenario) watchPods(t *testing.T) *podLog {
 	t.Helper()
 	opts := metav1.ListOptions{LabelSelector: "app=nginx"}
-	list, err := s.client.CoreV1().Pods(namespace).List(t.Context(), opts)
+	list, err := s.client.CoreV1().Pods(seed.Namespace).List(t.Context(), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -545,7 +518,7 @@ func (s *scenario) watchPods(t *testing.T) *podLog {
 		l.add(watch.Added, &list.Items[i])
 	}
 	opts.ResourceVersion = list.ResourceVersion
-	if l.w, err = s.client.CoreV1().Pods(namespace).Watch(t.Context(), opts); err != nil {
+	if l.w, err = s.client.CoreV1().Pods(seed.Namespace).Watch(t.Context(), opts); err != nil {
 		t.Fatal(err)
 	}
 	go func() {
@@ -613,39 +586,6 @@ func (l *podLog) deletedAfterGone(name, next string) error {
 		return fmt.Errorf("%s began terminating at event %d, %s gone at event %d: not in order", name, deleting, next, gone)
 	}
 	return nil
-}
-
-// scrape reads an agent's metrics at ip:9470 as "name{labels}" → value.
-func scrape(ctx context.Context, ip string) (map[string]float64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":9470/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, nil
 }
 
 func listPods(t *testing.T, client kubernetes.Interface, ns, selector string) []corev1.Pod {
