@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler), kubectl, the node (kubelet, kube-proxy, containerd, ctr,
-# containerd-shim-runc-v2), kwok, CoreDNS and helm into $1 (default .cache/bin),
+# containerd-shim-runc-v2), kwok, CoreDNS (tools/coredns) and helm into $1 (default .cache/bin),
 # skipping what is already built at the pinned version. Installs the Debian tools
 # the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
 # conntrack for the node) when they are missing.
@@ -36,6 +36,7 @@ install_debian() {
 
 build_etcd() {
 	built etcd "$ETCD_VERSION" && return 0
+	require_module_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 	say "building etcd $ETCD_VERSION"
 	(cd "$root/tools/etcd" && go build -trimpath -o "$bin/etcd" .)
 	stamp etcd "$ETCD_VERSION"
@@ -53,6 +54,7 @@ build_kubernetes() {
 		built "$c" "$KUBERNETES_VERSION" || todo+=("$c")
 	done
 	[ ${#todo[@]} -eq 0 ] && return 0
+	require_module_version controlplane k8s.io/kubernetes "$KUBERNETES_VERSION"
 	for c in "${todo[@]}"; do
 		say "building $c $KUBERNETES_VERSION (cold: about 8 minutes for the first, 2 for the others)"
 		(cd "$root/tools/controlplane" && go build -trimpath -ldflags "$ldflags" -o "$bin/$c" "./cmd/$c")
@@ -60,14 +62,24 @@ build_kubernetes() {
 	done
 }
 
-go_install_static() { # name module version
-	# Without cgo, so the binary also runs in an image with nothing else in
-	# it (the node's cluster DNS runs CoreDNS as a pod).
-	local version="$3 static"
-	built "$1" "$version" && return 0
-	say "building $1 $version"
-	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath "$2@$3"
-	stamp "$1" "$version"
+# build_coredns: CoreDNS with the plugins tools/coredns/main.go lists, without
+# cgo, so the binary also runs in an image with nothing else in it (the
+# node's cluster DNS runs CoreDNS as a pod).
+build_coredns() {
+	local version="$COREDNS_VERSION kube-plugins static"
+	built coredns "$version" && return 0
+	require_module_version coredns github.com/coredns/coredns "$COREDNS_VERSION"
+	say "building coredns $version"
+	(cd "$root/tools/coredns" && CGO_ENABLED=0 go build -trimpath -o "$bin/coredns" .)
+	stamp coredns "$version"
+}
+
+# require_module_version DIR MODULE VERSION: fail unless tools/DIR's go.mod
+# requires MODULE at VERSION, the one hack/versions.env pins.
+require_module_version() {
+	local got
+	got=$(cd "$root/tools/$1" && go list -m -f '{{.Version}}' "$2")
+	[ "$got" = "$3" ] || { say "tools/$1/go.mod has $2 $got, hack/versions.env pins $3"; exit 1; }
 }
 
 # containerd without cgo and without the snapshotters that need it; the
@@ -87,7 +99,7 @@ install_debian
 build_etcd
 build_kubernetes
 build_containerd
-go_install_static coredns github.com/coredns/coredns "$COREDNS_VERSION"
+build_coredns
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
 say "control plane ready in $bin"

@@ -119,7 +119,7 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 	}
 	res := &agentsResult{n: b.cfg.agents, idle: b.cfg.idle, lateWait: agentLateAfter, profile: "lan (the default)"}
 	if out, err := runOutput(ctx, b.cfg.peeragentBin, "--version"); err == nil {
-		res.version = strings.TrimSpace(out)
+		res.version = firstLine(out)
 	}
 	dnsSrv, err := startPeerDNS(b.cfg.agents)
 	if err != nil {

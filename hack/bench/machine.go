@@ -66,19 +66,12 @@ type versions struct {
 }
 
 func (b *bench) readVersions(ctx context.Context) versions {
-	first := func(s string) string {
-		s = strings.TrimSpace(s)
-		if i := strings.IndexByte(s, '\n'); i >= 0 {
-			s = s[:i]
-		}
-		return s
-	}
 	get := func(name string, args ...string) string {
 		out, err := runOutput(ctx, name, args...)
 		if err != nil {
 			return "unknown (" + err.Error() + ")"
 		}
-		return first(out)
+		return firstLine(out)
 	}
 	v := versions{goVersion: runtime.Version()}
 	v.peerdns = get(b.cfg.peerdnsBin, "--version")
@@ -119,4 +112,14 @@ func runGoBench(ctx context.Context) (string, error) {
 		return string(out), fmt.Errorf("go test -bench: %w\n%s", err, out)
 	}
 	return string(out), nil
+}
+
+// firstLine returns the first line of a program's --version output: a
+// table cell holds one line.
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	return s
 }
