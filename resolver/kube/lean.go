@@ -5,8 +5,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
+
+	"github.com/peerdns/peerdns/resolver/kube/internal/sliceconv"
 )
 
 // Well-known names this package relies on.
@@ -21,90 +22,14 @@ const (
 	annotationTriggerTime = corev1.EndpointsLastChangeTriggerTime
 )
 
-// Shared condition values, so lean slices do not allocate one bool per
-// endpoint. They are never written through.
-var (
-	condTrue  = func() *bool { b := true; return &b }()
-	condFalse = func() *bool { b := false; return &b }()
-)
-
-// leanSlice is the informer's transform. It replaces an EndpointSlice with a
-// copy that holds only what DNS needs: name, namespace, resourceVersion, the
-// service-name label, the trigger-time annotation, the address type, the
-// ports and, per endpoint, the addresses, hostname and the ready and
-// terminating conditions. Everything else (managedFields, other labels and
-// annotations, targetRef, nodeName, zone, hints, serving, appProtocol) is
-// dropped, so the cache of 100k endpoints costs little more than their
-// addresses. FQDN slices keep no endpoints: DNS ignores them. Endpoints
-// without an address are dropped.
-//
-// The copy shares no memory with the decoded object except strings, so the
-// rest of the decoded object is garbage at once. leanSlice is idempotent, as
-// client-go requires, and returns anything that is not an EndpointSlice
-// (such as a tombstone) unchanged.
+// leanSlice is the informer's transform: sliceconv.Lean for an
+// EndpointSlice, anything else (such as a tombstone) unchanged. It is
+// idempotent, as client-go requires.
 func leanSlice(obj any) (any, error) {
-	s, ok := obj.(*discoveryv1.EndpointSlice)
-	if !ok {
-		return obj, nil
+	if s, ok := obj.(*discoveryv1.EndpointSlice); ok {
+		return sliceconv.Lean(s), nil
 	}
-	lean := &discoveryv1.EndpointSlice{
-		ObjectMeta: metav1.ObjectMeta{
-			Name:            s.Name,
-			Namespace:       s.Namespace,
-			ResourceVersion: s.ResourceVersion,
-		},
-		AddressType: s.AddressType,
-	}
-	if v, ok := s.Labels[labelServiceName]; ok {
-		lean.Labels = map[string]string{labelServiceName: v}
-	}
-	if v, ok := s.Annotations[annotationTriggerTime]; ok {
-		lean.Annotations = map[string]string{annotationTriggerTime: v}
-	}
-	if len(s.Ports) > 0 {
-		lean.Ports = make([]discoveryv1.EndpointPort, len(s.Ports))
-		for i, p := range s.Ports {
-			lean.Ports[i] = discoveryv1.EndpointPort{Name: p.Name, Protocol: p.Protocol, Port: p.Port}
-		}
-	}
-	if s.AddressType == discoveryv1.AddressTypeFQDN {
-		return lean, nil
-	}
-	n := 0
-	for i := range s.Endpoints {
-		if len(s.Endpoints[i].Addresses) > 0 {
-			n++
-		}
-	}
-	if n > 0 {
-		lean.Endpoints = make([]discoveryv1.Endpoint, 0, n)
-	}
-	for i := range s.Endpoints {
-		ep := &s.Endpoints[i]
-		if len(ep.Addresses) == 0 {
-			continue
-		}
-		lean.Endpoints = append(lean.Endpoints, discoveryv1.Endpoint{
-			Addresses: ep.Addresses,
-			Hostname:  ep.Hostname,
-			Conditions: discoveryv1.EndpointConditions{
-				Ready:       shareCond(ep.Conditions.Ready),
-				Terminating: shareCond(ep.Conditions.Terminating),
-			},
-		})
-	}
-	return lean, nil
-}
-
-func shareCond(b *bool) *bool {
-	switch {
-	case b == nil:
-		return nil
-	case *b:
-		return condTrue
-	default:
-		return condFalse
-	}
+	return obj, nil
 }
 
 // serviceKey identifies a service.

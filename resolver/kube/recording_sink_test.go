@@ -13,6 +13,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/peerdns/peerdns/resolver"
+	"github.com/peerdns/peerdns/resolver/kube/internal/sliceconv"
 )
 
 // recordingSink is a Sink that keeps the services it is given and a log of
@@ -152,7 +153,7 @@ func formatService(svc resolver.Service) string {
 	for _, ep := range svc.Endpoints {
 		union = append(union, ep.Ports...)
 	}
-	slices.SortFunc(union, comparePort)
+	slices.SortFunc(union, sliceconv.ComparePort)
 	union = slices.Compact(union)
 	writePorts := func(ports []resolver.Port) {
 		for i, p := range ports {
@@ -186,7 +187,7 @@ func formatService(svc resolver.Service) string {
 			b.WriteString(a.String())
 		}
 		b.WriteByte(']')
-		if own := unionPorts(svc.Ports, ep.Ports); !slices.Equal(own, union) {
+		if own := sliceconv.UnionPorts(svc.Ports, ep.Ports); !slices.Equal(own, union) {
 			b.WriteByte('{')
 			writePorts(own)
 			b.WriteByte('}')
