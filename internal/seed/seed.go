@@ -32,6 +32,8 @@ const (
 	// PeerDNSNamespace is where charts/peerdns is installed.
 	PeerDNSNamespace = "peerdns"
 
+	// PeerDNSImage and PeeragentImage name this checkout's images, which
+	// are imported into the node's containerd: no registry is reachable.
 	PeerDNSImage   = "localhost/peerdns/peerdns"
 	PeeragentImage = "localhost/peerdns/peeragent"
 
