@@ -32,15 +32,17 @@ const (
 	// PeerDNSNamespace is where charts/peerdns is installed.
 	PeerDNSNamespace = "peerdns"
 
-	// PeerDNSImage and PeeragentImage name this checkout's images, which
-	// are imported into the node's containerd: no registry is reachable.
-	PeerDNSImage   = "localhost/peerdns/peerdns"
+	// PeerDNSImage names this checkout's peerdns image, imported into the
+	// node's containerd: no registry is reachable.
+	PeerDNSImage = "localhost/peerdns/peerdns"
+	// PeeragentImage names this checkout's peeragent image, imported the
+	// same way.
 	PeeragentImage = "localhost/peerdns/peeragent"
 
-	// SvcName and PeersName are the seed's names in the stub zone: the
-	// ready view and the peer view, which lists every pod with an address,
-	// ready or not.
-	SvcName   = "nginx.default.svc.peers.internal"
+	// SvcName is the seed's Service in the stub zone's ready view.
+	SvcName = "nginx.default.svc.peers.internal"
+	// PeersName is the seed's Service in the peer view, which lists every
+	// pod with an address, ready or not.
 	PeersName = "nginx.default.peers.peers.internal"
 	// AgentPort serves the agents' /metrics and /members.
 	AgentPort = "9470"
