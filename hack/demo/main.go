@@ -86,11 +86,18 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	// Ctrl-C reaches only this process and the commands it runs in the
 	// foreground: the control plane, the node and peerdns run in process
 	// groups of their own, so they are stopped here, in order. So are they
-	// when the terminal goes (SIGHUP) or the reader of the output does
-	// (SIGPIPE, as with `make demo | head`): without Notify, Go would die
-	// of a write to a broken stdout with nothing cleaned up.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
+	// when the terminal goes (SIGHUP). SIGPIPE is not among these: notified,
+	// every broken pipe or socket anywhere in the process (a child's stdin,
+	// a closed connection) would end the demo. It is ignored instead, so a
+	// write to a closed stdout (`make demo | head`) fails with EPIPE rather
+	// than killing the process with nothing cleaned up, and the failed
+	// write ends the demo.
+	signal.Ignore(syscall.SIGPIPE)
+	sigCtx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
+	ctx, cancel := context.WithCancelCause(sigCtx)
+	defer cancel(nil)
+	stdout = &stopOnError{w: stdout, stop: cancel}
 	n := &narrator{out: stdout, begin: time.Now()}
 	fmt.Fprintln(stdout, runInfo(n.begin))
 	if cfg.pause {
@@ -133,4 +140,19 @@ func runInfo(at time.Time) string {
 		system += ", Linux " + strings.TrimSpace(string(b))
 	}
 	return fmt.Sprintf("peerdns demo, %s, %s, on %s with %d CPUs", at.UTC().Format("2006-01-02 15:04 MST"), commit, system, runtime.NumCPU())
+}
+
+// stopOnError ends the demo (through stop) once its output cannot be
+// written, as when the reader of `make demo | head` exits.
+type stopOnError struct {
+	w    io.Writer
+	stop context.CancelCauseFunc
+}
+
+func (s *stopOnError) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	if err != nil {
+		s.stop(fmt.Errorf("writing the demo's output: %w", err))
+	}
+	return n, err
 }

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -149,3 +150,76 @@ func (b *syncBuffer) String() string {
 }
 
 var errNotYet = errors.New("not yet")
+
+// A broken pipe elsewhere in the process (a child's closed stdin, a closed
+// connection) is not Ctrl-C: the demo runs on to the end.
+func TestBrokenPipeElsewhereIsNotAnInterrupt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
+	}
+	bin := filepath.Join("..", "..", "bin", "peerdns")
+	if _, err := os.Stat(bin); err != nil {
+		testtools.Missing(t, "%s missing: run `make build`", bin)
+	}
+	toolsBin(t)
+	var out, errOut syncBuffer
+	codec := make(chan int, 1)
+	go func() { codec <- run([]string{"-mode=kwok", "-peerdns=" + bin}, strings.NewReader(""), &out, &errOut) }()
+	testtools.Eventually(t, "the demo started", time.Minute, func() error {
+		if !strings.Contains(out.String(), "== 1/4") {
+			return errNotYet
+		}
+		return nil
+	})
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close()
+	if _, err := w.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("write to a pipe without reader: %v, want EPIPE", err)
+	}
+	w.Close()
+	if code := <-codec; code != 0 {
+		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, out.String(), errOut.String())
+	}
+}
+
+// When its output goes (the reader of `make demo | head` exits), the demo
+// stops, cleans up and exits 1.
+func TestOutputClosedStopsTheDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
+	}
+	bin := filepath.Join("..", "..", "bin", "peerdns")
+	if _, err := os.Stat(bin); err != nil {
+		testtools.Missing(t, "%s missing: run `make build`", bin)
+	}
+	toolsBin(t)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp) // the control plane's directory goes here
+	out := &closingWriter{limit: 2000}
+	var errOut syncBuffer
+	if code := run([]string{"-mode=kwok", "-peerdns=" + bin}, strings.NewReader(""), out, &errOut); code != 1 {
+		t.Fatalf("exit code %d, want 1\nstdout:\n%s\nstderr:\n%s", code, out.buf.String(), errOut.String())
+	}
+	if left, _ := os.ReadDir(tmp); len(left) > 0 {
+		t.Errorf("left behind in %s: %v", tmp, left)
+	}
+}
+
+// closingWriter takes limit bytes, then fails as a pipe without reader.
+type closingWriter struct {
+	mu    sync.Mutex
+	limit int
+	buf   bytes.Buffer
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.buf.Len()+len(p) > c.limit {
+		return 0, syscall.EPIPE
+	}
+	return c.buf.Write(p)
+}
