@@ -85,20 +85,24 @@ controlplane: ## Build the pinned etcd, kube-apiserver, controller-manager, sche
 	hack/controlplane.sh $(TOOLS_BIN)
 
 .PHONY: test
-test: controlplane build ## Run every test (unit, integration against a real API server, CoreDNS, helm) with -race.
+test: controlplane build ## Run every test (unit, integration against a real API server, CoreDNS, helm, the seed on a real node) with -race.
 	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: e2e
-e2e: controlplane ## Run the seed end to end on a real node (kubelet, containerd, CNI; needs root): charts, images, DNS, quorum.
-	PEERDNS_REQUIRE_TOOLS=1 PEERDNS_E2E_NODE=1 $(GO) test -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestNode' ./test/node ./internal/controlplane
+e2e: controlplane ## Run only the real-node tests: the seed end to end (charts, images, DNS, quorum, Prometheus), the node harness and `make demo` unattended (needs root).
+	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestNode' ./test/node ./internal/controlplane ./hack/demo
 
 .PHONY: test-short
 test-short: ## Run the unit tests only (no control plane needed).
 	$(GO) test -race -short ./...
 
-.PHONY: run
-run: controlplane build ## Start a local control plane with the seed service and peerdns on it; Ctrl-C cleans up.
+.PHONY: demo
+demo: controlplane build ## Tell the seed's story step by step on a real node (needs root; else on kwok, saying why); cleans up.
 	$(GO) run ./hack/demo
+
+.PHONY: run
+run: controlplane build ## Start a local control plane (kwok) with the seed service and peerdns on it; Ctrl-C cleans up.
+	$(GO) run ./hack/demo -mode=kwok -hold
 
 .PHONY: bench
 bench: controlplane build ## Measure peerdns and peeragent against CoreDNS and the machine's limit; writes docs/benchmarks.md.

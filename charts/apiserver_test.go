@@ -102,8 +102,11 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			{"peerdns with monitoring", peerdnsChart, peerdnsValueSets["monitoring"], releaseNamespace},
 			{"peerdns for one namespace", peerdnsChart, peerdnsValueSets["one namespace"], "dns-db"},
 			{"peeragent example with monitoring", peeragentChart, peeragentValueSets["example with monitoring"], releaseNamespace},
+			// A name of its own: the ClusterRoleBinding is cluster-scoped.
+			{"peerdns with a web config", peerdnsChart, peerdnsValueSets["web config with TLS and probe headers"] + "fullnameOverride: peerdns-web\n", "dns-web"},
+			{"peeragent example with a web config", peeragentChart, peeragentValueSets["example with web config"], "dns-web"},
 		}
-		for _, ns := range []string{"dns-db", "monitoring"} {
+		for _, ns := range []string{"dns-db", "monitoring", "dns-web"} {
 			if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}

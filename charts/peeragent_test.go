@@ -30,6 +30,11 @@ peers: {domain: peers.internal., dnsServer: "10.96.0.53:53"}
 gossipKeys: {keys: {primary: ` + testGossipKey + `, previous: ` + testGossipKey + `}}
 readinessProbe: null
 `,
+	"example with web config": `
+example: {enabled: true}
+webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
+podMonitor: {enabled: true, tlsConfig: {insecureSkipVerify: true}, basicAuth: {username: {name: scrape, key: user}, password: {name: scrape, key: password}}}
+`,
 	"example without encryption": `
 example: {enabled: true}
 gossipKeys: {enabled: false}
@@ -515,4 +520,36 @@ func chartMeta(t *testing.T, chart string) chartVersions {
 		t.Fatalf("%s/Chart.yaml lacks version or appVersion", chart)
 	}
 	return v
+}
+
+// TestPeeragentStartupProbe: by default the sidecar holds the database until
+// the agent has heard from a peer (/startupz); `startupProbe: null`, which
+// OrderedReady needs, removes that gate.
+func TestPeeragentStartupProbe(t *testing.T) {
+	agentOf := func(t *testing.T, values string) corev1.Container {
+		t.Helper()
+		sts := only(t, "StatefulSet", render(t, peeragentChart, values).statefulSets)
+		for _, c := range sts.Spec.Template.Spec.InitContainers {
+			if c.Name == "peeragent" {
+				return c
+			}
+		}
+		t.Fatalf("no peeragent init container in %s", sts.Name)
+		return corev1.Container{}
+	}
+	t.Run("default", func(t *testing.T) {
+		p := agentOf(t, `example: {enabled: true}`).StartupProbe
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/startupz" || p.HTTPGet.Port.String() != "agent-web" {
+			t.Errorf("startup probe = %+v, want GET /startupz on agent-web", p)
+		}
+	})
+	t.Run("OrderedReady: both gates removed", func(t *testing.T) {
+		c := agentOf(t, "example: {enabled: true}\nstartupProbe: null\nreadinessProbe: null\n")
+		if c.StartupProbe != nil || c.ReadinessProbe != nil {
+			t.Errorf("startup probe %+v, readiness probe %+v; want neither", c.StartupProbe, c.ReadinessProbe)
+		}
+		if c.LivenessProbe == nil {
+			t.Error("liveness probe removed too; it must stay")
+		}
+	})
 }

@@ -37,6 +37,10 @@ podDisruptionBudget: {minAvailable: 2}
 	"one namespace": `
 watchNamespace: db
 `,
+	"web config with TLS and probe headers": `
+webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
+serviceMonitor: {enabled: true, tlsConfig: {insecureSkipVerify: true}, basicAuth: {username: {name: scrape, key: user}, password: {name: scrape, key: password}}}
+`,
 	"existing service account, no RBAC": `
 serviceAccount: {create: false, name: dns-reader}
 rbac: {create: false}

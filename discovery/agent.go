@@ -464,8 +464,12 @@ func (a *Agent) probeLoop(ctx context.Context) {
 				continue
 			}
 			wg.Go(func() {
-				if rtt, err := a.ml.Ping(m.Name, udp); err == nil {
-					a.table.ack(m.Name, rtt)
+				// workaround: memberlist's Ping reads its clock after the
+				// send returns, so an ack that arrives first yields a
+				// negative round trip; time the whole call instead.
+				sent := time.Now()
+				if _, err := a.ml.Ping(m.Name, udp); err == nil {
+					a.table.ack(m.Name, time.Since(sent))
 				}
 			})
 		}

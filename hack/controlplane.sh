@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the pinned control plane (etcd, kube-apiserver, kube-controller-manager,
 # kube-scheduler), kubectl, the node (kubelet, kube-proxy, containerd, ctr,
-# containerd-shim-runc-v2), kwok, CoreDNS (tools/coredns) and helm into $1 (default .cache/bin),
+# containerd-shim-runc-v2), kwok, CoreDNS (tools/coredns), helm and Prometheus
+# (kubernetes service discovery only) into $1 (default .cache/bin),
 # skipping what is already built at the pinned version. Installs the Debian tools
 # the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
 # conntrack for the node) when they are missing.
@@ -95,6 +96,19 @@ build_containerd() {
 	for c in containerd ctr containerd-shim-runc-v2; do stamp "$c" "$CONTAINERD_VERSION"; done
 }
 
+# Prometheus with the kubernetes service discovery only (its plugins/
+# build tags), the one test/node scrapes the agents with: Debian's is built
+# without kubernetes_sd_configs. The web UI's assets are left out too; the
+# query API does not need them.
+build_prometheus() {
+	local version="$PROMETHEUS_VERSION kubernetes_sd"
+	built prometheus "$version" && return 0
+	say "building prometheus $version (cold: 7 CPU-minutes; 22 minutes on 2 busy shared cores)"
+	CGO_ENABLED=0 GOBIN="$bin" go install -trimpath -tags remove_all_sd,enable_kubernetes_sd \
+		"github.com/prometheus/prometheus/cmd/prometheus@$PROMETHEUS_VERSION"
+	stamp prometheus "$version"
+}
+
 install_debian
 build_etcd
 build_kubernetes
@@ -102,4 +116,5 @@ build_containerd
 build_coredns
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+build_prometheus
 say "control plane ready in $bin"

@@ -487,25 +487,21 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 	if !h.store.Synced() {
 		return result{rcode: dns.RcodeServerFailure}
 	}
-	s := h.store
-	s.mu.RLock()
+	st := h.store.snapshot()
 	if n == 2 {
-		exists := s.namespaceExists(w.label(0), peers)
-		s.mu.RUnlock()
-		return nxIf(!exists)
+		return nxIf(!st.namespaceExists(w.label(0), peers))
 	}
 	var v *view
 	tree := treeService
 	if peers {
 		tree = treePeers
 	}
-	if e := s.lookup(w.label(n-3), w.label(n-2)); e != nil {
+	if e := st.lookup(w.label(n-2), w.label(n-3)); e != nil {
 		v = e.ready
 		if peers {
 			v = e.all
 		}
 	}
-	s.mu.RUnlock()
 	if v == nil {
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}
@@ -550,12 +546,11 @@ func (h *Handler) resolveReverse(w *wireName, zi, n int, qtype uint16) result {
 	if !ok {
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}
+	st := h.store.snapshot()
 	if labels < full {
-		return nxIf(!h.store.reverseExists(p))
+		return nxIf(!st.reverseExists(p))
 	}
-	h.store.mu.RLock()
-	e := h.store.ptr[p.Addr()]
-	h.store.mu.RUnlock()
+	e := st.ptr.get(p.Addr())
 	if e == nil {
 		return result{rcode: dns.RcodeNameError, soa: true}
 	}

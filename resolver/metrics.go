@@ -72,11 +72,11 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "peerdns_services",
 		Help: "Headless services known, with at least one endpoint that has an address.",
-	}, func() float64 { s.mu.RLock(); defer s.mu.RUnlock(); return float64(len(s.services)) })
+	}, func() float64 { return float64(s.snapshot().nservices) })
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "peerdns_endpoints",
 		Help: "Per-endpoint names served for ready endpoints, over all services.",
-	}, func() float64 { s.mu.RLock(); defer s.mu.RUnlock(); return float64(s.endpoints) })
+	}, func() float64 { return float64(s.snapshot().endpoints) })
 	f.NewCounterFunc(prometheus.CounterOpts{
 		Name: "peerdns_unencodable_names_total",
 		Help: "Names left out of the answers because they cannot be encoded as one DNS label: a whole service for a bad service or namespace name, one endpoint for a bad hostname, one port for a bad port name. Each is also logged at warn.",

@@ -12,27 +12,28 @@ import (
 
 // Store holds the services the resolver answers for. An endpoints source
 // (resolver/kube) writes to it; the handler reads it. All methods are safe
-// for concurrent use. Writers replace a whole service at a time, so a query
-// sees either the old or the new state of a service, never a mix.
+// for concurrent use.
+//
+// Everything a query reads is one immutable state, published whole: a
+// writer builds the next state beside the current one (sharing what the
+// change leaves alone, see strMap and ptrIndex) and swaps it in with one
+// atomic store. Lookups take no lock: a query loads the state once
+// (snapshot) and answers from it alone, so it sees the store as it was
+// before or after each change, never a mix, even when one answer needs
+// several reads. Writers replace a whole service at a time and are
+// serialized by a mutex that lookups never take. The SOA serial is not part
+// of the state: it is raised just after each publish, so an answer from a
+// state just published may still carry the serial of the one before.
 type Store struct {
-	// wmu serializes writers. Only writers change the maps below, so a
-	// writer holding wmu reads them without mu and builds the new state
-	// outside mu; mu is then held for writing only to store it.
-	wmu      sync.Mutex
-	mu       sync.RWMutex
-	services map[string]*entry // key: "<svc>/<ns>"
-	// namespaces counts, per namespace, the services with a non-empty view
-	// in each tree, so "<ns>.svc.<zone>" is NODATA exactly when a name
-	// exists below it and NXDOMAIN otherwise.
-	namespaces map[string]*nsCount
-	ptr        map[netip.Addr]*ptrEntry // only with reverse zones (ptrOn)
-	ptrOn      bool
-	endpoints  int // per-endpoint names in the ready views
+	cur atomic.Pointer[state]
 
-	// reverse is the sorted list of addresses with a PTR record, built on
-	// demand (under wmu) to tell empty non-terminals of reverse zones from
-	// names that do not exist; nil after every change of the PTR index.
-	reverse atomic.Pointer[[]netip.Addr]
+	// wmu serializes writers; it guards the fields below it.
+	wmu   sync.Mutex
+	ptrOn bool   // index PTR records: only with reverse zones (enablePTR)
+	gen   uint64 // the last change's number, for ptrEdit
+	// beforePublish, when set (by tests), is called by a writer holding wmu
+	// once the next state is built, just before it is published.
+	beforePublish func()
 
 	synced atomic.Bool
 	serial atomic.Uint32 // SOA serial: Unix time of the last change
@@ -51,8 +52,6 @@ type entry struct {
 	ready, all *view
 }
 
-type nsCount struct{ ready, all int }
-
 // ptrEntry is one address with PTR records: the per-endpoint names of the
 // ready endpoints that have it, in every service.
 type ptrEntry struct {
@@ -68,16 +67,19 @@ type ptrTarget struct {
 
 // NewStore returns an empty, unsynced store.
 func NewStore() *Store {
-	s := &Store{
-		services:   map[string]*entry{},
-		namespaces: map[string]*nsCount{},
-		ptr:        map[netip.Addr]*ptrEntry{},
-	}
+	s := &Store{}
+	s.cur.Store(&state{})
 	s.serial.Store(uint32(time.Now().Unix()))
 	return s
 }
 
-func serviceKey(name, namespace string) string { return name + "/" + namespace }
+// snapshot returns the current state. A query calls it once and answers
+// from the result alone.
+func (s *Store) snapshot() *state { return s.cur.Load() }
+
+// serviceKey is the key of a service in the store, in client-go's order
+// (cache.MetaNamespaceKeyFunc).
+func serviceKey(namespace, name string) string { return namespace + "/" + name }
 
 // Upsert replaces everything known about the service svc.Namespace/svc.Name
 // with svc. It returns once the new data is what queries see. svc is not
@@ -136,82 +138,87 @@ func (s *Store) Delete(namespace, name string) {
 	s.replace(strings.ToLower(namespace), strings.ToLower(name), nil)
 }
 
-// replace publishes e (nil: delete) as service namespace/name. Writers are
-// serialized by wmu, so everything new is built from the current state
-// without holding mu; mu is held for writing only while the prepared
-// entries are stored into the maps, never while building, cloning or
-// sorting.
+// replace publishes e (nil: delete) as service namespace/name: it builds
+// the next state from the current one under wmu, which only writers take,
+// and publishes it with one atomic store. The next state copies only what
+// the change touches: one shard of the service map, one of the namespace
+// map when the namespace's counts change (strMap.set), and the paths of the
+// changed addresses in the PTR index (ptrEdit).
 func (s *Store) replace(namespace, name string, e *entry) {
-	key := serviceKey(name, namespace)
+	key := serviceKey(namespace, name)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	old := s.services[key] // maps change only under wmu: reading is safe
+	cur := s.cur.Load()
+	old, _ := cur.services.get(key)
 	if old == nil && e == nil {
 		return
 	}
-	var oldReady, newReady *view
-	if old != nil {
-		oldReady = old.ready
-	}
-	if e != nil {
-		newReady = e.ready
-	}
-	ptr := s.ptrChanges(oldReady, newReady)
-	var nc nsCount
-	if c := s.namespaces[namespace]; c != nil {
-		nc = *c
-	}
-	endpoints := s.endpoints
+	next := *cur
+	next.services = cur.services.set(key, e, e == nil)
+	was, _ := cur.namespaces.get(namespace)
+	nc := was
 	if old != nil {
 		nc.add(old, -1)
-		endpoints -= old.ready.endpointCount()
+		next.nservices--
+		next.endpoints -= old.ready.endpointCount()
 	}
 	if e != nil {
 		nc.add(e, +1)
-		endpoints += e.ready.endpointCount()
+		next.nservices++
+		next.endpoints += e.ready.endpointCount()
 	}
-
-	s.mu.Lock()
-	if e != nil {
-		s.services[key] = e
-	} else {
-		delete(s.services, key)
+	if nc != was {
+		next.namespaces = cur.namespaces.set(namespace, nc, nc.ready == 0 && nc.all == 0)
 	}
-	if nc.ready == 0 && nc.all == 0 {
-		delete(s.namespaces, namespace)
-	} else {
-		s.namespaces[namespace] = &nc
-	}
-	for a, pe := range ptr {
-		if pe == nil {
-			delete(s.ptr, a)
-		} else {
-			s.ptr[a] = pe
+	if s.ptrOn {
+		var oldReady, newReady *view
+		if old != nil {
+			oldReady = old.ready
 		}
+		if e != nil {
+			newReady = e.ready
+		}
+		ed := s.ptrEdit(cur)
+		ed.apply(ptrChanges(&cur.ptr, oldReady, newReady))
+		next.ptr = ed.x
 	}
-	s.endpoints = endpoints
-	if len(ptr) > 0 {
-		s.reverse.Store(nil)
+	s.publish(&next)
+}
+
+// publish makes next the state queries see, then raises the serial. The
+// caller holds wmu.
+func (s *Store) publish(next *state) {
+	if s.beforePublish != nil {
+		s.beforePublish()
 	}
-	s.mu.Unlock()
+	s.cur.Store(next)
 	s.bumpSerial()
 }
 
-func (c *nsCount) add(e *entry, d int) {
-	if e.ready != nil {
-		c.ready += d
-	}
-	if e.all != nil {
-		c.all += d
+// ptrEdit starts a change of cur's PTR index. The caller holds wmu.
+func (s *Store) ptrEdit(cur *state) *ptrEdit {
+	s.gen++
+	return &ptrEdit{x: cur.ptr, gen: s.gen}
+}
+
+// apply puts every new entry of changes and deletes the addresses mapped to
+// nil.
+func (ed *ptrEdit) apply(changes map[netip.Addr]*ptrEntry) {
+	for a, pe := range changes {
+		if pe == nil {
+			ed.del(a)
+		} else {
+			ed.put(pe)
+		}
 	}
 }
 
-// ptrChanges returns the PTR entries that replace old's by cur's: for every
-// address of either view, its new entry, or nil when no target is left.
-// Entries are new values, never changed in place, so answers cached on the
-// old ones stay consistent. The caller holds wmu.
-func (s *Store) ptrChanges(old, cur *view) map[netip.Addr]*ptrEntry {
-	if !s.ptrOn || (old == nil && cur == nil) {
+// ptrChanges returns the PTR entries that replace old's by cur's in index x:
+// for every address of either view, its new entry, or nil when no target is
+// left. Entries are new values, never changed in place, so answers cached on
+// the old ones stay consistent.
+func ptrChanges(x *ptrIndex, old, cur *view) map[netip.Addr]*ptrEntry {
+	if old == nil && cur == nil {
 		return nil
 	}
 	targets := map[netip.Addr][]ptrTarget{}
@@ -220,7 +227,7 @@ func (s *Store) ptrChanges(old, cur *view) map[netip.Addr]*ptrEntry {
 			return
 		}
 		var ts []ptrTarget
-		if pe := s.ptr[a]; pe != nil {
+		if pe := x.get(a); pe != nil {
 			ts = slices.DeleteFunc(slices.Clone(pe.targets), func(t ptrTarget) bool { return t.v == old })
 		}
 		targets[a] = ts
@@ -264,15 +271,14 @@ func (s *Store) enablePTR() {
 		return
 	}
 	s.ptrOn = true
-	for _, e := range s.services {
-		ptr := s.ptrChanges(nil, e.ready)
-		s.mu.Lock()
-		for a, pe := range ptr {
-			s.ptr[a] = pe
-		}
-		s.mu.Unlock()
+	cur := s.cur.Load()
+	ed := s.ptrEdit(cur)
+	for _, e := range cur.services.all() {
+		ed.apply(ptrChanges(&ed.x, nil, e.ready))
 	}
-	s.reverse.Store(nil)
+	next := *cur
+	next.ptr = ed.x
+	s.cur.Store(&next)
 }
 
 // comparePTR puts names from a hostname (a StatefulSet pod's stable name)
@@ -313,55 +319,3 @@ func (s *Store) SetSynced() { s.synced.Store(true) }
 
 // Synced reports whether SetSynced was called.
 func (s *Store) Synced() bool { return s.synced.Load() }
-
-// lookup returns the entry of service name in namespace, both lower case.
-// The caller holds s.mu for reading.
-func (s *Store) lookup(name, namespace []byte) *entry {
-	var buf [128]byte
-	k := append(append(append(buf[:0], name...), '/'), namespace...)
-	return s.services[string(k)]
-}
-
-// namespaceExists reports whether any name exists under <ns>.<tree>.
-// The caller holds s.mu for reading.
-func (s *Store) namespaceExists(namespace []byte, peers bool) bool {
-	c := s.namespaces[string(namespace)]
-	if c == nil {
-		return false
-	}
-	if peers {
-		return c.all > 0
-	}
-	return c.ready > 0
-}
-
-// reverseExists reports whether some address with a PTR record lies in p:
-// the reverse name of p is then an empty non-terminal, not a name that does
-// not exist.
-func (s *Store) reverseExists(p netip.Prefix) bool {
-	sorted := s.reverse.Load()
-	if sorted == nil {
-		sorted = s.sortedReverse()
-	}
-	addrs := *sorted
-	i, _ := slices.BinarySearchFunc(addrs, p.Addr(), func(a, t netip.Addr) int { return a.Compare(t) })
-	return i < len(addrs) && p.Contains(addrs[i])
-}
-
-// sortedReverse builds the sorted list of addresses with a PTR record after
-// a change. It runs under wmu, not under mu: writers wait for it (and it
-// cannot go stale, as only they change s.ptr), lookups do not.
-func (s *Store) sortedReverse() *[]netip.Addr {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	if sorted := s.reverse.Load(); sorted != nil {
-		return sorted // built while this caller waited
-	}
-	addrs := make([]netip.Addr, 0, len(s.ptr))
-	for a := range s.ptr {
-		addrs = append(addrs, a)
-	}
-	slices.SortFunc(addrs, func(a, b netip.Addr) int { return a.Compare(b) })
-	s.reverse.Store(&addrs)
-	return &addrs
-}

@@ -1,204 +1,136 @@
-// Command demo is `make run`, the first thing to try: it starts a local
-// Kubernetes control plane (etcd, kube-apiserver, controllers, scheduler and
-// kwok's fake node, all on loopback), loads the seed (the headless Service
-// nginx and the StatefulSet web with pods web-0 and web-1), runs bin/peerdns
-// against it with a service account that may only list and watch
-// EndpointSlices, and prints the dig commands to try. Ctrl-C stops
-// everything and removes the temporary directory.
+// Command demo is `make demo`: the seed's story told step by step for a
+// person, each step a sentence on what happens and why it matters, the
+// command a user would type, and that command's real output.
+//
+// Where this machine can run a real node (Linux, root, the node's tools
+// from `make controlplane`) it starts one (internal/controlplane
+// Options.Node: containerd, the kubelet, kube-proxy and CoreDNS as the
+// cluster DNS), installs peerdns and the seed StatefulSet web with the
+// peeragent sidecar by their charts, and follows the pods, the cluster DNS's
+// stub zone and the agents' quorum through scaling and a deleted pod.
+// Elsewhere it says why and falls back to the kwok mode: a control plane
+// with kwok's fake node, where the seed's pods never run, and bin/peerdns on
+// this machine answering for them. --mode forces either.
+//
+// It runs to the end unattended (--pause waits for Enter between steps)
+// and stops everything it started, also on Ctrl-C or a failed step, which
+// exits 1 with what went wrong. `make run` is the kwok mode with --hold:
+// it stays up, printing commands to try, until Ctrl-C.
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
+	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"github.com/miekg/dns"
-	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
-
-	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
-func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
 
 type config struct {
-	peerdns  string // path of the peerdns binary
+	mode     string // modeAuto, modeNode or modeKwok
+	peerdns  string // path of the peerdns binary (kwok mode)
 	toolsBin string
 	logLevel slog.Level
+	pause    bool // wait for Enter between steps
+	hold     bool // kwok mode: stay up until Ctrl-C
 }
 
-func run(args []string, stdout, stderr io.Writer) int {
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	var cfg config
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.peerdns, "peerdns", "bin/peerdns", "Path of the peerdns binary (`make build` makes bin/peerdns).")
+	fs.StringVar(&cfg.mode, "mode", modeAuto, "auto: a real node where this machine can run one (Linux, root, `make controlplane`'s tools), else kwok; node; kwok.")
+	fs.BoolVar(&cfg.pause, "pause", false, "Wait for Enter before each step (for presenters).")
+	fs.BoolVar(&cfg.hold, "hold", false, "kwok mode: stay up after the last step, printing commands to try, until Ctrl-C (`make run`).")
+	fs.StringVar(&cfg.peerdns, "peerdns", "bin/peerdns", "Path of the peerdns binary for the kwok mode (`make build` makes bin/peerdns).")
 	fs.StringVar(&cfg.toolsBin, "tools-bin", "", "Directory of etcd, kube-apiserver, ... Empty: $PEERDNS_TOOLS_BIN, else .cache/bin in the repository (`make controlplane`).")
-	fs.TextVar(&cfg.logLevel, "log.level", slog.LevelInfo, "Log level of the demo itself: debug, info, warn, error.")
+	fs.TextVar(&cfg.logLevel, "log.level", slog.LevelWarn, "Log level of the demo itself and the control plane: debug, info, warn, error.")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
 		return 2
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "demo: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if cfg.toolsBin == "" {
+		bin, err := testtools.Bin()
+		if err != nil {
+			fmt.Fprintf(stderr, "demo: %v\n", err)
+			return 1
+		}
+		cfg.toolsBin = bin
+	}
+	mode, reason, err := chooseMode(cfg.mode, thisHost(cfg.toolsBin))
+	if err != nil {
+		fmt.Fprintf(stderr, "demo: %v\n", err)
+		return 2
+	}
 
-	// Ctrl-C reaches only this process: the control plane and peerdns run
-	// in process groups of their own, so they are stopped here, in order.
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Ctrl-C reaches only this process and the commands it runs in the
+	// foreground: the control plane, the node and peerdns run in process
+	// groups of their own, so they are stopped here, in order. So are they
+	// when the terminal goes (SIGHUP) or the reader of the output does
+	// (SIGPIPE, as with `make demo | head`): without Notify, Go would die
+	// of a write to a broken stdout with nothing cleaned up.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGPIPE)
 	defer stop()
-	err := demo(ctx, cfg, logger, stdout, stderr)
+	n := &narrator{out: stdout, begin: time.Now()}
+	fmt.Fprintln(stdout, runInfo(n.begin))
+	if cfg.pause {
+		n.pause = bufio.NewReader(stdin)
+	}
+	if mode == modeNode {
+		_, err = nodeDemo(ctx, cfg, logger, n)
+	} else {
+		fmt.Fprintf(stdout, "Kwok mode (pods that never run; peerdns runs on this machine): %s.\n", reason)
+		err = kwokDemo(ctx, cfg, logger, n, stderr)
+	}
 	switch {
 	case err != nil && ctx.Err() != nil:
-		// Interrupted while starting: what failed was the cancellation.
-		logger.Info("interrupted", "err", err)
+		fmt.Fprintf(stdout, "\nInterrupted: %v\n", err)
 		return 1
 	case err != nil:
-		logger.Error("demo", "err", err)
+		fmt.Fprintf(stdout, "\nThe demo failed: %v\n", err)
+		fmt.Fprintf(stderr, "demo: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func demo(ctx context.Context, cfg config, logger *slog.Logger, stdout, stderr io.Writer) (err error) {
-	if _, err := os.Stat(cfg.peerdns); err != nil {
-		return fmt.Errorf("%s not found: run `make build` first (or `make run`, which builds it)", cfg.peerdns)
+// runInfo is the demo's first line: when, from which commit, on what, so
+// that a copy of the output says where it came from.
+func runInfo(at time.Time) string {
+	commit := "unknown commit"
+	if out, err := exec.Command("git", "describe", "--always", "--dirty", "--abbrev=12").Output(); err == nil {
+		commit = "commit " + strings.TrimSpace(string(out))
 	}
-	peerdnsPath, err := filepath.Abs(cfg.peerdns)
-	if err != nil {
-		return err
-	}
-
-	fmt.Fprintln(stdout, "Starting a local control plane (etcd, kube-apiserver, controllers, kwok) on 127.0.0.1 ...")
-	cp, err := controlplane.Start(ctx, controlplane.Options{
-		ToolsBin:    cfg.toolsBin,
-		Controllers: true,
-		Logger:      logger.With("component", "controlplane"),
-	})
-	if err != nil {
-		return err
-	}
-	dir := cp.Dir()
-	defer func() {
-		if stopErr := cp.Stop(); stopErr != nil {
-			err = errors.Join(err, stopErr)
-			return
+	system := runtime.GOOS + "/" + runtime.GOARCH
+	if b, err := os.ReadFile("/etc/os-release"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "PRETTY_NAME="); ok {
+				system = strings.Trim(v, `"`) + ", " + system
+			}
 		}
-		fmt.Fprintf(stdout, "Stopped the control plane and removed %s.\n", dir)
-	}()
-
-	admin, err := kubernetes.NewForConfig(cp.AdminConfig())
-	if err != nil {
-		return err
 	}
-	if err := controlplane.LoadSeed(ctx, admin, metav1.NamespaceDefault); err != nil {
-		return err
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		system += ", Linux " + strings.TrimSpace(string(b))
 	}
-	fmt.Fprintf(stdout, "Loaded the seed: Service %s and StatefulSet %s (pods web-0, web-1) in namespace default.\n",
-		controlplane.SeedService, controlplane.SeedStatefulSet)
-
-	// peerdns gets what it is given in a cluster: list and watch
-	// EndpointSlices, nothing more.
-	saConfig, err := cp.ServiceAccountConfig(ctx, "peerdns", "peerdns", []rbacv1.PolicyRule{{
-		APIGroups: []string{discoveryv1.GroupName},
-		Resources: []string{"endpointslices"},
-		Verbs:     []string{"list", "watch"},
-	}})
-	if err != nil {
-		return err
-	}
-	kubeconfig := filepath.Join(dir, "peerdns.kubeconfig")
-	if err := cp.WriteKubeconfig(saConfig, kubeconfig); err != nil {
-		return err
-	}
-
-	dnsPort, err := freeDNSPort()
-	if err != nil {
-		return err
-	}
-	webPort, err := freePort()
-	if err != nil {
-		return err
-	}
-	dnsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
-	webAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort))
-	p, err := startPeerdns(peerdnsPath, kubeconfig, dnsAddr, webAddr, stderr)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		fmt.Fprintln(stdout, "Stopping peerdns (it keeps answering through its lame-duck period first) ...")
-		// peerdns keeps answering through its lame-duck period (5 s by
-		// default) before it stops.
-		if stopErr := p.stop(30 * time.Second); stopErr != nil {
-			err = errors.Join(err, stopErr)
-		}
-	}()
-	if err := p.waitReady(ctx); err != nil {
-		return err
-	}
-
-	srv := "nginx.default.svc.cluster.local"
-	answer, err := query(ctx, dnsAddr, srv, dns.TypeSRV)
-	if err != nil {
-		return fmt.Errorf("peerdns is up but did not answer SRV %s: %w", srv, err)
-	}
-	port := strconv.Itoa(dnsPort)
-	fmt.Fprintf(stdout, `
-peerdns answers on %s (UDP and TCP). It says:
-
-%s
-Try:
-  dig @127.0.0.1 -p %s SRV %s
-  dig @127.0.0.1 -p %s A web-0.%s
-  dig @127.0.0.1 -p %s A web-1.%s
-  curl -s http://%s/metrics | grep ^peerdns_
-  kubectl --kubeconfig %s get endpointslices,pods   # if you have kubectl
-
-Change the seed and watch the answers follow, e.g. scale to 3 replicas:
-  kubectl --kubeconfig %s scale statefulset web --replicas 3
-
-Ctrl-C stops everything.
-`, dnsAddr, answer, port, srv, port, srv, port, srv, webAddr, cp.Kubeconfig(), cp.Kubeconfig())
-
-	select {
-	case <-ctx.Done():
-		fmt.Fprintln(stdout, "\nInterrupted.")
-		return nil
-	case <-p.done:
-		return fmt.Errorf("peerdns exited: %v", p.waitErr) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
-	}
-}
-
-// query asks the DNS server at addr for name and returns the answer
-// section, one record a line.
-func query(ctx context.Context, addr, name string, qtype uint16) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(name), qtype)
-	r, _, err := new(dns.Client).ExchangeContext(ctx, m, addr)
-	if err != nil {
-		return "", err
-	}
-	if r.Rcode != dns.RcodeSuccess || len(r.Answer) == 0 {
-		return "", fmt.Errorf("rcode %s, %d answers", dns.RcodeToString[r.Rcode], len(r.Answer))
-	}
-	var b strings.Builder
-	for _, rr := range r.Answer {
-		fmt.Fprintf(&b, "  %s\n", rr)
-	}
-	return b.String(), nil
+	return fmt.Sprintf("peerdns demo, %s, %s, on %s with %d CPUs", at.UTC().Format("2006-01-02 15:04 MST"), commit, system, runtime.NumCPU())
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -16,8 +17,9 @@ import (
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
-// TestDemo runs the demo as `make run` does, waits for its instructions,
-// interrupts it, and checks what it printed and that it cleaned up.
+// TestDemo runs the kwok mode as `make run` does (--hold), waits for its
+// instructions, interrupts it, and checks what it printed and that it
+// cleaned up.
 func TestDemo(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
@@ -34,7 +36,8 @@ func TestDemo(t *testing.T) {
 	logger := slog.New(slog.NewTextHandler(logs, nil))
 	errc := make(chan error, 1)
 	go func() {
-		errc <- demo(ctx, config{peerdns: bin}, logger, out, io.Discard)
+		n := &narrator{out: out, begin: time.Now()}
+		errc <- kwokDemo(ctx, config{peerdns: bin, toolsBin: toolsBin(t), hold: true}, logger, n, io.Discard)
 	}()
 	select {
 	case <-ready:
@@ -69,6 +72,57 @@ func TestDemo(t *testing.T) {
 	}
 }
 
+// TestKwokModeRunsToTheEnd runs `make demo`'s kwok fallback: unattended,
+// it tells every step, ends by itself with exit code 0 and removes its
+// directory.
+func TestKwokModeRunsToTheEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
+	}
+	bin := filepath.Join("..", "..", "bin", "peerdns")
+	if _, err := os.Stat(bin); err != nil {
+		testtools.Missing(t, "%s missing: run `make build`", bin)
+	}
+	toolsBin(t)
+	var out, errOut syncBuffer
+	code := run([]string{"-mode=kwok", "-peerdns=" + bin}, strings.NewReader(""), &out, &errOut)
+	printed := out.String()
+	if code != 0 {
+		t.Fatalf("exit code %d, want 0\nstdout:\n%s\nstderr:\n%s", code, printed, errOut.String())
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^Kwok mode .*: asked for with --mode=kwok\.$`),
+		regexp.MustCompile(`(?m)^== 1/4  Start a control plane with a fake node$`),
+		regexp.MustCompile(`(?m)^== 4/4  Ask peerdns$`),
+		regexp.MustCompile(`SRV\s+0 50 80 web-1\.nginx\.default\.svc\.cluster\.local\.`),
+	} {
+		if !want.MatchString(printed) {
+			t.Errorf("output lacks %s:\n%s", want, printed)
+		}
+	}
+	m := regexp.MustCompile(`removed (\S+)\.\n`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("output does not say which directory it removed:\n%s", printed)
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("%s still exists (stat: %v)", m[1], err)
+	}
+}
+
+// toolsBin returns the control-plane tools' directory, skipping the test
+// (failing it under PEERDNS_REQUIRE_TOOLS=1) when it has no kube-apiserver.
+func toolsBin(t *testing.T) string {
+	t.Helper()
+	bin, err := testtools.Bin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(bin, "kube-apiserver")); err != nil {
+		testtools.Missing(t, "no kube-apiserver in %s: run `make controlplane`", bin)
+	}
+	return bin
+}
+
 // syncBuffer is a bytes.Buffer safe for a writer and a reader goroutine;
 // ready, if set, is closed once the demo's last instruction is written.
 type syncBuffer struct {
@@ -93,3 +147,5 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+var errNotYet = errors.New("not yet")

@@ -12,9 +12,11 @@
 // With -charts-only it packages and indexes the charts alone (into
 // -dist/release/charts), which is what the chart repository test uses.
 //
-// The archives are reproducible (sorted entries, every time stamp
-// $SOURCE_DATE_EPOCH, no owner names); the charts are not, as helm stamps
-// the packaging time.
+// Everything is reproducible: the archives have sorted entries, every time
+// stamp $SOURCE_DATE_EPOCH and no owner names; the charts are helm's
+// packages with helm's packaging time replaced by $SOURCE_DATE_EPOCH, in the
+// .tgz files and in index.yaml (see reproducibleChart and
+// reproducibleIndex).
 package main
 
 import (
@@ -101,15 +103,15 @@ func release(c config, stdout io.Writer) error {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	if err := packageCharts(c, filepath.Join(out, "charts")); err != nil {
+	created, err := ociimage.SourceDateEpoch()
+	if err != nil {
+		return err
+	}
+	if err := packageCharts(c, filepath.Join(out, "charts"), created); err != nil {
 		return err
 	}
 	if c.chartsOnly {
 		return nil
-	}
-	created, err := ociimage.SourceDateEpoch()
-	if err != nil {
-		return err
 	}
 	for _, p := range c.platforms {
 		osName, arch, ok := strings.Cut(p, "/")
@@ -144,10 +146,11 @@ func release(c config, stdout io.Writer) error {
 }
 
 // packageCharts runs helm package on every chart with the release's
-// versions, then helm repo index. A release must find its version already in
-// each Chart.yaml (appVersion v0.1.0, version 0.1.0): what is tagged is what
-// is packaged. A development version overrides both.
-func packageCharts(c config, dir string) error {
+// versions, then helm repo index, each output dated created. A release must
+// find its version already in each Chart.yaml (appVersion v0.1.0, version
+// 0.1.0): what is tagged is what is packaged. A development version
+// overrides both.
+func packageCharts(c config, dir string, created time.Time) error {
 	charts, err := filepath.Glob(filepath.Join(c.repo, "charts", "*", "Chart.yaml"))
 	if err != nil {
 		return fmt.Errorf("find charts: %w", err)
@@ -174,11 +177,94 @@ func packageCharts(c config, dir string) error {
 			return fmt.Errorf("helm package %s: %w\n%s", filepath.Dir(ch), err, out)
 		}
 	}
+	packages, err := filepath.Glob(filepath.Join(dir, "*.tgz"))
+	if err != nil {
+		return err
+	}
+	for _, p := range packages {
+		if err := reproducibleChart(p, created); err != nil {
+			return err
+		}
+	}
+	// Indexed after the rewrite: index.yaml holds each package's digest.
 	cmd := exec.Command(c.helm, "repo", "index", dir, "--url", c.chartURL)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("helm repo index: %w\n%s", err, out)
 	}
-	return nil
+	return reproducibleIndex(filepath.Join(dir, "index.yaml"), len(packages), created)
+}
+
+// reproducibleChart rewrites a package helm wrote with every tar entry dated
+// created. Workaround: helm package (v3.22) dates each entry with the
+// packaging time and has no option to do otherwise. Everything else is kept
+// as helm wrote it: the entries and their order, names, modes and contents,
+// and the gzip header's comment and extra field; the gzip header carries no
+// time.
+func reproducibleChart(path string, created time.Time) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(raw))
+	if err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	zw.Name, zw.Comment, zw.Extra, zw.OS = zr.Name, zr.Comment, zr.Extra, zr.OS
+	tr, tw := tar.NewReader(zr), tar.NewWriter(zw)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		h.ModTime, h.AccessTime, h.ChangeTime = created.UTC(), time.Time{}, time.Time{}
+		h.Format = tar.FormatUnknown // the writer picks the format from the fields
+		if err := tw.WriteHeader(h); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		if _, err := io.Copy(tw, tr); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if err := errors.Join(tw.Close(), zw.Close(), zr.Close()); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return os.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// indexTimes are the lines helm repo index writes with the indexing time:
+// `generated:` for the index, `created:` for each chart version.
+var indexTimes = regexp.MustCompile(`(?m)^(generated|    created): "[^"]*"$`)
+
+// reproducibleIndex rewrites index.yaml's times to created. Workaround: helm
+// repo index (v3.22) stamps the current time and has no option to do
+// otherwise. It checks that it replaced one time per chart version plus the
+// index's own, and that the result still parses.
+func reproducibleIndex(path string, versions int, created time.Time) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if n := len(indexTimes.FindAll(raw, -1)); n != versions+1 {
+		return fmt.Errorf("%s: %d generated/created times, want %d: has helm's index format changed?", path, n, versions+1)
+	}
+	stamp := created.UTC().Format(time.RFC3339Nano)
+	raw = indexTimes.ReplaceAll(raw, []byte(`$1: "`+stamp+`"`))
+	var idx struct {
+		Generated time.Time
+		Entries   map[string][]struct{ Created time.Time }
+	}
+	if err := yaml.Unmarshal(raw, &idx); err != nil {
+		return fmt.Errorf("%s after setting its times: %w", path, err)
+	}
+	return os.WriteFile(path, raw, 0o644)
 }
 
 // archive writes <out>/peerdns_<version>_<os>_<arch>.tar.gz: a directory of

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -31,6 +32,8 @@ type node struct {
 	ns         *nodeNamespaces
 	apiProxy   *tcpProxy
 	kubeconfig string // the node's components' kubeconfig: the admin, through apiProxy
+	imageMu    sync.Mutex
+	imageTool  string // cmd/nodeimages, once built; guarded by imageMu
 
 	procs []*proc.Process // containerd, kubelet, kube-proxy, in start order
 }
@@ -59,6 +62,36 @@ func (cp *ControlPlane) Node() (NodeInfo, bool) {
 	}
 	ns := cp.node.ns
 	return NodeInfo{Name: NodeName, IP: ns.nodeIP, PodCIDR: ns.podCIDR, Bridge: ns.bridge, Link: ns.veth, InitPID: ns.initPID}, true
+}
+
+// ErrNodeUnsupported is wrapped by NodeSupport's error: this machine
+// cannot run a node.
+var ErrNodeUnsupported = errors.New("this machine cannot run a node")
+
+// NodeSupport returns nil when this machine has what Options.Node needs
+// besides the tools of ToolsBin: root (namespaces, mounts, cgroups), and
+// the programs from Debian that `make controlplane` installs (unshare and
+// nsenter, ip, nft, runc, the CNI plugins). Otherwise its error, wrapping
+// ErrNodeUnsupported, names what is missing.
+func NodeSupport() error {
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root (namespaces, mounts, cgroups)")
+	}
+	for _, name := range []string{"unshare", "nsenter", "ip", "nft", "runc"} {
+		if _, err := exec.LookPath(name); err != nil {
+			missing = append(missing, name)
+		}
+	}
+	for _, plugin := range []string{"bridge", "host-local", "portmap"} {
+		if st, err := os.Stat(filepath.Join(cniBinDir, plugin)); err != nil || st.Mode()&0o111 == 0 {
+			missing = append(missing, filepath.Join(cniBinDir, plugin))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: it lacks %s (`make controlplane` installs the programs)", ErrNodeUnsupported, strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // startNode brings up the node on a running API server with controllers:

@@ -8,8 +8,10 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,21 +21,16 @@ import (
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
-// requireNode skips the test unless PEERDNS_E2E_NODE=1 (`make e2e` sets
-// it; `make test` does not run the node yet: under -race its start has
-// timed out twice here, not yet investigated), and skips it (or fails it
-// under PEERDNS_REQUIRE_TOOLS=1) where a node cannot run: without root
-// there are no namespaces, mounts or cgroups to make.
+// requireNode skips the test with -short, and where this machine cannot
+// run a node (NodeSupport) skips it, or fails it under
+// PEERDNS_REQUIRE_TOOLS=1 (`make test`).
 func requireNode(t *testing.T) {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a real node; skipped with -short")
 	}
-	if os.Getenv("PEERDNS_E2E_NODE") != "1" {
-		t.Skip("runs a real node: set PEERDNS_E2E_NODE=1 (make e2e)")
-	}
-	if os.Geteuid() != 0 {
-		testtools.Missing(t, "a node needs root (namespaces, mounts, cgroups)")
+	if err := NodeSupport(); err != nil {
+		testtools.Missing(t, "%v", err)
 	}
 }
 
@@ -108,6 +105,12 @@ func TestNode(t *testing.T) {
 		if len(containerCgroups(ids)) == 0 {
 			t.Fatalf("no cgroups found for containers %v: where does runc put them?", ids)
 		}
+		// kube-proxy's rules are in the node's network namespace, none in
+		// this one (checked after Stop below).
+		tables, err := cmdOutput("nsenter", "-t", strconv.Itoa(info.InitPID), "-n", "nft", "list", "tables")
+		if err != nil || !strings.Contains(tables, "kube-proxy") {
+			t.Errorf("no kube-proxy nftables table in the node's network namespace: %q (err %v)", tables, err)
+		}
 		dir := cp.Dir()
 		if err := cp.Stop(); err != nil {
 			t.Fatal(err)
@@ -127,9 +130,24 @@ func TestNode(t *testing.T) {
 		if out, err := cmdOutput("ip", "route", "show", info.PodCIDR); err != nil || strings.TrimSpace(out) != "" {
 			t.Errorf("route to %s left: %q (err %v)", info.PodCIDR, out, err)
 		}
+		for _, c := range [][]string{{"nft", "list", "ruleset"}, {"iptables-save"}} {
+			out, err := cmdOutput(c...)
+			if err != nil {
+				t.Errorf("%s: %v", c[0], err)
+				continue
+			}
+			for _, s := range []string{info.PodCIDR, info.Link, info.IP} {
+				if strings.Contains(out, s) {
+					t.Errorf("%s in this network namespace mentions the node's %s:\n%s", strings.Join(c, " "), s, out)
+				}
+			}
+		}
 		mounts, err := os.ReadFile("/proc/self/mountinfo")
 		if err != nil || strings.Contains(string(mounts), dir) {
 			t.Errorf("mounts under %s left in this mount namespace (or read failed: %v)", dir, err)
+		}
+		if netns != "" && strings.Contains(string(mounts), netns) {
+			t.Errorf("the node's network namespace %s is still bind-mounted here", netns)
 		}
 		if _, err := os.Stat(dir); !os.IsNotExist(err) {
 			t.Errorf("%s left: %v", dir, err)
@@ -218,5 +236,66 @@ func TestNodeNamespaces(t *testing.T) {
 	}
 	if out, _ := cmdOutput("ip", "-o", "link", "show"); strings.Contains(out, ns.veth) {
 		t.Errorf("link %s left", ns.veth)
+	}
+}
+
+// TestNodeKilled checks what happens when the test holding a node dies
+// before its cleanup (a -timeout panic, a SIGKILL): unshare, killed by its
+// parent-death signal, takes the node's init with it, which kills every
+// process of the node and removes the cgroups of its containers.
+func TestNodeKilled(t *testing.T) {
+	requireNode(t)
+	dir := t.TempDir()
+	pause, err := buildBinary(t.Context(), dir, "./internal/controlplane/cmd/pause", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ns, err := startNodeNamespaces(dir, pause)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ns.remove() })
+	netns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", ns.initPID))
+
+	// A container as runc makes it: a process of the node in k8s.io/<id>
+	// of every hierarchy (here the pids one, or the v2 root).
+	hierarchy := filepath.Join(cgroupRoot, "pids")
+	if _, err := os.Stat(hierarchy); err != nil {
+		hierarchy = cgroupRoot
+	}
+	id := fmt.Sprintf("peerdns-test-%d", os.Getpid())
+	cgroup := filepath.Join(hierarchy, "k8s.io", id)
+	if err := os.MkdirAll(cgroup, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = rmdirCgroup(cgroup) })
+	cmd := exec.Command("nsenter", ns.enter("sh", "-c", "echo $$ > "+shellQuote(filepath.Join(cgroup, "cgroup.procs"))+"; exec sleep 600")...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = cmd.Wait() }() // killed with the node; its status says nothing
+	testtools.Eventually(t, "the container's process in its cgroup", 10*time.Second, func() error {
+		b, err := os.ReadFile(filepath.Join(cgroup, "cgroup.procs"))
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(string(b)) == "" {
+			return fmt.Errorf("cgroup.procs empty")
+		}
+		return nil
+	})
+
+	// What the parent-death signal does when the test dies.
+	if err := syscall.Kill(ns.holder.Pid(), syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	testtools.Eventually(t, "the node's processes gone", 20*time.Second, func() error {
+		if pids := processesInNetns(netns); len(pids) > 0 || processAlive(ns.initPID) {
+			return fmt.Errorf("still running: %v", pids)
+		}
+		return nil
+	})
+	if _, err := os.Stat(cgroup); !os.IsNotExist(err) {
+		t.Errorf("cgroup %s left after the node was killed (stat: %v)", cgroup, err)
 	}
 }

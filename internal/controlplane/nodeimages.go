@@ -1,8 +1,10 @@
 package controlplane
 
 import (
+	"bytes"
 	"context"
 	"debug/elf"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -10,9 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-
-	"github.com/peerdns/peerdns/internal/ociimage"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -101,7 +100,7 @@ func (n *node) loadImages(ctx context.Context, images []Image) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("load images: %w", err)
 	}
-	var tagged []ociimage.Tagged
+	var specs []archiveImage
 	for _, im := range images {
 		bin := im.Binary
 		if im.Package != "" {
@@ -113,24 +112,11 @@ func (n *node) loadImages(ctx context.Context, images []Image) error {
 		if err := requireStatic(bin); err != nil {
 			return fmt.Errorf("load image %s: %w", im.Ref, err)
 		}
-		data, err := os.ReadFile(bin)
-		if err != nil {
-			return fmt.Errorf("load image %s: %w", im.Ref, err)
-		}
 		exe := "/usr/local/bin/" + strings.TrimSuffix(filepath.Base(bin), "-"+im.Version)
-		img, err := ociimage.Build(ociimage.Config{
-			Platform:   v1.Platform{OS: "linux", Architecture: "amd64"},
-			Layers:     [][]ociimage.File{ociimage.UserFiles(), {{Path: exe, Mode: 0o755, Data: data}}},
-			Entrypoint: append([]string{exe}, im.Args...),
-			User:       im.User,
-		})
-		if err != nil {
-			return fmt.Errorf("load image %s: %w", im.Ref, err)
-		}
-		tagged = append(tagged, ociimage.Tagged{Ref: im.Ref, Image: img})
+		specs = append(specs, archiveImage{Ref: im.Ref, Binary: bin, Exe: exe, Args: im.Args, User: im.User})
 	}
 	archive := filepath.Join(dir, "images.tar")
-	if err := ociimage.WriteDockerArchive(archive, tagged...); err != nil {
+	if err := n.writeArchive(ctx, archive, specs); err != nil {
 		return fmt.Errorf("load images: %w", err)
 	}
 	defer os.Remove(archive)
@@ -165,3 +151,38 @@ func (n *node) nodeImages() []Image {
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }
+
+// archiveImage is one image for cmd/nodeimages.
+type archiveImage struct {
+	Ref    string   `json:"ref"`
+	Binary string   `json:"binary"`
+	Exe    string   `json:"exe"`
+	Args   []string `json:"args"`
+	User   string   `json:"user"`
+}
+
+// writeArchive writes the images as a docker archive at path by running
+// cmd/nodeimages (built once per node): outside this process, whose code
+// may be instrumented by -race, which slows the layers' compression
+// many times over.
+func (n *node) writeArchive(ctx context.Context, path string, images []archiveImage) error {
+	n.imageMu.Lock()
+	defer n.imageMu.Unlock()
+	if n.imageTool == "" {
+		tool, err := buildBinary(ctx, filepath.Join(n.dir, "images"), "./internal/controlplane/cmd/nodeimages", "")
+		if err != nil {
+			return err
+		}
+		n.imageTool = tool
+	}
+	spec, err := json.Marshal(images)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, n.imageTool, path)
+	cmd.Stdin = bytes.NewReader(spec)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%s: %w: %s", n.imageTool, err, out)
+	}
+	return nil
+}

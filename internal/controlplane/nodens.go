@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/peerdns/peerdns/internal/proc"
@@ -68,14 +69,15 @@ func startNodeNamespaces(dir, pause string) (_ *nodeNamespaces, err error) {
 	n.gateway = fmt.Sprintf("%s%d.1", nodePodPrefix, x)
 
 	// --fork: the child is the PID namespace's init; unshare waits for it.
-	// --kill-child: the init dies with unshare, which dies with this process
-	// (proc's parent-death signal), so a killed test leaves no node behind.
-	// The tmpfs mounts happen inside the new mount namespace before init
-	// becomes pause, whose only job then is to hold and reap.
+	// --kill-child: the init gets SIGTERM when unshare dies, which dies with
+	// this process (proc's parent-death signal), so a killed test leaves no
+	// node behind: pause -node-init then kills every process of the node
+	// and removes its containers' cgroups (cmd/pause). The tmpfs mounts
+	// happen inside the new mount namespace before init becomes pause.
 	script := "set -e; mount -t tmpfs -o mode=0755 tmpfs /run; mount -t tmpfs -o mode=0755 tmpfs /var/lib; " +
-		"exec " + shellQuote(pause)
+		"exec " + shellQuote(pause) + " -node-init"
 	n.holder, err = proc.Start("node-init", "unshare",
-		[]string{"--pid", "--fork", "--kill-child=SIGKILL", "--mount-proc", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script},
+		[]string{"--pid", "--fork", "--kill-child=SIGTERM", "--mount-proc", "--net", "--mount", "--propagation", "private", "--", "sh", "-c", script},
 		filepath.Join(dir, "node-init.log"))
 	if err != nil {
 		return nil, err
@@ -147,6 +149,15 @@ func (n *nodeNamespaces) enter(command string, args ...string) []string {
 func (n *nodeNamespaces) remove() error {
 	var errs []error
 	netns, _ := os.Readlink(fmt.Sprintf("/proc/%d/ns/net", n.initPID))
+	if n.initPID > 0 {
+		// As when unshare dies: pause kills the node and removes its
+		// containers' cgroups, then exits.
+		_ = syscall.Kill(n.initPID, syscall.SIGTERM)
+		deadline := time.Now().Add(20 * time.Second)
+		for processAlive(n.initPID) && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond) // polling the kernel; there is no event to wait on
+		}
+	}
 	if n.holder != nil {
 		if err := n.holder.Kill(); err != nil {
 			errs = append(errs, err)

@@ -12,9 +12,10 @@ import (
 )
 
 // StartT starts a control plane for a test and stops it in t.Cleanup. When
-// a tool is missing it skips the test, naming the binary and
-// `make controlplane`, unless PEERDNS_REQUIRE_TOOLS=1 (as `make test` sets),
-// when it fails it: a skipped integration test must never pass silently.
+// a tool is missing, or with opts.Node the machine cannot run a node
+// (NodeSupport), it skips the test, naming what is missing, unless
+// PEERDNS_REQUIRE_TOOLS=1 (as `make test` sets), when it fails it: a
+// skipped integration test must never pass silently.
 //
 // With -short (unit tests only) it skips the test.
 //
@@ -24,6 +25,11 @@ func StartT(t testing.TB, opts Options) *ControlPlane {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs a control plane (etcd, kube-apiserver); skipped with -short")
+	}
+	if opts.Node {
+		if err := NodeSupport(); err != nil {
+			testtools.Missing(t, "%v", err)
+		}
 	}
 	logs := &testLog{t: t}
 	if opts.Logger == nil {

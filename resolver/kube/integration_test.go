@@ -68,7 +68,7 @@ func TestIntegration(t *testing.T) {
 		t.Errorf("before the first list: %q, want SERVFAIL", got)
 	}
 	w, err := New(Config{
-		Client:     client,
+		RESTConfig: saConfig,
 		Sink:       teeSink{store, sink},
 		Logger:     slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo})),
 		Registerer: prometheus.NewRegistry(),

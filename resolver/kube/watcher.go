@@ -30,8 +30,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/client-go/kubernetes"
-	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
 
@@ -67,9 +65,11 @@ type Config struct {
 	RESTConfig *rest.Config
 
 	// Client, when set, is used instead of building one from RESTConfig
-	// (tests use a fake). Failures it retries by itself are then neither
-	// counted nor logged.
-	Client kubernetes.Interface
+	// (tests use a fake), and must be scoped to Namespace. Failures it
+	// retries by itself are then neither counted nor logged. A Client that
+	// cannot stream lists (client-go's fakes) says so with a method
+	// IsWatchListSemanticsUnSupported() bool returning true.
+	Client SliceClient
 
 	// Sink receives the merged services. Required.
 	Sink Sink
@@ -155,25 +155,19 @@ func New(cfg Config) (*Watcher, error) {
 		wake:      make(chan struct{}, 1),
 		known:     map[serviceKey]struct{}{},
 	}
-	// Only the discovery/v1 client is built, not the whole clientset and
-	// informer factory: a binary that links text/template (kingpin's usage)
-	// keeps every exported method of every reachable type, so each API
-	// group not referenced here is megabytes not shipped in the image.
-	var client discoveryv1client.DiscoveryV1Interface
-	var watchListClient any // tells the informer whether the client streams lists
-	if cfg.Client != nil {
-		client, watchListClient = cfg.Client.DiscoveryV1(), cfg.Client
-	} else {
+	// A client of its own for discovery/v1 only (see restSlices): the
+	// generated clients would link every built-in API group.
+	api := cfg.Client
+	if api == nil {
 		health := &apiHealth{log: w.log, metrics: w.metrics, synced: w.synced.Load}
 		rc := rest.CopyConfig(cfg.RESTConfig)
 		rc.Wrap(health.wrap)
-		c, err := discoveryv1client.NewForConfig(rc)
+		c, err := newRESTSlices(rc, cfg.Namespace)
 		if err != nil {
 			return nil, fmt.Errorf("kube: client: %w", err)
 		}
-		client, watchListClient = c, c
+		api = c
 	}
-	api := client.EndpointSlices(cfg.Namespace)
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
 			selectHeadless(&o)
@@ -187,7 +181,7 @@ func New(cfg Config) (*Watcher, error) {
 	// Resync 0: the informer's cache is the truth between watch events;
 	// periodic resyncs would only rebuild unchanged services.
 	w.informer = cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, watchListClient),
+		cache.ToListWatcherWithWatchListSemantics(lw, api),
 		&discoveryv1.EndpointSlice{},
 		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{serviceIndex: indexByService}},
 	)

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/kubernetes/fake"
+	discoveryv1client "k8s.io/client-go/kubernetes/typed/discovery/v1"
 	k8stesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 )
@@ -72,6 +73,19 @@ func newFakeCluster(objs ...runtime.Object) *fakeCluster {
 		return true, w, nil
 	})
 	return c
+}
+
+// fakeSlices is the fake's EndpointSlice client, which (as the fake
+// clientset) cannot stream lists.
+type fakeSlices struct {
+	discoveryv1client.EndpointSliceInterface
+}
+
+func (fakeSlices) IsWatchListSemanticsUnSupported() bool { return true }
+
+// slices is the Watcher's Client for namespace ("" for all).
+func (c *fakeCluster) slices(namespace string) SliceClient {
+	return fakeSlices{c.client.DiscoveryV1().EndpointSlices(namespace)}
 }
 
 // waitWatch waits until at least n watches have been opened.
@@ -161,7 +175,7 @@ func TestWatcherInitialListThenSynced(t *testing.T) {
 		sliceSpec{namespace: "other", name: "db-a", service: "db", endpoints: endpoints(readyEP("db-0", "10.1.0.1"))}.build(),
 		sliceSpec{namespace: "ns", name: "orphan", endpoints: endpoints(readyEP("x", "10.9.0.1"))}.build(),
 	)
-	w, sink, _ := runWatcher(t, Config{Client: c.client})
+	w, sink, _ := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 
 	want := map[string]string{
@@ -211,7 +225,7 @@ func maps2Equal(a, b map[string]string) bool {
 
 func TestWatcherFollowsChanges(t *testing.T) {
 	c := newFakeCluster()
-	_, sink, _ := runWatcher(t, Config{Client: c.client})
+	_, sink, _ := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	c.waitWatch(t, 1)
 
@@ -265,7 +279,7 @@ func TestWatcherFollowsChanges(t *testing.T) {
 func TestWatcherIgnoresChangesDNSDoesNotUse(t *testing.T) {
 	s := sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}
 	c := newFakeCluster(s.build())
-	_, sink, _ := runWatcher(t, Config{Client: c.client})
+	_, sink, _ := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	c.waitWatch(t, 1)
 	changes := sink.changeCount()
@@ -290,7 +304,7 @@ func TestWatcherNamespace(t *testing.T) {
 		sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}.build(),
 		sliceSpec{namespace: "other", name: "db-a", service: "db", endpoints: endpoints(readyEP("db-0", "10.1.0.1"))}.build(),
 	)
-	_, sink, _ := runWatcher(t, Config{Client: c.client, Namespace: "ns"})
+	_, sink, _ := runWatcher(t, Config{Client: c.slices("ns"), Namespace: "ns"})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	if got := sortedKeys(sink.snapshot()); !slices.Equal(got, []string{"ns/web"}) {
 		t.Errorf("services = %v, want only ns/web", got)
@@ -307,7 +321,7 @@ func TestWatcherRelistDeletesWhatVanished(t *testing.T) {
 	c := newFakeCluster(keep.build(), gone.build(), lone.build())
 	fw := watch.NewRaceFreeFake()
 	c.next = fw
-	w, sink, _ := runWatcher(t, Config{Client: c.client})
+	w, sink, _ := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	c.waitWatch(t, 1)
 
@@ -340,7 +354,7 @@ func TestWatcherRelistDeletesWhatVanished(t *testing.T) {
 func TestWatcherTombstoneOfUnknownObject(t *testing.T) {
 	s := sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1"))}
 	c := newFakeCluster(s.build())
-	w, sink, _ := runWatcher(t, Config{Client: c.client})
+	w, sink, _ := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 
 	obj, ok, err := w.informer.GetIndexer().GetByKey("ns/web-a")
@@ -358,7 +372,7 @@ func TestWatcherMetrics(t *testing.T) {
 	old := time.Now().Add(-time.Hour)
 	s := sliceSpec{namespace: "ns", name: "web-a", service: "web", endpoints: endpoints(readyEP("web-0", "10.0.0.1")), triggerTime: old}
 	c := newFakeCluster(s.build())
-	w, sink, reg := runWatcher(t, Config{Client: c.client})
+	w, sink, reg := runWatcher(t, Config{Client: c.slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	c.waitWatch(t, 1)
 
@@ -399,7 +413,7 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 		cfg  Config
 	}{
 		{name: "no client", cfg: Config{Sink: newRecordingSink()}},
-		{name: "no sink", cfg: Config{Client: fake.NewClientset()}},
+		{name: "no sink", cfg: Config{Client: newFakeCluster().slices("")}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -411,7 +425,7 @@ func TestNewRejectsIncompleteConfig(t *testing.T) {
 }
 
 func TestRunTwice(t *testing.T) {
-	w, sink, _ := runWatcher(t, Config{Client: newFakeCluster().client})
+	w, sink, _ := runWatcher(t, Config{Client: newFakeCluster().slices("")})
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	if err := w.Run(context.Background()); err == nil {
 		t.Error("second Run succeeded, want an error")
@@ -449,7 +463,7 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 func TestWatcherSyncedAfterLastInitialEvent(t *testing.T) {
 	c := newFakeCluster()
 	sink := newRecordingSink()
-	w, err := New(Config{Client: c.client, Sink: sink})
+	w, err := New(Config{Client: c.slices(""), Sink: sink})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,3 +89,13 @@ on it (through .Subcharts).
 {{- define "peeragent.gossipVolumeName" -}}
 peeragent-gossip-keys
 {{- end }}
+
+{{/* Name of the pod volume that carries the web configuration. */}}
+{{- define "peeragent.webConfigVolumeName" -}}
+peeragent-web-config
+{{- end }}
+
+{{/* Where the web configuration Secret is mounted in the sidecar. */}}
+{{- define "peeragent.webConfigDir" -}}
+/etc/peeragent/web-config
+{{- end }}

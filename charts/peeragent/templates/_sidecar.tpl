@@ -6,7 +6,7 @@ database, runs for the pod's whole life and stops after it.
   initContainers:
     {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "web" "replicas" .Values.replicas) | nindent 4 }}
 
-Put peeragent.volumes into the pod's volumes when gossip keys are on, and
+Put peeragent.volumes into the pod's volumes when gossip keys or webConfig are on, and
 peeragent.servicePort into the headless Service's ports (the SRV record the
 agents look up comes from it).
 */}}
@@ -38,6 +38,9 @@ agents look up comes from it).
     {{- end }}
     - --cluster.label={{ $v.clusterLabel | default (printf "%s/%s" .root.Release.Namespace $service) }}
     - --web.listen-address=:{{ $v.web.port }}
+    {{- if $v.webConfig.secretName }}
+    - --web.config.file={{ include "peeragent.webConfigDir" . }}/{{ $v.webConfig.key }}
+    {{- end }}
     {{- if $v.gossipKeys.enabled }}
     - --gossip.keyring-dir={{ $v.gossipKeys.mountPath }}
     {{- end }}
@@ -81,21 +84,17 @@ agents look up comes from it).
     - name: {{ $v.web.portName }}
       containerPort: {{ $v.web.port }}
       protocol: TCP
-  # The containers after the sidecar (the database) start once the agent
-  # has heard from a first peer; 5 minutes without one restarts the sidecar.
+  {{- with $v.startupProbe }}
   startupProbe:
-    httpGet:
-      path: /startupz
-      port: {{ $v.web.portName }}
-    periodSeconds: 1
-    failureThreshold: 300
+    {{- include "peeragent.probe" (dict "probe" . "values" $v) | nindent 4 }}
+  {{- end }}
   {{- with $v.livenessProbe }}
   livenessProbe:
-    {{- toYaml . | nindent 4 }}
+    {{- include "peeragent.probe" (dict "probe" . "values" $v) | nindent 4 }}
   {{- end }}
   {{- with $v.readinessProbe }}
   readinessProbe:
-    {{- toYaml . | nindent 4 }}
+    {{- include "peeragent.probe" (dict "probe" . "values" $v) | nindent 4 }}
   {{- end }}
   {{- with $v.securityContext }}
   securityContext:
@@ -105,11 +104,16 @@ agents look up comes from it).
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if or $v.gossipKeys.enabled $v.extraVolumeMounts }}
+  {{- if or $v.gossipKeys.enabled $v.webConfig.secretName $v.extraVolumeMounts }}
   volumeMounts:
     {{- if $v.gossipKeys.enabled }}
     - name: {{ include "peeragent.gossipVolumeName" . }}
       mountPath: {{ $v.gossipKeys.mountPath }}
+      readOnly: true
+    {{- end }}
+    {{- if $v.webConfig.secretName }}
+    - name: {{ include "peeragent.webConfigVolumeName" . }}
+      mountPath: {{ include "peeragent.webConfigDir" . }}
       readOnly: true
     {{- end }}
     {{- with $v.extraVolumeMounts }}
@@ -132,13 +136,20 @@ with "svc".
 
 {{/*
 peeragent.volumes renders the pod volumes the sidecar mounts, as list items
-(nothing when gossip keys are off). The Secret is mounted whole, never with
-subPath: only then does the kubelet update the files when the Secret changes,
-which is how keys rotate without a restart.
+(nothing when gossip keys and webConfig are off). The Secrets are mounted
+whole, never with subPath: only then does the kubelet update the files when a
+Secret changes, which is how keys rotate without a restart (the agent reloads
+the keyring; exporter-toolkit rereads the web configuration and its
+certificates on every request and TLS handshake, though turning TLS on or off
+needs a restart).
 */}}
 {{- define "peeragent.volumes" -}}
+{{- include "peeragent.volumeItems" . | trim }}
+{{- end }}
+
+{{- define "peeragent.volumeItems" -}}
 {{- $v := include "peeragent.valuesOf" . | fromYaml }}
-{{- if $v.gossipKeys.enabled -}}
+{{- if $v.gossipKeys.enabled }}
 - name: {{ include "peeragent.gossipVolumeName" . }}
   secret:
     secretName: {{ include "peeragent.gossipSecretName" . }}
@@ -146,6 +157,33 @@ which is how keys rotate without a restart.
     # fsGroup; only the sidecar mounts it.
     defaultMode: 0444
 {{- end }}
+{{- with $v.webConfig.secretName }}
+- name: {{ include "peeragent.webConfigVolumeName" $ }}
+  secret:
+    secretName: {{ . }}
+    defaultMode: 0444
+{{- end }}
+{{- end }}
+
+{{/*
+peeragent.probe renders a probe of the sidecar with the web configuration
+applied to an httpGet probe: scheme HTTPS with webConfig.tls (unless the probe
+sets its own), then webConfig.probeHeaders after the probe's own httpHeaders.
+Nothing changes without webConfig.secretName. Takes (dict "probe" <probe>
+"values" <peeragent values>).
+*/}}
+{{- define "peeragent.probe" -}}
+{{- $p := deepCopy .probe }}
+{{- $wc := .values.webConfig }}
+{{- if and $wc.secretName $p.httpGet }}
+{{- if and $wc.tls (not $p.httpGet.scheme) }}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- with $wc.probeHeaders }}
+{{- $_ := set $p.httpGet "httpHeaders" (concat ($p.httpGet.httpHeaders | default list) .) }}
+{{- end }}
+{{- end }}
+{{- toYaml $p }}
 {{- end }}
 
 {{/*

@@ -84,3 +84,28 @@ first would kill it mid-answer, so that is a rendering error.
 {{- end }}
 {{- join " " $zones }}
 {{- end }}
+
+{{/*
+peerdns.probe renders a probe from values with the web configuration applied to
+an httpGet probe: scheme HTTPS with webConfig.tls (unless the probe sets its
+own), then webConfig.probeHeaders after the probe's own httpHeaders. Nothing
+changes without webConfig.secretName. Call with (dict "probe" <probe> "root" $).
+*/}}
+{{- define "peerdns.probe" -}}
+{{- $p := deepCopy .probe }}
+{{- $wc := .root.Values.webConfig }}
+{{- if and $wc.secretName $p.httpGet }}
+{{- if and $wc.tls (not $p.httpGet.scheme) }}
+{{- $_ := set $p.httpGet "scheme" "HTTPS" }}
+{{- end }}
+{{- with $wc.probeHeaders }}
+{{- $_ := set $p.httpGet "httpHeaders" (concat ($p.httpGet.httpHeaders | default list) .) }}
+{{- end }}
+{{- end }}
+{{- toYaml $p }}
+{{- end }}
+
+{{/* Where the web configuration Secret is mounted. */}}
+{{- define "peerdns.webConfigDir" -}}
+/etc/peerdns/web-config
+{{- end }}

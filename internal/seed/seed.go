@@ -1,0 +1,130 @@
+// Package seed is the mission's scenario on a real node, as both the
+// end-to-end test (test/node) and the demo (hack/demo) install it: peerdns
+// from charts/peerdns behind a fixed Service address that the cluster DNS's
+// stub zone forwards to, and the seed's headless Service nginx and
+// StatefulSet web (test/node/testdata/seed) with charts/peeragent as its
+// subchart, running this checkout's images.
+package seed
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/testtools"
+)
+
+const (
+	// PeerDNSIP is peerdns's Service address, fixed through the chart's
+	// service.clusterIP so the cluster DNS's stub zone can forward to it.
+	PeerDNSIP = "10.96.0.53"
+	// StubZone is the zone peerdns serves and the cluster DNS forwards.
+	StubZone = "peers.internal."
+	// Namespace is where the seed runs.
+	Namespace = "default"
+	// PeerDNSNamespace is where charts/peerdns is installed.
+	PeerDNSNamespace = "peerdns"
+
+	// PeerDNSImage names this checkout's peerdns image, imported into the
+	// node's containerd: no registry is reachable.
+	PeerDNSImage = "localhost/peerdns/peerdns"
+	// PeeragentImage names this checkout's peeragent image, imported the
+	// same way.
+	PeeragentImage = "localhost/peerdns/peeragent"
+
+	// SvcName is the seed's Service in the stub zone's ready view.
+	SvcName = "nginx.default.svc.peers.internal"
+	// PeersName is the seed's Service in the peer view, which lists every
+	// pod with an address, ready or not.
+	PeersName = "nginx.default.peers.peers.internal"
+	// AgentPort serves the agents' /metrics and /members.
+	AgentPort = "9470"
+)
+
+// Images are this checkout's peerdns and peeragent images, tagged tag.
+func Images(tag string) []controlplane.Image {
+	return []controlplane.Image{
+		{Ref: PeerDNSImage + ":" + tag, Package: "./cmd/peerdns", Version: tag},
+		{Ref: PeeragentImage + ":" + tag, Package: "./cmd/peeragent", Version: tag},
+	}
+}
+
+// CopyCharts copies charts/peerdns to dir/peerdns, and the seed chart with
+// charts/peeragent as its subchart to dir/seed, as a user would vendor it.
+func CopyCharts(dir string) error {
+	root, err := testtools.RepoRoot()
+	if err != nil {
+		return err
+	}
+	for src, dst := range map[string]string{
+		filepath.Join(root, "charts", "peerdns"):                filepath.Join(dir, "peerdns"),
+		filepath.Join(root, "test", "node", "testdata", "seed"): filepath.Join(dir, "seed"),
+		filepath.Join(root, "charts", "peeragent"):              filepath.Join(dir, "seed", "charts", "peeragent"),
+	} {
+		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+			return fmt.Errorf("copy chart: %w", err)
+		}
+	}
+	return nil
+}
+
+// HelmEnv is the environment for helm with its cache, configuration and
+// data under dir, so nothing of it stays in $HOME.
+func HelmEnv(dir string) []string {
+	return append(os.Environ(),
+		"HELM_CACHE_HOME="+filepath.Join(dir, "cache"),
+		"HELM_CONFIG_HOME="+filepath.Join(dir, "config"),
+		"HELM_DATA_HOME="+filepath.Join(dir, "data"))
+}
+
+// InstallPeerDNS is the helm command line (without "helm") that installs
+// chart, a copy of charts/peerdns, with the image tagged tag: one replica
+// behind PeerDNSIP.
+func InstallPeerDNS(chart, tag string) []string {
+	return []string{"install", "peerdns", chart, "--namespace", PeerDNSNamespace, "--create-namespace",
+		"--set", "image.repository=" + PeerDNSImage, "--set", "image.tag=" + tag, "--set", "image.pullPolicy=Never",
+		"--set", "service.clusterIP=" + PeerDNSIP, "--set", "replicaCount=1"}
+}
+
+// Scrape reads the metrics of the agent at ip as "name{labels}" → value.
+func Scrape(ctx context.Context, ip string) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+AgentPort+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return nil, err
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m, nil
+}
