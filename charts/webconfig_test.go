@@ -1,16 +1,9 @@
 package charts_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"net/http"
 	"os"
 	"os/exec"
@@ -227,7 +220,7 @@ func runWithWebConfig(t *testing.T, bin string, s webSetup, withTLS bool) {
 	}
 	var cfg string
 	if withTLS {
-		writeSelfSigned(t, dir)
+		testtools.SelfSigned(t, dir)
 		cfg = "tls_server_config:\n  cert_file: tls.crt\n  key_file: tls.key\n"
 	} else {
 		hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
@@ -326,41 +319,6 @@ current-context: c
 			if code, err := get(p, false); err != nil || code != http.StatusUnauthorized {
 				t.Errorf("%s probe GET %s without the chart's headers: %d %v, want 401", name, p.HTTPGet.Path, code, err)
 			}
-		}
-	}
-}
-
-// writeSelfSigned writes tls.crt and tls.key (a self-signed P-256
-// certificate for 127.0.0.1) into dir, as a kubernetes.io/tls Secret holds
-// them.
-func writeSelfSigned(t *testing.T, dir string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "peerdns-test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, block := range map[string]*pem.Block{
-		"tls.crt": {Type: "CERTIFICATE", Bytes: der},
-		"tls.key": {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, name), pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

@@ -77,14 +77,7 @@ func TestDemo(t *testing.T) {
 // it tells every step, ends by itself with exit code 0 and removes its
 // directory.
 func TestKwokModeRunsToTheEnd(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
-	}
-	bin := filepath.Join("..", "..", "bin", "peerdns")
-	if _, err := os.Stat(bin); err != nil {
-		testtools.Missing(t, "%s missing: run `make build`", bin)
-	}
-	toolsBin(t)
+	bin := kwokPrerequisites(t)
 	var out, errOut syncBuffer
 	code := run([]string{"-mode=kwok", "-peerdns=" + bin}, strings.NewReader(""), &out, &errOut)
 	printed := out.String()
@@ -154,14 +147,7 @@ var errNotYet = errors.New("not yet")
 // A broken pipe elsewhere in the process (a child's closed stdin, a closed
 // connection) is not Ctrl-C: the demo runs on to the end.
 func TestBrokenPipeElsewhereIsNotAnInterrupt(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
-	}
-	bin := filepath.Join("..", "..", "bin", "peerdns")
-	if _, err := os.Stat(bin); err != nil {
-		testtools.Missing(t, "%s missing: run `make build`", bin)
-	}
-	toolsBin(t)
+	bin := kwokPrerequisites(t)
 	var out, errOut syncBuffer
 	codec := make(chan int, 1)
 	go func() { codec <- run([]string{"-mode=kwok", "-peerdns=" + bin}, strings.NewReader(""), &out, &errOut) }()
@@ -188,14 +174,7 @@ func TestBrokenPipeElsewhereIsNotAnInterrupt(t *testing.T) {
 // When its output goes (the reader of `make demo | head` exits), the demo
 // stops, cleans up and exits 1.
 func TestOutputClosedStopsTheDemo(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
-	}
-	bin := filepath.Join("..", "..", "bin", "peerdns")
-	if _, err := os.Stat(bin); err != nil {
-		testtools.Missing(t, "%s missing: run `make build`", bin)
-	}
-	toolsBin(t)
+	bin := kwokPrerequisites(t)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp) // the control plane's directory goes here
 	out := &closingWriter{limit: 2000}
@@ -222,4 +201,19 @@ func (c *closingWriter) Write(p []byte) (int, error) {
 		return 0, syscall.EPIPE
 	}
 	return c.buf.Write(p)
+}
+
+// kwokPrerequisites skips or fails unless the kwok mode can run: the
+// control plane's tools and bin/peerdns. It returns bin/peerdns's path.
+func kwokPrerequisites(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a control plane and bin/peerdns; skipped with -short")
+	}
+	bin := filepath.Join("..", "..", "bin", "peerdns")
+	if _, err := os.Stat(bin); err != nil {
+		testtools.Missing(t, "%s missing: run `make build`", bin)
+	}
+	toolsBin(t)
+	return bin
 }
