@@ -64,13 +64,7 @@ func TestDemo(t *testing.T) {
 			t.Errorf("output lacks %s:\n%s", want, printed)
 		}
 	}
-	m := regexp.MustCompile(`removed (\S+)\.\n`).FindStringSubmatch(printed)
-	if m == nil {
-		t.Fatalf("output does not say which directory it removed:\n%s", printed)
-	}
-	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
-		t.Errorf("%s still exists (stat: %v)", m[1], err)
-	}
+	checkDirRemoved(t, printed)
 }
 
 // TestKwokModeRunsToTheEnd runs `make demo`'s kwok fallback: unattended,
@@ -94,13 +88,7 @@ func TestKwokModeRunsToTheEnd(t *testing.T) {
 			t.Errorf("output lacks %s:\n%s", want, printed)
 		}
 	}
-	m := regexp.MustCompile(`removed (\S+)\.\n`).FindStringSubmatch(printed)
-	if m == nil {
-		t.Fatalf("output does not say which directory it removed:\n%s", printed)
-	}
-	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
-		t.Errorf("%s still exists (stat: %v)", m[1], err)
-	}
+	checkDirRemoved(t, printed)
 }
 
 // toolsBin returns the control-plane tools' directory, skipping the test
@@ -216,4 +204,17 @@ func kwokPrerequisites(t *testing.T) string {
 	}
 	toolsBin(t)
 	return bin
+}
+
+// checkDirRemoved finds the directory the kwok mode says it removed and
+// checks it is gone.
+func checkDirRemoved(t *testing.T, printed string) {
+	t.Helper()
+	m := regexp.MustCompile(`removed (\S+)\.\n`).FindStringSubmatch(printed)
+	if m == nil {
+		t.Fatalf("output does not say which directory it removed:\n%s", printed)
+	}
+	if _, err := os.Stat(m[1]); !os.IsNotExist(err) {
+		t.Errorf("%s still exists (stat: %v)", m[1], err)
+	}
 }
