@@ -35,8 +35,8 @@ type Agent struct {
 	finder  *peerFinder
 	hooks   *hookRunner
 	queue   *memberlist.TransmitLimitedQueue
-	keyring *memberlist.Keyring // nil: no encryption
-	keys    keyFiles
+	keyring *gossipKeyring // nil: no encryption
+	keys    keyFiles       // the key files last applied
 	names   *nameGuard
 	meta    []byte // nodeMeta, encoded
 
@@ -99,8 +99,8 @@ func New(cfg Config) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keyring: %w", err)
 		}
-		a.keyring, a.keys = kr, kf
-		a.setKeyMetrics(kf)
+		a.keyring, a.keys = &gossipKeyring{kr: kr}, kf
+		a.metrics.keyring.ring.Store(a.keyring)
 	}
 	return a, nil
 }
@@ -209,7 +209,9 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 	mc.GossipToTheDeadTime = t.GossipToTheDeadTime
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.Label = a.cfg.Label
-	mc.Keyring = a.keyring
+	if a.keyring != nil {
+		mc.Keyring = a.keyring.kr
+	}
 	d := delegates{a: a}
 	mc.Delegate, mc.Events, mc.Alive, mc.Conflict, mc.Ping = d, d, d, d, d
 	mc.LogOutput = nil
@@ -534,7 +536,8 @@ func (a *Agent) memberList() []string {
 }
 
 // keyringLoop re-reads the key files and applies changes to the live
-// keyring.
+// keyring; a change that fails to apply, or leaves the ring different from
+// the files, is applied again at the next tick.
 func (a *Agent) keyringLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.KeyringReloadInterval)
 	defer tick.Stop()
@@ -550,27 +553,22 @@ func (a *Agent) keyringLoop(ctx context.Context) {
 			lastErr = ""
 			continue
 		}
+		msg := "gossip keyring not reloaded; keeping the installed keys"
 		if err == nil {
-			err = applyKeys(a.keyring, kf)
+			err = a.keyring.apply(kf)
+			msg = "gossip keyring does not match the key files; retrying at the next reload"
 		}
 		if err != nil {
 			if err.Error() != lastErr {
 				lastErr = err.Error()
 				a.metrics.keyringReloads.WithLabelValues("failure").Inc()
-				a.log.Error("gossip keyring not reloaded; keeping the installed keys", "err", err)
+				a.log.Error(msg, "err", err)
 			}
 			continue
 		}
 		lastErr = ""
 		a.keys = kf
-		a.setKeyMetrics(kf)
 		a.metrics.keyringReloads.WithLabelValues("success").Inc()
 		a.log.Info("gossip keyring reloaded", "keys", len(kf.all), "primary", fingerprint(kf.primary))
 	}
-}
-
-func (a *Agent) setKeyMetrics(kf keyFiles) {
-	a.metrics.keyringKeys.Set(float64(len(kf.all)))
-	a.metrics.keyringPrimary.Reset()
-	a.metrics.keyringPrimary.WithLabelValues(fingerprint(kf.primary)).Set(1)
 }
