@@ -471,7 +471,7 @@ func (a *Agent) probeLoop(ctx context.Context) {
 				// negative round trip; time the whole call instead.
 				sent := time.Now()
 				if _, err := a.ml.Ping(m.Name, udp); err == nil {
-					a.table.ack(m.Name, time.Since(sent))
+					a.table.ack(m.Name, m.Address, time.Since(sent))
 				}
 			})
 		}

@@ -138,7 +138,7 @@ func (d delegates) NotifyConflict(existing, other *memberlist.Node) {
 func (d delegates) AckPayload() []byte { return nil }
 
 func (d delegates) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
-	d.a.table.ack(n.Name, rtt)
+	d.a.table.ack(n.Name, nodeAddr(n), rtt)
 }
 
 // NodeMeta is this agent's version and zone; the config validation keeps

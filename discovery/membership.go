@@ -264,12 +264,15 @@ func (ms *membership) leaving(name, addr string) bool {
 	return true
 }
 
-// ack records a direct ack from a member to one of this agent's probes.
-func (ms *membership) ack(name string, rtt time.Duration) {
+// ack records a direct ack from a member to one of this agent's probes
+// sent to addr. It counts only if addr is the member's current address: a
+// late ack from the address it had before memberlist re-admitted it
+// elsewhere says nothing about the process now holding the name.
+func (ms *membership) ack(name, addr string, rtt time.Duration) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
-	if !ok || name == ms.self {
+	if !ok || name == ms.self || e.Address != addr {
 		return
 	}
 	ms.metrics.memberRTT.WithLabelValues(strconv.Itoa(e.Ordinal)).Observe(rtt.Seconds())
