@@ -223,8 +223,10 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 }
 
 // Run starts gossip and keeps finding and joining peers until ctx is done.
-// Then it turns unready, announces its leave, leaves gracefully (bounded by
-// LeaveTimeout) and shuts memberlist down. It returns an error only if
+// Then it turns unready, stops its loops (waiting for a probe in flight and
+// a running OnChange), announces its leave, leaves gracefully and shuts
+// memberlist down, the leave and the joins in flight bounded by
+// LeaveTimeout together. It returns an error only if
 // gossip could not start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.ran.Swap(true) {
@@ -279,16 +281,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.metrics.ready.Set(0)
 	cancel()
 	wg.Wait()
+	deadline := time.Now().Add(a.cfg.LeaveTimeout)
 	if a.abort.Load() {
 		_ = ml.Shutdown()
-		a.waitJoins()
+		a.waitJoins(deadline)
 		return nil
 	}
-	a.leave(ml)
+	a.leave(ml, deadline)
 	if err := ml.Shutdown(); err != nil {
 		a.log.Warn("gossip shutdown", "err", err)
 	}
-	a.waitJoins()
+	a.waitJoins(deadline)
 	a.log.Info("gossip stopped")
 	return nil
 }
@@ -298,8 +301,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // holds another process under this agent's name (nameGuard.isDisplaced). (memberlist does mark
 // a self-announced dead node left internally, but hands the delegate the
 // same Node either way, so the agent announces its leave itself.)
-func (a *Agent) leave(ml *memberlist.Memberlist) {
-	deadline := time.Now().Add(a.cfg.LeaveTimeout)
+func (a *Agent) leave(ml *memberlist.Memberlist, deadline time.Time) {
 	data, _ := json.Marshal(leaveMsg{Name: a.cfg.NodeName, Addr: a.addr.String()})
 	msg := append([]byte{msgLeave}, data...)
 	done := make(chan struct{})
@@ -341,12 +343,16 @@ func (a *Agent) leave(ml *memberlist.Memberlist) {
 	}
 }
 
-func (a *Agent) waitJoins() {
+// waitJoins waits for the joins in flight until deadline at the latest.
+// One still dialling or waiting for its peer's state then ends on its own
+// within Timing.TCPTimeout (memberlist's Join takes no context), after Run
+// has returned.
+func (a *Agent) waitJoins(deadline time.Time) {
 	done := make(chan struct{})
 	go func() { a.joinWG.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(a.cfg.Timing.TCPTimeout):
+	case <-time.After(time.Until(deadline)):
 	}
 }
 

@@ -124,8 +124,12 @@ type Config struct {
 	// false: Ready only waits for the first join, because taking every pod
 	// out of its Service when quorum is lost is seldom what clients want.
 	RequireQuorumForReady bool
-	// LeaveTimeout bounds the graceful leave on shutdown. It must fit in the
-	// pod's terminationGracePeriodSeconds. Default 5s.
+	// LeaveTimeout bounds the leave on shutdown: the leave announcement,
+	// memberlist's leave and the wait for joins in flight together. Run
+	// first stops its loops (a probe in flight: up to Timing.ProbeTimeout;
+	// a running OnChange: the time it is given to stop), so Run returns at
+	// most that plus LeaveTimeout after its context is done. It must fit in
+	// the pod's terminationGracePeriodSeconds. Default 5s.
 	LeaveTimeout time.Duration
 
 	// Logger receives the agent's and memberlist's logs. Default: discard.

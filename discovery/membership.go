@@ -218,7 +218,8 @@ func (ms *membership) update(name, addr string, meta nodeMeta) {
 }
 
 // leave records memberlist's verdict that a member is gone: left if it
-// announced its leave from the address held for it, dead otherwise. A
+// announced its leave from the address held for it, or if it is this
+// agent, dead otherwise. A
 // member that did not announce its leave and answered this agent's own
 // probe within the suspect timeout keeps counting until it has not:
 // memberlist's verdict may come from another member's gossip (a healing
@@ -238,7 +239,9 @@ func (ms *membership) leave(name string) {
 		return
 	}
 	e.gone = false
-	if e.leaving {
+	// memberlist reports this agent's own death only when it leaves
+	// (Memberlist.Leave); a death others gossip about it is refuted.
+	if e.leaving || name == ms.self {
 		ms.setStateLocked(e, StateLeft, "leave")
 	} else {
 		ms.setStateLocked(e, StateDead, "fail")

@@ -87,7 +87,7 @@ func newFlags(cfg *config) *cli.App {
 		Default("0s").DurationVar(&cfg.suspectTimeout)
 	app.Flag("gossip.dead-node-reclaim-time", "How long after a member is declared dead its name may rejoin from a new address (a restarted pod with a new IP); until then it is a name conflict.").
 		Default(lan.DeadNodeReclaimTime.String()).DurationVar(&cfg.deadNodeReclaim)
-	app.Flag("gossip.leave-timeout", "Bound on the graceful leave at shutdown; keep it below the pod's terminationGracePeriodSeconds.").
+	app.Flag("gossip.leave-timeout", "Bound on the leave at shutdown: announcing it, memberlist's leave and the wait for joins in flight. The whole shutdown takes at most --gossip.probe-timeout (a probe in flight) + the time a running --on-change hook is given to stop + this + 5s (HTTP requests in flight); keep that below the pod's terminationGracePeriodSeconds.").
 		Default(def.LeaveTimeout.String()).DurationVar(&cfg.leaveTimeout)
 	app.Flag("gossip.keyring-dir", "Directory of gossip encryption keys (a mounted Secret): one base64 16/24/32-byte key per file. Re-read while running. Empty: no encryption.").
 		StringVar(&cfg.keyringDir)
