@@ -39,6 +39,8 @@ type Agent struct {
 	keys    keyFiles       // the key files last applied
 	names   *nameGuard
 	meta    []byte // nodeMeta, encoded
+	proc    uint64 // identifies this process in its views: random, never 0
+	viewSeq uint64 // the last view's sequence number; stateLoop's alone
 
 	started chan struct{}
 	// Set before started is closed, read-only afterwards.
@@ -74,6 +76,7 @@ func New(cfg Config) (*Agent, error) {
 		set:     cfg.expectedSet(),
 		started: make(chan struct{}),
 		joining: map[string]bool{},
+		proc:    rand.Uint64() | 1,
 	}
 	a.metrics = newMetrics(cfg.Registerer, a.set, self)
 	a.table = newMembership(cfg.NodeName, cfg.Version, a.set, cfg.Timing, a.metrics)
@@ -524,8 +527,10 @@ func (a *Agent) stateLoop(ctx context.Context) {
 }
 
 func (a *Agent) broadcastView(v view) {
+	a.viewSeq++
 	a.queue.QueueBroadcast(viewBroadcast(encodeView(viewMsg{
-		Name: a.cfg.NodeName, Hash: v.Hash, Members: v.Members, Sent: time.Now().UnixNano(),
+		Name: a.cfg.NodeName, Hash: v.Hash, Members: v.Members,
+		Proc: a.proc, Seq: a.viewSeq, Sent: time.Now().UnixNano(),
 	})))
 }
 

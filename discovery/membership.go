@@ -78,8 +78,13 @@ func (s MemberState) present() bool { return s == StateAlive || s == StateSuspec
 type view struct {
 	Hash    uint64
 	Members int
-	// Sent is the sender's clock when it built the view; a view is only
-	// replaced by a newer one, whatever order gossip delivers them in.
+	// Proc identifies the sending process (random, drawn at its start) and
+	// Seq numbers that process's views from 1: a view is only replaced by
+	// a later one of the same process, whatever order gossip delivers them
+	// in, or by one from another process of that name (a restart).
+	Proc, Seq uint64
+	// Sent is the sender's clock when it built the view. It orders views
+	// only from agents that send no Proc (older versions).
 	Sent int64
 }
 
@@ -340,12 +345,26 @@ func (ms *membership) checkSuspects() {
 	}
 }
 
+// replaces reports whether v is newer than held, a view from the same
+// member.
+func (v view) replaces(held view) bool {
+	switch {
+	case held == (view{}):
+		return true
+	case v.Proc != 0 && held.Proc != 0 && v.Proc == held.Proc:
+		return v.Seq > held.Seq
+	case v.Proc == 0 && held.Proc == 0: // an older agent: its clock
+		return v.Sent >= held.Sent
+	}
+	return true // another process of that name
+}
+
 // setView stores a member's reported view if it is newer than the one held.
 func (ms *membership) setView(name string, v view) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
-	if !ok || name == ms.self || v.Sent < e.view.Sent {
+	if !ok || name == ms.self || !v.replaces(e.view) {
 		return
 	}
 	e.view, e.viewAt = v, ms.now()

@@ -81,6 +81,8 @@ func TestMembershipStates(t *testing.T) {
 	}
 }
 
+// The views here carry no Proc, as from agents that predate it: their
+// clocks order them.
 func TestViewDisagreement(t *testing.T) {
 	ms, clock := newTestMembership(t)
 	disagree := func() float64 { return testutil.ToFloat64(ms.metrics.viewDisagreement) }
@@ -215,5 +217,29 @@ func TestAckFromAnOldAddressDoesNotCount(t *testing.T) {
 				t.Fatalf("web-1 after an ack from its new address is %s, want alive", got)
 			}
 		})
+	}
+}
+
+// A member's views are ordered by its own sequence, not its clock: a clock
+// stepped back does not make its next views look old, a view delayed in
+// gossip is still ignored, and a restarted process starts a new sequence.
+func TestViewOrderSurvivesAClockStep(t *testing.T) {
+	ms, _ := newTestMembership(t)
+	disagree := func() float64 { return testutil.ToFloat64(ms.metrics.viewDisagreement) }
+	mine := ms.currentView()
+	for _, step := range []struct {
+		what string
+		v    view
+		want float64
+	}{
+		{"a different view", view{Hash: mine.Hash + 1, Members: 2, Proc: 7, Seq: 1, Sent: 2_000}, 1},
+		{"caught up, its clock stepped back", view{Hash: mine.Hash, Members: 3, Proc: 7, Seq: 2, Sent: 1_000}, 0},
+		{"the first view delivered late", view{Hash: mine.Hash + 1, Members: 2, Proc: 7, Seq: 1, Sent: 2_000}, 0},
+		{"a restarted process's first view", view{Hash: mine.Hash + 1, Members: 2, Proc: 8, Seq: 1, Sent: 500}, 1},
+	} {
+		ms.setView("web-1", step.v)
+		if got := disagree(); got != step.want {
+			t.Fatalf("after %s: view_disagreement = %v, want %v", step.what, got, step.want)
+		}
 	}
 }
