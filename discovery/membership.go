@@ -121,6 +121,8 @@ type membership struct {
 	quorumInit bool
 	myView     view
 	duplicated bool // another live process claims self's name
+	// versionSeries: the members_by_version series last set, by version.
+	versionSeries map[string]int
 }
 
 func newMembership(self, version string, set ExpectedSet, t Timing, m *metrics) *membership {
@@ -397,13 +399,20 @@ func (ms *membership) recomputeLocked() {
 	for _, s := range []MemberState{StateAlive, StateSuspect, StateDead, StateLeft} {
 		ms.metrics.members.WithLabelValues(s.String()).Set(float64(counts[s]))
 	}
-	ms.metrics.membersByVersion.Reset()
 	if _, ok := versions[ms.selfVersion]; !ok {
 		versions[ms.selfVersion] = 0 // this agent's own version always has a series
 	}
+	// Set the new values, then drop the versions gone: a scrape in
+	// between sees each series old or new, never the family empty.
 	for v, n := range versions {
 		ms.metrics.membersByVersion.WithLabelValues(v).Set(float64(n))
 	}
+	for v := range ms.versionSeries {
+		if _, ok := versions[v]; !ok {
+			ms.metrics.membersByVersion.DeleteLabelValues(v)
+		}
+	}
+	ms.versionSeries = versions
 	q := ComputeQuorum(ms.set.N, counts[StateAlive])
 	if ms.duplicated {
 		q.NameDuplicated, q.Has = true, false
