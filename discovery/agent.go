@@ -1,7 +1,9 @@
 // Package discovery is peeragent's core: it finds a StatefulSet's peers by
 // their stable DNS names, forms membership with hashicorp/memberlist,
-// computes quorum against the expected cluster size, and reports all of it
-// as metrics, a readiness check, a member list and change hooks.
+// computes quorum against the expected cluster size, and reports it as
+// metrics, a member list and change hooks. Its readiness check requires
+// quorum only with Config.RequireQuorumForReady; otherwise it reports the
+// first join, duplicate names and shutdown.
 package discovery
 
 import (
@@ -127,7 +129,9 @@ func (a *Agent) Quorum() Quorum { return a.table.currentQuorum() }
 // Startup reports nil once this member has joined the cluster: another
 // member answered this agent's own probe (at once when N is 1). Once nil it
 // stays nil; it is meant for a startup probe, so that the containers after
-// the sidecar start only when the agent has heard from a peer.
+// the sidecar start only when the agent has heard from a peer. So while
+// every other member is down it never reports nil: behind that probe, a
+// sole survivor that restarts cannot start its database.
 func (a *Agent) Startup() error {
 	select {
 	case <-a.started:

@@ -15,8 +15,11 @@ type MemberState int
 const (
 	// StateUnknown is an expected name never seen in the cluster.
 	StateUnknown MemberState = iota
-	// StateAlive is a member that has answered this agent's own probes
-	// within Timing.SuspectTimeout. The only state counted towards quorum.
+	// StateAlive is a member that has answered this agent's own probes at
+	// its current address within Timing.SuspectTimeout, as checked at the
+	// end of each probe round: a silent member still counts for up to
+	// SuspectTimeout + ProbeInterval + ProbeTimeout after its last ack. The
+	// only state counted towards quorum.
 	StateAlive
 	// StateSuspect is a member that memberlist holds but that has not
 	// answered this agent's own probes: not yet since it joined (it may be

@@ -67,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		hasQuorum: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_has_quorum",
-			Help: "1 while at least quorum_size members of the expected set answered this agent's own probes within the suspect timeout (this agent included) and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
+			Help: "1 while at least quorum_size members of the expected set answered this agent's own probes within the suspect timeout, as checked at the end of each probe round (so a member silent for up to suspect timeout + probe interval + probe timeout still counts; this agent included), and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
 		}),
 		failureTolerance: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_failure_tolerance",
@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		memberUp: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "peeragent_member_up",
-			Help: "1 if the member with this ordinal is alive (answered this agent's own probes within the suspect timeout), else 0.",
+			Help: "1 if the member with this ordinal is alive (answered this agent's own probes within the suspect timeout, as checked at the end of each probe round: up to suspect timeout + probe interval + probe timeout after its last ack), else 0.",
 		}, []string{"ordinal"}),
 		memberRTT: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "peeragent_member_rtt_seconds",

@@ -83,7 +83,7 @@ func newFlags(cfg *config) *cli.App {
 		Default("0s").DurationVar(&cfg.gossipInterval)
 	app.Flag("gossip.suspicion-mult", fmt.Sprintf("A suspect member has suspicion-mult × probe-interval (scaled up past 10 members) to refute before it is declared dead. 0: the profile's (lan: %d).", lan.SuspicionMult)).
 		Default("0").IntVar(&cfg.suspicionMult)
-	app.Flag("gossip.suspect-timeout", fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum. 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout)).
+	app.Flag("gossip.suspect-timeout", fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum, at the end of the next probe round (up to probe-interval + probe-timeout later). 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout)).
 		Default("0s").DurationVar(&cfg.suspectTimeout)
 	app.Flag("gossip.dead-node-reclaim-time", "How long after a member is declared dead its name may rejoin from a new address (a restarted pod with a new IP); until then it is a name conflict.").
 		Default(lan.DeadNodeReclaimTime.String()).DurationVar(&cfg.deadNodeReclaim)

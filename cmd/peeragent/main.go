@@ -1,7 +1,8 @@
 // Command peeragent is a quorum membership sidecar for StatefulSet
 // databases: it finds its peers through their stable DNS names, forms
-// membership with memberlist, and reports quorum through metrics, /readyz,
-// /members and change hooks.
+// membership with memberlist, and reports quorum through metrics, /members
+// and change hooks, and through /readyz only with
+// --readyz.require-quorum.
 package main
 
 import (
