@@ -449,7 +449,8 @@ func (a *Agent) joinPeers(peers map[string]peer) {
 }
 
 // probeLoop pings every member each probe interval, and at once when a
-// member joins, so a member counts as alive only once it answered this
+// member joins (all pairs: N-1 pings per agent and interval, N(N-1) in the
+// cluster), so a member counts as alive only once it answered this
 // agent directly, and a silent one turns suspect. It also checks for
 // another process claiming this agent's name, and samples memberlist's
 // health score.
