@@ -191,7 +191,7 @@ func (kf keyFiles) String() string {
 //
 // memberlist reads that slice for every packet without this lock, so a
 // packet decrypted at the moment of a removal may miss a key still
-// installed and be dropped (gossip is retransmitted, a probe retried): a
+// installed and be dropped as undecryptable, as if it were lost: a
 // memberlist gap this lock cannot close.
 type gossipKeyring struct {
 	mu sync.Mutex
