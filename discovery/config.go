@@ -71,19 +71,22 @@ type Config struct {
 
 	// PeersSRV is an SRV name whose targets are the peers, for example
 	// "_gossip._tcp.web.default.svc.cluster.local". A target's first label
-	// is the peer's name; the record's port is its gossip port.
+	// is the peer's name; the record's port is its gossip port. It is
+	// looked up as an absolute name, with or without its trailing dot.
 	PeersSRV string
 	// PeersDomain is the domain per-ordinal names live under: peers are
 	// looked up as <set>-<ordinal>.<PeersDomain>, for example
-	// "web.default.svc.cluster.local". Combined with PeersSRV, a name found
-	// both ways takes the address of the per-ordinal lookup.
+	// "web.default.svc.cluster.local", as absolute names. Combined with
+	// PeersSRV, a name found both ways takes the address of the per-ordinal
+	// lookup.
 	PeersDomain string
 	// PeersPort is the gossip port of peers found through PeersDomain.
 	// Default 0: this agent's own advertised port.
 	PeersPort int
 	// DNSServer is the host:port lookups are sent to directly, so that a
 	// cache in front of it cannot hide a new peer. Default "": the system
-	// resolver (net.Resolver, honouring resolv.conf search paths).
+	// resolver (net.Resolver, with resolv.conf's servers and options; the
+	// names are absolute, so its search list does not apply).
 	DNSServer string
 	// RefreshInterval is how often peers are looked up again and missing
 	// expected peers rejoined once the cluster is complete, ±20% jitter.

@@ -96,13 +96,13 @@ func newFlags(cfg *config) *cli.App {
 	app.Flag("gossip.keyring-reload-interval", "How often --gossip.keyring-dir is read for changes.").
 		Default(def.KeyringReloadInterval.String()).DurationVar(&cfg.keyringReload)
 
-	app.Flag("peers.srv", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; a target's first label is the peer's name, the record's port its gossip port.").
+	app.Flag("peers.srv", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; looked up as an absolute name (no search list); a target's first label is the peer's name, the record's port its gossip port.").
 		StringVar(&cfg.peersSRV)
-	app.Flag("peers.domain", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, e.g. web.default.svc.cluster.local.").
+	app.Flag("peers.domain", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, absolute (no search list), e.g. web.default.svc.cluster.local.").
 		StringVar(&cfg.peersDomain)
 	app.Flag("peers.port", "Gossip port of peers found through --peers.domain. 0: this agent's own port.").
 		Default("0").IntVar(&cfg.peersPort)
-	app.Flag("peers.dns-server", "host:port to send peer lookups to directly (no search path, no cache in between). Empty: the system resolver.").
+	app.Flag("peers.dns-server", "host:port to send peer lookups to directly (no cache in between). Empty: the system resolver (resolv.conf's servers; names are absolute, so not its search list).").
 		StringVar(&cfg.dnsServer)
 	app.Flag("peers.refresh-interval", "How often peers are looked up and missing ones rejoined once all are present (±20% jitter).").
 		Default(def.RefreshInterval.String()).DurationVar(&cfg.refreshInterval)
