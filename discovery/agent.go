@@ -268,6 +268,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.hooks.enabled() {
 		wg.Go(func() { a.hooks.run(loopCtx) })
 	}
+	if a.cfg.ReapChildren {
+		wg.Go(func() { reapChildren(loopCtx, a.log) })
+	}
 	if a.keyring != nil {
 		wg.Go(func() { a.keyringLoop(loopCtx) })
 	}

@@ -106,13 +106,30 @@ type Config struct {
 	// and without arguments, after the member list or the quorum settles on
 	// a new value. It reads the list on stdin, one DNS name (or node name)
 	// per line, and the quorum in its environment (PEERAGENT_*). It runs in
-	// its own process group; the last HookOutputTail bytes of its output
-	// are logged. A failure is logged and counted, never fatal. Default ""
-	// (none).
+	// its own process group, which is killed once the command has exited;
+	// processes that left the group (setsid, daemons) are not killed. The
+	// last HookOutputTail bytes of its output are logged. A failure is
+	// logged and counted, never fatal. Exiting 0 is a success even when a
+	// process it left still holds its output open (logged as a warning).
+	// Default "" (none).
 	OnChange string
 	// OnChangeTimeout bounds one OnChange run; then its whole process group
 	// is killed. Default 30s.
 	OnChangeTimeout time.Duration
+	// OnChangeShutdownGrace is how long an OnChange run in progress when
+	// Run's context ends may go on (within its OnChangeTimeout) before its
+	// process group is killed; the leave waits for it, so it adds to the
+	// shutdown's duration. 0: killed at once. Default 5s.
+	OnChangeShutdownGrace time.Duration
+	// ReapChildren makes the agent wait for every child of its process
+	// that has exited, whenever no OnChange run is in progress, and on
+	// Linux makes the process a child subreaper: what a hook leaves outside
+	// its process group is re-parented to it and reaped once it exits
+	// instead of staying a zombie. Set it only when nothing else in the
+	// process waits for children of its own: peeragent sets it when it is
+	// PID 1, as in its container. Default false: such processes are
+	// re-parented to init (or the nearest subreaper), which reaps them.
+	ReapChildren bool
 	// PeersFile, when set, is rewritten atomically with the same list as
 	// OnChange receives, each time it settles. Default "".
 	PeersFile string
@@ -270,6 +287,7 @@ func DefaultConfig() Config {
 		RefreshMinInterval:    250 * time.Millisecond,
 		LookupTimeout:         2 * time.Second,
 		OnChangeTimeout:       30 * time.Second,
+		OnChangeShutdownGrace: 5 * time.Second,
 		LeaveTimeout:          5 * time.Second,
 	}
 }
@@ -327,6 +345,9 @@ func (c *Config) validate() error {
 	}
 	if c.SettleTime < 0 {
 		return bad("settle time must not be negative")
+	}
+	if c.OnChangeShutdownGrace < 0 {
+		return bad("hook shutdown grace must not be negative")
 	}
 	if c.SettleTime > 0 && c.SettleTime < t.SuspectTimeout {
 		return bad("settle time %s is shorter than the suspect timeout %s: a member turning suspect would settle unseen", c.SettleTime, t.SuspectTimeout)

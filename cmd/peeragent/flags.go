@@ -42,6 +42,7 @@ type config struct {
 
 	onChange        string
 	onChangeTimeout time.Duration
+	onChangeGrace   time.Duration
 	settle          time.Duration
 	peersFile       string
 
@@ -111,10 +112,12 @@ func newFlags(cfg *config) *cli.App {
 	app.Flag("peers.lookup-timeout", "Bound on one DNS query.").
 		Default(def.LookupTimeout.String()).DurationVar(&cfg.lookupTimeout)
 
-	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.").
+	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out (processes that left the group, with setsid, are not; as PID 1 the agent reaps them once they exit); the last 4 KiB of its output are logged. Failures are logged and counted; exiting 0 while a process it left holds its output open is a success, with a warning.").
 		StringVar(&cfg.onChange)
 	app.Flag("on-change.timeout", "Bound on one --on-change run; then its whole process group is killed.").
 		Default(def.OnChangeTimeout.String()).DurationVar(&cfg.onChangeTimeout)
+	app.Flag("on-change.shutdown-grace", "How long an --on-change run in progress at shutdown may go on (within --on-change.timeout) before its process group is killed; the leave waits for it. 0: killed at once.").
+		Default(def.OnChangeShutdownGrace.String()).DurationVar(&cfg.onChangeGrace)
 	app.Flag("on-change.settle", "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.").
 		Default(def.SettleTime.String()).DurationVar(&cfg.settle)
 	app.Flag("peers-file", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.").
@@ -178,6 +181,9 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 	if cfg.settle < 0 {
 		return c, cli.Invalid("on-change.settle", "%s: must not be negative", cfg.settle)
 	}
+	if cfg.onChangeGrace < 0 {
+		return c, cli.Invalid("on-change.shutdown-grace", "%s: must not be negative", cfg.onChangeGrace)
+	}
 	if cfg.suspicionMult < 0 {
 		return c, cli.Invalid("gossip.suspicion-mult", "%d: must not be negative", cfg.suspicionMult)
 	}
@@ -239,6 +245,7 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 
 	c.OnChange = cfg.onChange
 	c.OnChangeTimeout = cfg.onChangeTimeout
+	c.OnChangeShutdownGrace = cfg.onChangeGrace
 	c.SettleTime = cfg.settle
 	c.PeersFile = cfg.peersFile
 	c.RequireQuorumForReady = cfg.requireQuorum
