@@ -221,8 +221,9 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 }
 
 // Run starts gossip and keeps finding and joining peers until ctx is done.
-// Then it turns unready, announces its leave, leaves gracefully (bounded by
-// LeaveTimeout) and shuts memberlist down. It returns an error only if
+// Then it turns unready, lets an OnChange run in progress finish (for up to
+// OnChangeShutdownGrace), announces its leave, leaves gracefully (bounded
+// by LeaveTimeout) and shuts memberlist down. It returns an error only if
 // gossip could not start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.ran.Swap(true) {
