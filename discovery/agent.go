@@ -230,10 +230,11 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 }
 
 // Run starts gossip and keeps finding and joining peers until ctx is done.
-// Then it turns unready, stops its loops (waiting for a probe in flight and
-// a running OnChange), announces its leave, leaves gracefully and shuts
-// memberlist down, the leave and the joins in flight bounded by
-// LeaveTimeout together. It returns an error only if
+// Then it turns unready, stops its loops (waiting for a probe in flight),
+// lets an OnChange run in progress finish (for up to OnChangeShutdownGrace),
+// announces its leave, leaves gracefully and shuts memberlist down, the
+// leave and the joins in flight bounded by LeaveTimeout together. It
+// returns an error only if
 // gossip could not start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.ran.Swap(true) {
@@ -278,6 +279,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.stateLoop(loopCtx) })
 	if a.hooks.enabled() {
 		wg.Go(func() { a.hooks.run(loopCtx) })
+	}
+	if a.cfg.ReapChildren {
+		wg.Go(func() { reapChildren(loopCtx, a.log) })
 	}
 	if a.keyring != nil {
 		wg.Go(func() { a.keyringLoop(loopCtx) })

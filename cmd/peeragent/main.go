@@ -43,6 +43,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return app.Fail(err)
 	}
+	// As PID 1 (its container's init: the pod shares no process
+	// namespace) every orphan in the container is this process's child, and
+	// only it can reap them. This process starts no children but the hooks.
+	dcfg.ReapChildren = os.Getpid() == 1
 	if err := telemetry.ValidateWebConfig(cfg.webConfigFile); err != nil {
 		return app.Fail(cli.Invalid("web.config.file", "%v", err))
 	}
