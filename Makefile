@@ -5,8 +5,10 @@ SHELL := bash
 MAKEFLAGS += --no-builtin-rules
 
 GO        ?= go
-# The release being prepared; the charts' appVersion and CHANGELOG.md agree
-# with it (go test ./test/release checks). Bump it right after tagging.
+# The release being prepared, not yet tagged: the charts' version and
+# appVersion agree with it, CHANGELOG.md lists its changes under [Unreleased]
+# until it is tagged (make release-check, go test ./test/release). Bump it
+# right after tagging.
 RELEASE   := v0.1.0
 # The version stamped into binaries, images and packaged charts: the release
 # tag on a tagged commit, else a development version (see hack/version.sh and
@@ -65,10 +67,14 @@ image: binaries ## Build the peerdns and peeragent images (OCI layout, archives,
 version: ## Print the version this checkout builds (see docs/release.md).
 	@echo $(VERSION)
 
+.PHONY: release-check
+release-check: ## Refuse a VERSION that RELEASE, CHANGELOG.md, the charts' versions or the git tags contradict (docs/release.md).
+	$(GO) run ./hack/release -check -version $(VERSION) -release $(RELEASE)
+
 .PHONY: release
-release: image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
+release: release-check image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
 	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)' VERSION=$(VERSION) REVISION=$(REVISION)
-	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -platforms '$(RELEASE_PLATFORMS)' \
+	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -release $(RELEASE) -platforms '$(RELEASE_PLATFORMS)' \
 		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
 
 .PHONY: helm

@@ -10,7 +10,12 @@
 //	SHA256SUMS                             sha256sum-format checksums of every file above
 //
 // With -charts-only it packages and indexes the charts alone (into
-// -dist/release/charts), which is what the chart repository test uses.
+// -dist/release/charts), which is what the chart repository test uses; with
+// -check it only checks the versions.
+//
+// It first refuses a version that the repository contradicts (see
+// checkVersions): the Makefile's RELEASE (-release), CHANGELOG.md, the
+// charts' versions and the git tags must agree with -version.
 //
 // Everything is reproducible: the archives have sorted entries, every time
 // stamp $SOURCE_DATE_EPOCH and no owner names; the charts are helm's
@@ -48,6 +53,8 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 type config struct {
 	dist       string
 	version    string
+	release    string // the Makefile's RELEASE
+	check      bool
 	platforms  []string
 	helm       string
 	chartURL   string
@@ -67,7 +74,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var c config
 	var platforms string
 	fs.StringVar(&c.dist, "dist", "dist", "directory with bin/ and image/; the release goes to <dist>/release, replaced")
-	fs.StringVar(&c.version, "version", "", "version being released, e.g. v0.1.0")
+	fs.StringVar(&c.version, "version", "", "version being built, e.g. v0.1.0 or v0.1.0-dev-gabc123456789")
+	fs.StringVar(&c.release, "release", "", "the release being prepared (the Makefile's RELEASE), e.g. v0.1.0")
+	fs.BoolVar(&c.check, "check", false, "only check that -version, -release, CHANGELOG.md, the charts and the tags agree")
 	fs.StringVar(&platforms, "platforms", "linux/amd64 linux/arm64", "platforms of the archives, comma- or space-separated")
 	fs.StringVar(&c.helm, "helm", "helm", "helm binary")
 	fs.StringVar(&c.chartURL, "chart-url", "https://peerdns.github.io/peerdns/charts", "URL the chart repository is served from (index.yaml's URLs)")
@@ -80,6 +89,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if !semver.MatchString(c.version) {
 		fmt.Fprintf(stderr, "release: -version %q: want vMAJOR.MINOR.PATCH[-prerelease]\n", c.version)
 		return 2
+	}
+	f, err := readFacts(c.repo, c.release)
+	if err == nil {
+		err = checkVersions(f, c.version)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "release: refusing to build %s:\n%v\n", c.version, err)
+		return 1
+	}
+	if c.check {
+		fmt.Fprintf(stdout, "release: %s agrees with RELEASE, CHANGELOG.md, the charts and the tags\n", c.version)
+		return 0
 	}
 	if err := release(c, stdout); err != nil {
 		fmt.Fprintf(stderr, "release: %v\n", err)
@@ -148,8 +169,8 @@ func release(c config, stdout io.Writer) error {
 // packageCharts runs helm package on every chart with the release's
 // versions, then helm repo index, each output dated created. A release must
 // find its version already in each Chart.yaml (appVersion v0.1.0, version
-// 0.1.0): what is tagged is what is packaged. A development version
-// overrides both.
+// 0.1.0, checked by checkVersions): what is tagged is what is packaged. A
+// development version overrides both.
 func packageCharts(c config, dir string, created time.Time) error {
 	charts, err := filepath.Glob(filepath.Join(c.repo, "charts", "*", "Chart.yaml"))
 	if err != nil {
@@ -161,17 +182,6 @@ func packageCharts(c config, dir string, created time.Time) error {
 	slices.Sort(charts)
 	chartVersion := strings.TrimPrefix(c.version, "v")
 	for _, ch := range charts {
-		raw, err := os.ReadFile(ch)
-		if err != nil {
-			return err
-		}
-		var meta struct{ Version, AppVersion string }
-		if err := yaml.Unmarshal(raw, &meta); err != nil {
-			return fmt.Errorf("%s: %w", ch, err)
-		}
-		if isRelease(c.version) && (meta.AppVersion != c.version || meta.Version != chartVersion) {
-			return fmt.Errorf("%s: version %q appVersion %q, want %q and %q for release %s", ch, meta.Version, meta.AppVersion, chartVersion, c.version, c.version)
-		}
 		cmd := exec.Command(c.helm, "package", filepath.Dir(ch), "--version", chartVersion, "--app-version", c.version, "--destination", dir)
 		if out, err := cmd.CombinedOutput(); err != nil {
 			return fmt.Errorf("helm package %s: %w\n%s", filepath.Dir(ch), err, out)

@@ -32,7 +32,7 @@ func TestChartsReproducible(t *testing.T) {
 	pack := func(t *testing.T) map[string][]byte {
 		t.Helper()
 		dist := t.TempDir()
-		cmd := exec.Command("go", "run", "./hack/release", "-charts-only", "-dist", dist, "-version", "v0.1.0-dev-gtest", "-helm", helm)
+		cmd := exec.Command("go", "run", "./hack/release", "-charts-only", "-dist", dist, "-version", "v0.1.0-dev-gtest", "-release", makefileRelease(t, root), "-helm", helm)
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "SOURCE_DATE_EPOCH="+strconv.FormatInt(epoch.Unix(), 10))
 		if out, err := cmd.CombinedOutput(); err != nil {
