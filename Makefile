@@ -40,6 +40,9 @@ DIST      ?= dist
 PLATFORMS ?= linux/amd64 linux/arm64
 RELEASE_PLATFORMS ?= $(PLATFORMS) darwin/amd64 darwin/arm64
 IMAGE_REPOSITORY ?= ghcr.io/peerdns
+# GnuPG key (user ID or fingerprint) make release signs the charts' provenance
+# and SHA256SUMS with; empty: unsigned (docs/release.md, "Signatures").
+SIGN_KEY  ?=
 # Where the chart repository (dist/release/charts) is published.
 CHART_URL ?= https://peerdns.github.io/peerdns/charts
 
@@ -75,7 +78,7 @@ release-check: ## Refuse a VERSION that RELEASE, CHANGELOG.md, the charts' versi
 release: release-check image helm ## Build what a release ships into $(DIST)/release: archives, images, charts + repo index, notes, SHA256SUMS.
 	$(MAKE) binaries PLATFORMS='$(RELEASE_PLATFORMS)' VERSION=$(VERSION) REVISION=$(REVISION)
 	$(GO) run ./hack/release -dist $(DIST) -version $(VERSION) -release $(RELEASE) -platforms '$(RELEASE_PLATFORMS)' \
-		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL)
+		-helm $(TOOLS_BIN)/helm -chart-url $(CHART_URL) -sign-key '$(SIGN_KEY)'
 
 .PHONY: helm
 helm: ## Build only the pinned helm into .cache/bin (make controlplane builds it too).

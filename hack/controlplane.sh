@@ -22,6 +22,8 @@ install_debian() {
 	command -v dnsperf >/dev/null || missing+=(dnsperf)
 	command -v ip >/dev/null || missing+=(iproute2)
 	command -v promtool >/dev/null || missing+=(prometheus)
+	# test/release signs a release with a local key and verifies it.
+	command -v gpg >/dev/null || missing+=(gnupg)
 	# test/image runs the images under podman with runc (crun refuses the
 	# hosts' cgroup layout).
 	command -v podman >/dev/null || missing+=(podman)

@@ -5,9 +5,11 @@
 //	peerdns_<version>_<os>_<arch>.tar.gz   both binaries, LICENSE, README.md, CHANGELOG.md
 //	images/                                the image archives, SBOMs and digests from -dist/image
 //	charts/<chart>-<chart version>.tgz     `helm package` of charts/*, appVersion <version>
+//	charts/<chart>-<chart version>.tgz.prov  with -sign-key: helm provenance (sign.go)
 //	charts/index.yaml                      `helm repo index --url <-chart-url>`
 //	RELEASE_NOTES.md                       the CHANGELOG.md section of <version>
 //	SHA256SUMS                             sha256sum-format checksums of every file above
+//	SHA256SUMS.asc                         with -sign-key: its detached gpg signature
 //
 // With -charts-only it packages and indexes the charts alone (into
 // -dist/release/charts), which is what the chart repository test uses; with
@@ -59,6 +61,7 @@ type config struct {
 	helm       string
 	chartURL   string
 	chartsOnly bool
+	signKey    string // gpg key to sign with; empty: no signatures
 	repo       string // repository root: charts/, LICENSE, …
 }
 
@@ -81,6 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&c.helm, "helm", "helm", "helm binary")
 	fs.StringVar(&c.chartURL, "chart-url", "https://peerdns.github.io/peerdns/charts", "URL the chart repository is served from (index.yaml's URLs)")
 	fs.BoolVar(&c.chartsOnly, "charts-only", false, "package and index the charts only")
+	fs.StringVar(&c.signKey, "sign-key", "", "GnuPG key (user ID or fingerprint, in $GNUPGHOME) to sign the charts (<chart>.tgz.prov) and SHA256SUMS (SHA256SUMS.asc) with; empty: unsigned")
 	fs.StringVar(&c.repo, "repo", ".", "repository root")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -162,6 +166,11 @@ func release(c config, stdout io.Writer) error {
 	if err := os.WriteFile(filepath.Join(out, "SHA256SUMS"), sums, 0o644); err != nil {
 		return err
 	}
+	if c.signKey != "" {
+		if err := signSums(filepath.Join(out, "SHA256SUMS"), c.signKey); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(stdout, "release %s in %s\n", c.version, out)
 	return nil
 }
@@ -194,6 +203,11 @@ func packageCharts(c config, dir string, created time.Time) error {
 	for _, p := range packages {
 		if err := reproducibleChart(p, created); err != nil {
 			return err
+		}
+		if c.signKey != "" {
+			if err := provenance(p, c.signKey); err != nil {
+				return err
+			}
 		}
 	}
 	// Indexed after the rewrite: index.yaml holds each package's digest.
@@ -391,13 +405,17 @@ func releaseNotes(changelog, version string) ([]byte, error) {
 	return []byte("# " + version + "\n\n" + text + "\n"), nil
 }
 
-// checksums returns `sha256sum` output for every file under dir, in path
-// order (WalkDir's lexical order).
+// checksums returns `sha256sum` output for every file under dir but the
+// signatures (.prov, .asc: not reproducible, and verified on their own), in
+// path order (WalkDir's lexical order).
 func checksums(dir string) ([]byte, error) {
 	var lines []string
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
+		}
+		if ext := filepath.Ext(p); ext == ".prov" || ext == ".asc" {
+			return nil
 		}
 		data, err := os.ReadFile(p)
 		if err != nil {
