@@ -77,8 +77,25 @@ func labelsOf(obj map[string]any) map[string]any {
 	return l
 }
 
+// atVersion returns group with every runbook_url moved from main to ref, as
+// the charts render them.
+func atVersion(t *testing.T, group any, ref string) any {
+	t.Helper()
+	raw, err := yaml.Marshal(group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw = bytes.ReplaceAll(raw, []byte("https://github.com/peerdns/peerdns/blob/main/docs/runbooks.md"), []byte("https://github.com/peerdns/peerdns/blob/"+ref+"/docs/runbooks.md"))
+	var out any
+	if err := yaml.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // TestPrometheusRules: with prometheusRule.enabled each chart renders its
-// own group of monitoring/alerts.yml, unchanged, and nothing else.
+// own group of monitoring/alerts.yml and nothing else, each runbook_url at
+// the chart's version (its appVersion's tag), not main.
 func TestPrometheusRules(t *testing.T) {
 	tests := []struct{ chart, values string }{
 		{peerdnsChart, peerdnsValueSets["monitoring"]},
@@ -91,9 +108,9 @@ func TestPrometheusRules(t *testing.T) {
 				t.Errorf("PrometheusRule labels %v lack release=prom", l)
 			}
 			spec, _ := rule["spec"].(map[string]any)
-			want := []any{alertGroup(t, tt.chart)}
+			want := []any{atVersion(t, alertGroup(t, tt.chart), chartMeta(t, tt.chart).AppVersion)}
 			if diff := cmp.Diff(want, spec["groups"]); diff != "" {
-				t.Errorf("PrometheusRule groups differ from monitoring/alerts.yml's %s group (-want +got):\n%s", tt.chart, diff)
+				t.Errorf("PrometheusRule groups differ from monitoring/alerts.yml's %s group at %s (-want +got):\n%s", tt.chart, chartMeta(t, tt.chart).AppVersion, diff)
 			}
 		})
 	}
@@ -146,8 +163,8 @@ func TestPeeragentPodMonitor(t *testing.T) {
 		t.Errorf("PodMonitor labels %v lack release=prom", l)
 	}
 	spec, _ := pm["spec"].(map[string]any)
-	if diff := cmp.Diff(map[string]any{}, spec["selector"]); diff != "" {
-		t.Errorf("selector (-want +got): the default selects every pod; the port name picks the agents:\n%s", diff)
+	if diff := cmp.Diff(map[string]any{"matchLabels": map[string]any{"app.kubernetes.io/instance": "r"}}, spec["selector"]); diff != "" {
+		t.Errorf("selector (-want +got): the default selects this release's pods; the port name picks the agents:\n%s", diff)
 	}
 	endpoints, _ := spec["podMetricsEndpoints"].([]any)
 	if len(endpoints) != 1 {
