@@ -53,6 +53,12 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The helm test pods run as the namespace's default service account,
+	// which admission looks up; this control plane runs no controller that
+	// would create it.
+	if _, err := client.CoreV1().ServiceAccounts(releaseNamespace).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	a := newApplier(ctx, t, cfg)
 	apply := a.apply
 
@@ -76,6 +82,10 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			}
 			for obj, err := range apply(t, r, true) {
 				t.Errorf("apply %s: %v", obj, err)
+			}
+			// The helm test pods, which helm creates only on `helm test`.
+			for obj, err := range apply(t, &rendered{docs: r.hooks}, true) {
+				t.Errorf("apply the test hook %s: %v", obj, err)
 			}
 		})
 	}

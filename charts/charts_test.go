@@ -150,6 +150,10 @@ type rendered struct {
 	serviceMonitors []map[string]any
 	podMonitors     []map[string]any
 	prometheusRules []map[string]any
+	// testPods are the `helm test` hooks, which helm install does not
+	// create: kept out of docs, their raw documents in hooks.
+	testPods []corev1.Pod
+	hooks    [][]byte
 	// docs are the raw documents, in order, for tests that send them on.
 	docs [][]byte
 }
@@ -174,6 +178,18 @@ func decode(t *testing.T, out string) *rendered {
 			t.Fatalf("document without apiVersion/kind: %v\n%s", err, doc)
 		}
 		var err error
+		if meta.APIVersion+" "+meta.Kind == "v1 Pod" {
+			pod := strict[corev1.Pod](doc, &err)
+			if err != nil {
+				t.Fatalf("decode Pod: %v\n%s", err, doc)
+			}
+			if pod.Annotations["helm.sh/hook"] != "test" {
+				t.Fatalf("rendered Pod %s, which is not a helm test hook:\n%s", pod.Name, doc)
+			}
+			r.testPods = append(r.testPods, pod)
+			r.hooks = append(r.hooks, doc)
+			continue
+		}
 		switch meta.APIVersion + " " + meta.Kind {
 		case "apps/v1 Deployment":
 			r.deployments = append(r.deployments, strict[appsv1.Deployment](doc, &err))

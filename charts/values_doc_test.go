@@ -223,7 +223,9 @@ func TestSchemaMatchesValues(t *testing.T) {
 				have[p] = true
 			}
 			for _, p := range schemaPaths(schema, schema, "") {
-				if p != "global" && !have[p] {
+				// Keys a parent chart sets (an umbrella's `global`, and
+				// `enabled` for a dependency's condition).
+				if p != "global" && p != "enabled" && !have[p] {
 					t.Errorf("values.schema.json describes %s, which values.yaml does not have", p)
 				}
 			}

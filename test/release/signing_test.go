@@ -22,7 +22,10 @@ func testKey(t *testing.T) (home, pubring string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
+		// The agent gpg started for this home; it would outlive the test.
+		if out, err := exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").CombinedOutput(); err != nil {
+			t.Logf("stop gpg-agent: %v\n%s", err, out)
+		}
 		os.RemoveAll(home)
 	})
 	run := func(args ...string) []byte {

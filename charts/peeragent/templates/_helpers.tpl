@@ -3,7 +3,9 @@ Every named template here takes a dict, so a chart that depends on peeragent can
 call them from its own context:
 
   root         the calling chart's top-level context ($): Release, Chart, Values.
-  values       optional: the peeragent values. Default: root.Values.peeragent when
+  chart        optional: the name of the caller's dependency on this chart, its
+               alias if it has one. Default: peeragent.
+  values       optional: the peeragent values. Default: root.Values.<chart> when
                the caller depends on this chart, else root.Values (this chart itself).
   serviceName  (sidecar only) the headless Service that governs the StatefulSet.
   replicas     (sidecar only) the StatefulSet's replicas: the expected cluster size.
@@ -14,7 +16,7 @@ call them from its own context:
 {{- define "peeragent.valuesOf" -}}
 {{- $v := .values }}
 {{- if not $v }}
-{{- $v = get .root.Values "peeragent" | default .root.Values }}
+{{- $v = get .root.Values (.chart | default "peeragent") | default .root.Values }}
 {{- end }}
 {{- toYaml $v }}
 {{- end }}
@@ -49,15 +51,17 @@ app.kubernetes.io/managed-by: {{ .root.Release.Service }}
 
 {{/*
 This chart's metadata, whether called from this chart or from one that depends
-on it (through .Subcharts).
+on it (through .Subcharts). An alias renames the chart (.Chart.Name is the
+alias), so this chart knows itself by its annotation.
 */}}
 {{- define "peeragent.chart" -}}
-{{- if eq .root.Chart.Name "peeragent" }}
+{{- $name := .chart | default "peeragent" }}
+{{- if eq (index (.root.Chart.Annotations | default dict) "peerdns.github.io/chart" | toString) "peeragent" }}
 {{- toYaml .root.Chart }}
-{{- else if and .root.Subcharts (hasKey .root.Subcharts "peeragent") }}
-{{- toYaml (index .root.Subcharts "peeragent").Chart }}
+{{- else if and .root.Subcharts (hasKey .root.Subcharts $name) }}
+{{- toYaml (index .root.Subcharts $name).Chart }}
 {{- else }}
-{{- fail "peeragent: the calling chart does not depend on the peeragent chart; add it to Chart.yaml dependencies" }}
+{{- fail (printf "peeragent: the calling chart has no dependency %q on the peeragent chart; add it to Chart.yaml dependencies, or pass its alias as \"chart\"" $name) }}
 {{- end }}
 {{- end }}
 
