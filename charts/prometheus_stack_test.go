@@ -207,3 +207,26 @@ func TestRunbookURLs(t *testing.T) {
 		})
 	}
 }
+
+// TestNotesWarnWithoutReleaseLabel: the install notes say when the monitors
+// carry no release label, the one mistake that fails without a word.
+func TestNotesWarnWithoutReleaseLabel(t *testing.T) {
+	const warning = "No release label"
+	tests := []struct {
+		chart, values string
+		warn          bool
+	}{
+		{peerdnsChart, "serviceMonitor: {enabled: true}\n", true},
+		{peerdnsChart, "serviceMonitor: {enabled: true}\nprometheusRelease: kps\n", false},
+		{peerdnsChart, "serviceMonitor: {enabled: true, labels: {release: kps}}\n", false},
+		{peerdnsChart, "", false},
+		{peeragentChart, "podMonitor: {enabled: true}\n", true},
+		{peeragentChart, "podMonitor: {enabled: true}\nprometheusRelease: kps\n", false},
+	}
+	for _, tt := range tests {
+		notes := renderNotes(t, tt.chart, tt.values)
+		if got := strings.Contains(notes, warning); got != tt.warn {
+			t.Errorf("%s with %q: notes warn %v, want %v:\n%s", tt.chart, tt.values, got, tt.warn, notes)
+		}
+	}
+}
