@@ -1,6 +1,9 @@
 package release_test
 
 import (
+	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,7 +51,8 @@ func testKey(t *testing.T) (home, pubring string) {
 // TestSignedRelease builds a release signed with a local key, as
 // `make release SIGN_KEY=…` does (binaries and images stand-ins: signing
 // does not look inside them), and verifies it with the ecosystem's tools:
-// `helm verify` for each chart's provenance, `gpg --verify` and
+// `helm verify` for each chart's provenance (and `helm pull --verify`
+// from the served repository), `gpg --verify` and
 // `sha256sum -c` for the checksums of everything else. A chart changed
 // after signing fails `helm verify`.
 func TestSignedRelease(t *testing.T) {
@@ -69,10 +73,26 @@ func TestSignedRelease(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The chart repository, served as users reach it.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + ln.Addr().String() + "/charts"
+	srv := &http.Server{Handler: http.StripPrefix("/charts", http.FileServer(http.Dir(filepath.Join(dist, "release", "charts"))))}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		srv.Close()
+		if err := <-served; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("serve the chart repository: %v", err)
+		}
+	})
+
 	release := makefileRelease(t, root)
 	version := release + "-dev-gtest"
 	cmd := exec.Command(buildRelease(t), "-dist", dist, "-repo", root, "-version", version, "-release", release,
-		"-platforms", "linux/amd64", "-helm", helm, "-sign-key", "release-test@example.com")
+		"-platforms", "linux/amd64", "-helm", helm, "-chart-url", url, "-sign-key", "release-test@example.com")
 	cmd.Env = append(os.Environ(), "GNUPGHOME="+home)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("hack/release -sign-key: %v\n%s", err, out)
@@ -88,6 +108,9 @@ func TestSignedRelease(t *testing.T) {
 			} else if !strings.Contains(string(got), "release-test@example.com") {
 				t.Errorf("helm verify does not name the signer:\n%s", got)
 			}
+			// From the repository: helm fetches the .prov beside the package.
+			home := t.TempDir()
+			runHelm(t, helm, home, "pull", chart, "--repo", url, "--version", chartVersion, "--verify", "--keyring", pubring, "--destination", t.TempDir())
 			// The same package, changed after signing.
 			raw, err := os.ReadFile(pkg)
 			if err != nil {
