@@ -118,5 +118,7 @@ build_containerd
 build_coredns
 go_install kwok sigs.k8s.io/kwok/cmd/kwok "$KWOK_VERSION"
 go_install helm helm.sh/helm/v3/cmd/helm "$HELM_VERSION"
+# cold: about 12 minutes on 2 busy shared cores.
+go_install cosign github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_VERSION"
 build_prometheus
 say "control plane ready in $bin"
