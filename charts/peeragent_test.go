@@ -470,7 +470,7 @@ func TestPeeragentNotes(t *testing.T) {
 				"    _gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal\n",
 				"which is peerdns's peer view",
 				"kubectl get --raw /api/v1/namespaces/" + releaseNamespace + "/pods/r-peeragent-example-0:9470/proxy/members",
-				"PodMonitor " + releaseNamespace + "/r-peeragent scrapes the ports named agent-web.",
+				"PodMonitor " + releaseNamespace + "/r-peeragent scrapes the ports named agent-web of the pods labelled app.kubernetes.io/instance=r.",
 				"PrometheusRule " + releaseNamespace + "/r-peeragent holds the peeragent alerts",
 				"ConfigMap " + releaseNamespace + "/r-peeragent-dashboard holds the Grafana dashboard.",
 			},
