@@ -21,7 +21,7 @@ import (
 // Process is one child program with its output in a log file.
 type Process struct {
 	Name    string
-	LogPath string
+	LogPath string // empty after StartTo
 	Started time.Time
 
 	cmd      *exec.Cmd
@@ -42,19 +42,37 @@ func Start(name, path string, args []string, logPath string) (*Process, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
+	p, err := start(name, path, args, logFile)
+	if err != nil {
+		logFile.Close()
+		return nil, err
+	}
+	p.LogPath = logPath
+	go func() {
+		<-p.done
+		logFile.Close()
+	}()
+	return p, nil
+}
+
+// StartTo is Start with stdout and stderr going to out, for a person to
+// watch; Tail then has nothing to return.
+func StartTo(name, path string, args []string, out io.Writer) (*Process, error) {
+	return start(name, path, args, out)
+}
+
+func start(name, path string, args []string, out io.Writer) (*Process, error) {
 	cmd := exec.Command(path, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
+	cmd.Stdout = out
+	cmd.Stderr = out
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Env = childEnv()
 	if err := cmd.Start(); err != nil {
-		logFile.Close()
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, Started: time.Now(), cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, Started: time.Now(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
-		logFile.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -91,6 +109,20 @@ func (p *Process) Exited() bool {
 
 // Err is how the process ended; valid once Done is closed.
 func (p *Process) Err() error { return p.waitErr }
+
+// ExitCode is the process's exit code, -1 when a signal ended it; valid
+// once Done is closed.
+func (p *Process) ExitCode() int { return p.cmd.ProcessState.ExitCode() }
+
+// Signal sends sig to the process group, as a kubelet or an OOM kill
+// would end it; from then on Stopping reports true.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.stopping.Store(true)
+	if err := syscall.Kill(-p.Pid(), sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.Name, err)
+	}
+	return nil
+}
 
 // Stopping reports whether Stop or Kill was called, so an exit is expected.
 func (p *Process) Stopping() bool { return p.stopping.Load() }
@@ -146,6 +178,9 @@ func GroupAlive(pgid int) bool {
 
 // Tail returns the last n lines of the process's log.
 func (p *Process) Tail(n int) string {
+	if p.LogPath == "" {
+		return ""
+	}
 	f, err := os.Open(p.LogPath)
 	if err != nil {
 		return err.Error()
