@@ -87,7 +87,7 @@ func (p *proc) stop(t *testing.T, limit time.Duration) {
 // exited reports an error if the process is no longer running.
 func (p *proc) exited() error {
 	if p.Exited() {
-		return fmt.Errorf("%s exited: %v\n%s", p.name, p.Err(), p.Tail(20))
+		return fmt.Errorf("%s exited: %v\n%s", p.name, p.Err(), p.Tail(20)) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 	}
 	return nil
 }
