@@ -20,7 +20,7 @@ const peerdnsChart = "peerdns"
 var peerdnsValueSets = map[string]string{
 	"defaults": ``,
 	"several zones and a pinned IP": `
-zones: [peers.internal., example.org, 10.in-addr.arpa.]
+zones: [peerdns.internal., example.org, 10.in-addr.arpa.]
 service: {clusterIP: 10.96.0.53}
 `,
 	"monitoring": `
@@ -69,7 +69,7 @@ func TestPeerdnsDefaults(t *testing.T) {
 	wantArgs := []string{
 		"--kubeconfig=",
 		"--dns.listen-address=:5353",
-		"--dns.zone=peers.internal.",
+		"--dns.zone=peerdns.internal.",
 		"--dns.lame-duck=5s",
 		"--web.listen-address=:9153",
 	}
@@ -275,7 +275,7 @@ func TestPeerdnsValues(t *testing.T) {
 						zones = append(zones, z)
 					}
 				}
-				if diff := cmp.Diff([]string{"peers.internal.", "example.org", "10.in-addr.arpa."}, zones); diff != "" {
+				if diff := cmp.Diff([]string{"peerdns.internal.", "example.org", "10.in-addr.arpa."}, zones); diff != "" {
 					t.Errorf("--dns.zone flags (-want +got):\n%s", diff)
 				}
 				if got := only(t, "Service", r.services).Spec.ClusterIP; got != "10.96.0.53" {
@@ -500,9 +500,9 @@ func TestPeerdnsNotes(t *testing.T) {
 	t.Run("allocated IP", func(t *testing.T) {
 		notes := renderNotes(t, peerdnsChart, "")
 		for _, want := range []string{
-			"    peers.internal:53 {\n        errors\n        forward . <CLUSTER-IP>:53\n    }\n",
+			"    peerdns.internal:53 {\n        errors\n        forward . <CLUSTER-IP>:53\n    }\n",
 			"kubectl -n " + releaseNamespace + " get service r-peerdns -o jsonpath='{.spec.clusterIP}'",
-			"dig SRV nginx.default.svc.peers.internal",
+			"dig SRV nginx.default.svc.peerdns.internal",
 		} {
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
@@ -523,7 +523,7 @@ func TestPeerdnsNotes(t *testing.T) {
 	})
 	t.Run("pinned IP, several zones", func(t *testing.T) {
 		notes := renderNotes(t, peerdnsChart, peerdnsValueSets["several zones and a pinned IP"])
-		for _, zone := range []string{"peers.internal", "example.org", "10.in-addr.arpa"} {
+		for _, zone := range []string{"peerdns.internal", "example.org", "10.in-addr.arpa"} {
 			want := "    " + zone + ":53 {\n        errors\n        forward . 10.96.0.53:53\n    }\n"
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks the block for %s:\n%s", zone, notes)

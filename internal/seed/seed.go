@@ -26,7 +26,7 @@ const (
 	// service.clusterIP so the cluster DNS's stub zone can forward to it.
 	PeerDNSIP = "10.96.0.53"
 	// StubZone is the zone peerdns serves and the cluster DNS forwards.
-	StubZone = "peers.internal."
+	StubZone = "peerdns.internal."
 	// Namespace is where the seed runs.
 	Namespace = "default"
 	// PeerDNSNamespace is where charts/peerdns is installed.
@@ -40,10 +40,10 @@ const (
 	PeeragentImage = "localhost/peerdns/peeragent"
 
 	// SvcName is the seed's Service in the stub zone's ready view.
-	SvcName = "nginx.default.svc.peers.internal"
+	SvcName = "nginx.default.svc.peerdns.internal"
 	// PeersName is the seed's Service in the peer view, which lists every
 	// pod with an address, ready or not.
-	PeersName = "nginx.default.peers.peers.internal"
+	PeersName = "nginx.default.peers.peerdns.internal"
 	// AgentPort serves the agents' /metrics and /members.
 	AgentPort = "9470"
 )

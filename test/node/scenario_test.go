@@ -155,7 +155,7 @@ func (s *scenario) digFromPod(t *testing.T) {
 	for _, p := range pods {
 		ips[p.Name] = p.Status.PodIP
 	}
-	svc := "nginx.default.svc.peers.internal."
+	svc := "nginx.default.svc.peerdns.internal."
 	var want []string
 	for _, name := range []string{"web-0", "web-1", "web-2"} {
 		want = append(want, fmt.Sprintf("%s 5 IN SRV 0 33 7946 %s.%s", svc, name, svc), fmt.Sprintf("%s 5 IN SRV 0 33 80 %s.%s", svc, name, svc))
@@ -226,10 +226,10 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 		t.Fatal(err)
 	}
 	hasUnready := func(records []string) bool {
-		return slices.ContainsFunc(records, func(r string) bool { return strings.HasSuffix(r, " unready.nginx.default.peers.peers.internal.") })
+		return slices.ContainsFunc(records, func(r string) bool { return strings.HasSuffix(r, " unready.nginx.default.peers.peerdns.internal.") })
 	}
 	testtools.Eventually(t, "the peer view lists unready", 60*time.Second, func() error {
-		got, err := s.digIn(t, *web0, "SRV", "_gossip._tcp.nginx.default.peers.peers.internal.")
+		got, err := s.digIn(t, *web0, "SRV", "_gossip._tcp.nginx.default.peers.peerdns.internal.")
 		if err != nil {
 			return err
 		}
@@ -245,7 +245,7 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 	if !readySince(*p).IsZero() {
 		t.Fatalf("pod unready is Ready")
 	}
-	got, err := s.digIn(t, *web0, "SRV", "_web._tcp.nginx.default.svc.peers.internal.")
+	got, err := s.digIn(t, *web0, "SRV", "_web._tcp.nginx.default.svc.peerdns.internal.")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +339,7 @@ func (s *scenario) scale(t *testing.T) {
 // the seed's web port: the ready members, in the svc view.
 func (s *scenario) waitSRV(t *testing.T, n int) {
 	t.Helper()
-	svc := "nginx.default.svc.peers.internal."
+	svc := "nginx.default.svc.peerdns.internal."
 	var want []string
 	for i := range n {
 		want = append(want, fmt.Sprintf("_web._tcp.%s 5 IN SRV 0 %d 80 web-%d.%s", svc, 100/n, i, svc))
@@ -426,7 +426,7 @@ func (s *scenario) deletePod(t *testing.T) {
 		return nil
 	})
 	t.Logf("web-1 was at %s, is at %s", old.Status.PodIP, ip)
-	host := "web-1.nginx.default.svc.peers.internal."
+	host := "web-1.nginx.default.svc.peerdns.internal."
 	testtools.Eventually(t, "dig A "+host+" answers the new address", 30*time.Second, func() error {
 		got, err := s.digIn(t, listPods(t, s.client, seed.Namespace, "app=nginx")[0], "A", host)
 		if err != nil {
