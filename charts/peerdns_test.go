@@ -1,6 +1,7 @@
 package charts_test
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -36,6 +37,9 @@ podDisruptionBudget: {minAvailable: 2}
 `,
 	"one namespace": `
 watchNamespace: db
+`,
+	"read services": `
+readServices: true
 `,
 	"web config with TLS and probe headers": `
 webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
@@ -384,6 +388,21 @@ func TestPeerdnsValues(t *testing.T) {
 				}
 				if binding.Namespace != "db" || !cmp.Equal(want.RoleRef, binding.RoleRef) || !cmp.Equal(want.Subjects, binding.Subjects) {
 					t.Errorf("RoleBinding in %q binds %+v to %+v; want in db, %+v to %+v", binding.Namespace, binding.RoleRef, binding.Subjects, want.RoleRef, want.Subjects)
+				}
+			},
+		},
+		{
+			name:   "read services, granted list and watch on them",
+			values: peerdnsValueSets["read services"],
+			check: func(t *testing.T, r *rendered) {
+				if m := missingArgs(peerdnsContainer(t, r).Args, "--kube.read-services"); m != nil {
+					t.Errorf("args lack %q", m)
+				}
+				want := append(slices.Clone(endpointSliceReader), rbacv1.PolicyRule{
+					APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"},
+				})
+				if diff := cmp.Diff(want, only(t, "ClusterRole", r.clusterRoles).Rules); diff != "" {
+					t.Errorf("ClusterRole rules (-want +got):\n%s", diff)
 				}
 			},
 		},

@@ -18,6 +18,7 @@ import (
 type config struct {
 	kubeconfig      string
 	namespace       string
+	readServices    bool
 	dnsAddr         string
 	zones           zoneList
 	nsAddrs         zoneList // not zones, but the same repeatable list
@@ -60,6 +61,8 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.kubeconfig)
 	app.Flag("kube.namespace", "Watch only this namespace (needs only a Role there). Empty: all namespaces.").
 		StringVar(&cfg.namespace)
+	app.Flag("kube.read-services", "Also list and watch Services, to serve the EndpointSlices of selectorless headless Services (their slices carry no service.kubernetes.io/headless label). Without it only slices with that label are served: those of headless Services with a selector.").
+		BoolVar(&cfg.readServices)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
 		Default(":53").StringVar(&cfg.dnsAddr)
 	app.Flag("dns.zone", "Zone to answer for, forward (peerdns.internal.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. Not the root, and no zone inside another. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").

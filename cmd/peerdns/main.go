@@ -96,7 +96,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		}
 		return nil, err
 	}
-	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, ReadServices: cfg.readServices, Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, err
 	}
