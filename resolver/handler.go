@@ -142,6 +142,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		return nil, errors.New("store already has a handler")
 	}
 	store.log.Store(cfg.Logger)
+	store.setPrebuild(h.prebuild)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()

@@ -34,6 +34,9 @@ type Store struct {
 	// beforePublish, when set (by tests), is called by a writer holding wmu
 	// once the next state is built, just before it is published.
 	beforePublish func()
+	// prebuild, set by the Handler, builds the answers of a large service's
+	// views before they are published (see Handler.prebuild).
+	prebuild func(*entry)
 
 	synced atomic.Bool
 	serial atomic.Uint32 // SOA serial: Unix time of the last change
@@ -170,6 +173,9 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	if nc != was {
 		next.namespaces = cur.namespaces.set(namespace, nc, nc.ready == 0 && nc.all == 0)
 	}
+	if e != nil && s.prebuild != nil {
+		s.prebuild(e)
+	}
 	if s.ptrOn {
 		var oldReady, newReady *view
 		if old != nil {
@@ -259,6 +265,14 @@ func ptrChanges(x *ptrIndex, old, cur *view) map[netip.Addr]*ptrEntry {
 		out[a] = pe
 	}
 	return out
+}
+
+// setPrebuild sets the function that builds a service's answers before it
+// is published.
+func (s *Store) setPrebuild(f func(*entry)) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.prebuild = f
 }
 
 // enablePTR starts indexing addresses for PTR records, which only a handler

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -68,6 +69,9 @@ type node struct {
 	// cache holds one slot per (zone, tree, answer kind); allocated on first
 	// use.
 	cache atomic.Pointer[[]atomic.Pointer[answer]]
+	// building is held while an answer of the node is built, so it is
+	// built once however many queries miss the cache at the same time.
+	building sync.Mutex
 }
 
 const linearScanMax = 16
