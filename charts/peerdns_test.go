@@ -21,7 +21,7 @@ const peerdnsChart = "peerdns"
 var peerdnsValueSets = map[string]string{
 	"defaults": ``,
 	"several zones and a pinned IP": `
-zones: [peerdns.internal., example.org, 10.in-addr.arpa.]
+zones: [peerdns.internal., example.org, 250.10.in-addr.arpa.]
 service: {clusterIP: 10.96.0.53}
 `,
 	"monitoring": `
@@ -279,7 +279,7 @@ func TestPeerdnsValues(t *testing.T) {
 						zones = append(zones, z)
 					}
 				}
-				if diff := cmp.Diff([]string{"peerdns.internal.", "example.org", "10.in-addr.arpa."}, zones); diff != "" {
+				if diff := cmp.Diff([]string{"peerdns.internal.", "example.org", "250.10.in-addr.arpa."}, zones); diff != "" {
 					t.Errorf("--dns.zone flags (-want +got):\n%s", diff)
 				}
 				if got := only(t, "Service", r.services).Spec.ClusterIP; got != "10.96.0.53" {
@@ -542,7 +542,7 @@ func TestPeerdnsNotes(t *testing.T) {
 	})
 	t.Run("pinned IP, several zones", func(t *testing.T) {
 		notes := renderNotes(t, peerdnsChart, peerdnsValueSets["several zones and a pinned IP"])
-		for _, zone := range []string{"peerdns.internal", "example.org", "10.in-addr.arpa"} {
+		for _, zone := range []string{"peerdns.internal", "example.org", "250.10.in-addr.arpa"} {
 			want := "    " + zone + ":53 {\n        errors\n        forward . 10.96.0.53:53\n    }\n"
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks the block for %s:\n%s", zone, notes)

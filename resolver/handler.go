@@ -16,7 +16,8 @@ import (
 // Config configures a Handler.
 type Config struct {
 	// Zones are the zones to answer for, forward ("peerdns.internal.") and
-	// reverse ("10.in-addr.arpa."). Every service is served under every
+	// reverse ("250.10.in-addr.arpa."; every address in it that is not a
+	// ready endpoint's is NXDOMAIN). Every service is served under every
 	// forward zone; PTR targets use the first forward zone. No zone may be
 	// the root or lie inside another (see CheckZones). Default
 	// ["peerdns.internal."]: a zone of its own that the cluster DNS forwards

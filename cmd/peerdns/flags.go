@@ -65,7 +65,7 @@ func newFlags(cfg *config) *cli.App {
 		BoolVar(&cfg.readServices)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
 		Default(":53").StringVar(&cfg.dnsAddr)
-	app.Flag("dns.zone", "Zone to answer for, forward (peerdns.internal.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. Not the root, and no zone inside another. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
+	app.Flag("dns.zone", "Zone to answer for, forward (peerdns.internal.) or reverse (250.10.in-addr.arpa.: only for a range whose addresses are all endpoints of headless services, as every other address in it is NXDOMAIN). Repeatable or comma-separated; names outside every zone are REFUSED. Not the root, and no zone inside another. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
 		Default(def.Zones...).SetValue(&cfg.zones)
 	app.Flag("dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.").
 		SetValue(&cfg.nsAddrs)
