@@ -39,7 +39,12 @@ type Store struct {
 	prebuild func(*entry)
 
 	synced atomic.Bool
-	serial atomic.Uint32 // SOA serial: Unix time of the last change
+	// serial is the SOA serial: at the store's creation its Unix time, then
+	// at each publish the Unix time or one more than the serial before,
+	// whichever is larger, so it grows by at least one per change and can
+	// run ahead of the clock when changes come faster than one a second.
+	// Each replica has its own.
+	serial atomic.Uint32
 	// bound is set by the Handler that answers from the store: answers
 	// cached on its names are laid out for that handler's zones.
 	bound atomic.Bool
