@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 	"runtime"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,7 +53,7 @@ func apiService(i int) *corev1.Service {
 			UID: types.UID(fmt.Sprintf("3b6c1c1e-6a8e-4f7b-9c51-0d6f3a2b%04d", i%10000)), Labels: labels,
 			Annotations: map[string]string{"meta.helm.sh/release-name": name},
 			ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "helm", Operation: metav1.ManagedFieldsOperationUpdate,
-				FieldsV1: &metav1.FieldsV1{Raw: make([]byte, 600)}}},
+				FieldsV1: metav1.NewFieldsV1(strings.Repeat("x", 600))}},
 		},
 		Spec: corev1.ServiceSpec{
 			ClusterIP: corev1.ClusterIPNone, ClusterIPs: []string{corev1.ClusterIPNone}, Selector: labels,
