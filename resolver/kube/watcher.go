@@ -151,8 +151,8 @@ type Watcher struct {
 	testHookDrained func()
 }
 
-// listWatch is a's list and watch with the label or field selector set on
-// every request.
+// listWatch is a ListWatch calling list and watchFn with the label and
+// field selectors set on every request.
 func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), labels, fields string) *cache.ListWatch {
 	sel := func(o *metav1.ListOptions) { o.LabelSelector, o.FieldSelector = labels, fields }
 	return &cache.ListWatch{
@@ -189,7 +189,7 @@ func (w *Watcher) newInformer(lw *cache.ListWatch, client any, obj runtime.Objec
 	return inf, nil
 }
 
-// New checks cfg and sets up the informer. Nothing talks to the API server
+// New checks cfg and sets up the informers. Nothing talks to the API server
 // before Run.
 func New(cfg Config) (*Watcher, error) {
 	if cfg.Client == nil && cfg.RESTConfig == nil {
