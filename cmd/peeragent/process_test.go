@@ -79,9 +79,11 @@ type proc struct {
 	name string
 	web  string
 	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	logs bytes.Buffer
+	// client reaches web; nil: http.DefaultClient.
+	client *http.Client
+	done   chan struct{}
+	mu     sync.Mutex
+	logs   bytes.Buffer
 }
 
 func (p *proc) logTail() string {
@@ -96,8 +98,15 @@ func (p *proc) logTail() string {
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	for _, a := range args {
+	return startCommand(t, name, exec.Command(binary, args...))
+}
+
+// startCommand starts cmd, a peeragent or a command that execs one (ip
+// netns exec), and kills it when t ends.
+func startCommand(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{})}
+	for _, a := range cmd.Args {
 		if v, ok := strings.CutPrefix(a, "--web.listen-address="); ok {
 			p.web = "http://" + v
 		}
@@ -144,7 +153,11 @@ func (p *proc) signal(t *testing.T, sig syscall.Signal) int {
 }
 
 func (p *proc) get(path string) (int, string, error) {
-	resp, err := http.Get(p.web + path)
+	client := p.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(p.web + path)
 	if err != nil {
 		return 0, "", err
 	}
