@@ -326,9 +326,12 @@ func (w *Watcher) work(ctx context.Context) {
 			w.testHookDrained()
 		}
 		if !w.synced.Load() && syncRequested {
+			// The gauge first: whoever sees the Sink synced (a test, a
+			// probe) then sees the gauge at 1 too. Every service of the
+			// initial list is in the Sink already.
+			w.metrics.synced.Set(1)
 			w.sink.SetSynced()
 			w.synced.Store(true)
-			w.metrics.synced.Set(1)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
 			// The initial list is the most memory the process ever holds at
 			// once (every slice decoded, every service merged); hand the
