@@ -15,10 +15,14 @@ import (
 
 // Config configures a Handler.
 type Config struct {
-	// Zones are the zones to answer for, forward ("cluster.local.") and
-	// reverse ("10.in-addr.arpa."). Every service is served under every
-	// forward zone; PTR targets use the first forward zone. Default
-	// ["cluster.local."].
+	// Zones are the zones to answer for, forward ("peerdns.internal.") and
+	// reverse ("250.10.in-addr.arpa."; every address in it that is not a
+	// ready endpoint's is NXDOMAIN). Every service is served under every
+	// forward zone; PTR targets use the first forward zone. No zone may be
+	// the root or lie inside another (see CheckZones). Default
+	// ["peerdns.internal."]: a zone of its own that the cluster DNS forwards
+	// to peerdns. Not the cluster domain: behind a cluster DNS, forwarding
+	// cluster.local. here would hide every service that is not headless.
 	Zones []string
 	// TTL of every positive record. Default 5 seconds, as CoreDNS's
 	// kubernetes plugin: long enough to absorb bursts, short enough that a
@@ -56,7 +60,7 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Zones:       []string{"cluster.local."},
+		Zones:       []string{"peerdns.internal."},
 		TTL:         5,
 		NegativeTTL: 1,
 		UDPSize:     1232,
@@ -118,17 +122,12 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{cfg: cfg, store: store, nsNode: node{kind: kindNS}}
-	seen := map[string]bool{}
-	for _, name := range cfg.Zones {
-		z, err := newZone(name)
-		if err != nil {
-			return nil, err
-		}
-		if seen[z.name] {
-			return nil, fmt.Errorf("zone %q: given twice", z.name)
-		}
-		seen[z.name] = true
-		h.zones = append(h.zones, z)
+	zones, err := newZones(cfg.Zones)
+	if err != nil {
+		return nil, err
+	}
+	h.zones = zones
+	for _, z := range h.zones {
 		if !z.reverse && h.ptrZone == "" {
 			h.ptrZone = z.name
 		}
@@ -144,6 +143,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		return nil, errors.New("store already has a handler")
 	}
 	store.log.Store(cfg.Logger)
+	store.setPrebuild(h.prebuild)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -16,6 +18,7 @@ import (
 type config struct {
 	kubeconfig      string
 	namespace       string
+	readServices    bool
 	dnsAddr         string
 	zones           zoneList
 	nsAddrs         zoneList // not zones, but the same repeatable list
@@ -58,9 +61,11 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.kubeconfig)
 	app.Flag("kube.namespace", "Watch only this namespace (needs only a Role there). Empty: all namespaces.").
 		StringVar(&cfg.namespace)
+	app.Flag("kube.read-services", "Also list and watch Services, to serve the EndpointSlices of selectorless headless Services (their slices carry no service.kubernetes.io/headless label). Without it only slices with that label are served: those of headless Services with a selector.").
+		BoolVar(&cfg.readServices)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
 		Default(":53").StringVar(&cfg.dnsAddr)
-	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
+	app.Flag("dns.zone", "Zone to answer for, forward (peerdns.internal.) or reverse (250.10.in-addr.arpa.: only for a range whose addresses are all endpoints of headless services, as every other address in it is NXDOMAIN). Repeatable or comma-separated; names outside every zone are REFUSED. Not the root, and no zone inside another. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
 		Default(def.Zones...).SetValue(&cfg.zones)
 	app.Flag("dns.ns-address", "IP address of this server, served as the A/AAAA records of the zones' NS target ns.dns.<zone> (for reverse zones, in the first forward zone). Repeatable or comma-separated. Empty: $POD_IP, else the --dns.listen-address IP; with neither the NS target has no address.").
 		SetValue(&cfg.nsAddrs)
@@ -87,6 +92,19 @@ func newFlags(cfg *config) *cli.App {
 	return app
 }
 
+// checkListenAddress checks that addr is host:port with a port number, as
+// net.Listen takes it; the host, when not empty, may be a name.
+func checkListenAddress(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		return fmt.Errorf("port %q: not a number in [0, 65535]", port)
+	}
+	return nil
+}
+
 // resolverConfig checks the flags the resolver's own checks would not
 // name, and returns the resolver's Config.
 func (cfg *config) resolverConfig() (resolver.Config, error) {
@@ -102,6 +120,12 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 	}
 	if cfg.maxUDPSize < dns.MinMsgSize || cfg.maxUDPSize > dns.MaxMsgSize {
 		return resolver.Config{}, cli.Invalid("dns.max-udp-size", "%d: not in [%d, %d]", cfg.maxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	if err := resolver.CheckZones(cfg.zones); err != nil {
+		return resolver.Config{}, cli.Invalid("dns.zone", "%v", err)
+	}
+	if err := checkListenAddress(cfg.dnsAddr); err != nil {
+		return resolver.Config{}, cli.Invalid("dns.listen-address", "%q: %v", cfg.dnsAddr, err)
 	}
 	ns, err := nsAddresses(cfg.nsAddrs, os.Getenv("POD_IP"), cfg.dnsAddr)
 	if err != nil {

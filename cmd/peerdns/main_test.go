@@ -124,6 +124,12 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent",
 			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
 			stderr: "peerdns: error: --dns.zone: zone \"a..b\": not a domain name, try --help\n"},
+		{name: "root zone", args: []string{"--dns.zone=."}, code: 2,
+			stderr: "peerdns: error: --dns.zone: zone \".\": the root zone: peerdns would answer for every name on the internet, try --help\n"},
+		{name: "overlapping zones", args: []string{"--dns.zone=cluster.local.,peers.cluster.local."}, code: 2,
+			stderr: "peerdns: error: --dns.zone: zone \"peers.cluster.local.\" is inside zone \"cluster.local.\", whose names it would hide, try --help\n"},
+		{name: "bad listen address", args: []string{"--dns.listen-address=53"}, code: 2,
+			stderr: "peerdns: error: --dns.listen-address: \"53\": "},
 		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent",
 			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
 			stderr: "peerdns: error: --kubeconfig: "},
@@ -142,8 +148,10 @@ func TestZonesFlag(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{name: "default", want: []string{"cluster.local."}},
-		{name: "one", args: []string{"--dns.zone=peers.internal."}, want: []string{"peers.internal."}},
+		// Not cluster.local.: behind a cluster DNS, a stub zone for the
+		// cluster domain hides every service that is not headless.
+		{name: "default", want: []string{"peerdns.internal."}},
+		{name: "one", args: []string{"--dns.zone=peerdns.internal."}, want: []string{"peerdns.internal."}},
 		{name: "repeated and comma-separated", args: []string{"--dns.zone=a.", "--dns.zone", "b., 10.in-addr.arpa."},
 			want: []string{"a.", "b.", "10.in-addr.arpa."}},
 	} {
@@ -212,7 +220,7 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	query := func() *dns.Msg {
 		m := new(dns.Msg)
-		m.SetQuestion("_web._tcp.nginx.default.svc.cluster.local.", dns.TypeSRV)
+		m.SetQuestion("_web._tcp.nginx.default.svc.peerdns.internal.", dns.TypeSRV) // the default zone
 		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, dnsAddr)
 		if err != nil {
 			t.Fatal(err)

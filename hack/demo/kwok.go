@@ -138,7 +138,7 @@ func kwokDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator,
 		return err
 	}
 	n.say("SRV lists every ready pod of the service with its port, in ordinal order; each pod has its own A record.")
-	srv := "nginx.default.svc.cluster.local"
+	srv := "nginx.default.svc.peerdns.internal" // the default zone
 	answer, err := query(ctx, dnsAddr, srv, dns.TypeSRV)
 	if err != nil {
 		return fmt.Errorf("peerdns is up but did not answer SRV %s: %w", srv, err)

@@ -57,7 +57,7 @@ type Options struct {
 	// cgroup.
 	Node bool
 	// StubZones are forwarded by the cluster DNS (with Node): zone (such
-	// as "peers.internal.") to the address of its server ("10.96.0.53",
+	// as "peerdns.internal.") to the address of its server ("10.96.0.53",
 	// or "ip:port"), typically a Service's fixed cluster IP.
 	StubZones map[string]string
 }

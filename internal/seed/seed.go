@@ -24,7 +24,7 @@ const (
 	// service.clusterIP so the cluster DNS's stub zone can forward to it.
 	PeerDNSIP = "10.96.0.53"
 	// StubZone is the zone peerdns serves and the cluster DNS forwards.
-	StubZone = "peers.internal."
+	StubZone = "peerdns.internal."
 	// Namespace is where the seed runs.
 	Namespace = "default"
 	// PeerDNSNamespace is where charts/peerdns is installed.
@@ -47,10 +47,10 @@ const (
 	// Selector selects the seed's pods.
 	Selector = "app=" + Service
 	// SvcName is the seed's Service in the stub zone's ready view.
-	SvcName = Service + "." + Namespace + ".svc.peers.internal"
+	SvcName = Service + "." + Namespace + ".svc.peerdns.internal"
 	// PeersName is the seed's Service in the peer view, which lists every
 	// pod with an address, ready or not.
-	PeersName = Service + "." + Namespace + ".peers.peers.internal"
+	PeersName = Service + "." + Namespace + ".peers.peerdns.internal"
 	// WebPort is the Service's port web.
 	WebPort = 80
 	// GossipPort is the Service's port gossip, the agents'.
