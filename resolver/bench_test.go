@@ -2,7 +2,10 @@ package resolver
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -85,6 +88,40 @@ func BenchmarkMixedEDNSSizes(b *testing.B) {
 					b.Fatal("no answer")
 				}
 				i++
+			}
+		})
+	}
+}
+
+// BenchmarkServeUDP measures a query through the server's UDP sockets over
+// loopback, client included, with the allocations of both sides: a wildcard
+// bind reads each query's destination address and answers from it.
+func BenchmarkServeUDP(b *testing.B) {
+	for _, bc := range []struct{ name, bind, to string }{
+		{name: "bound-address", bind: "127.0.0.1:0", to: "127.0.0.1"},
+		{name: "wildcard/second-address", bind: ":0", to: "127.0.0.2"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startServer(b, ServerConfig{Addr: bc.bind, UDPSockets: 1, UDPWorkers: 1})
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			dst := netip.AddrPortFrom(netip.MustParseAddr(bc.to), s.Addr().Port())
+			q := packQuery(b, "web-1.nginx.default.svc.cluster.local.", dns.TypeA, 0)
+			buf := make([]byte, 512)
+			if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
+					b.Fatal(err)
+				}
+				if _, from, err := c.ReadFromUDPAddrPort(buf); err != nil || from.Addr().Unmap() != dst.Addr() {
+					b.Fatalf("answer from %v: %v", from, err)
+				}
 			}
 		})
 	}

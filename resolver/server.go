@@ -23,7 +23,10 @@ import (
 // ServerConfig configures a Server.
 type ServerConfig struct {
 	// Addr is the host:port to serve UDP and TCP on. Port 0 picks a free
-	// port, the same for both. Default ":53".
+	// port, the same for both. Default ":53". On a wildcard address (no
+	// host, 0.0.0.0 or ::) each UDP answer goes out from the address its
+	// query was sent to (on Linux; elsewhere, from the one the route to the
+	// client prefers).
 	Addr string
 	// Handler answers the queries. Required.
 	Handler *Handler
@@ -70,6 +73,9 @@ type Server struct {
 	cfg ServerConfig
 	udp []*net.UDPConn
 	tcp *net.TCPListener
+	// dstAddr is set when the UDP sockets report each query's destination
+	// address, which the answer is sent from: on a wildcard bind.
+	dstAddr bool
 	// outBufs hold TCP answers, 2+64 KiB each; a connection takes one only
 	// once it has read a whole query, and returns it after the write.
 	outBufs sync.Pool
@@ -177,7 +183,11 @@ func (s *Server) bind() error {
 	if err != nil {
 		return fmt.Errorf("listen address %q: %w", s.cfg.Addr, err)
 	}
-	lc := listenConfig(s.cfg.UDPSockets > 1)
+	// A socket bound to one address answers from it; a wildcard one
+	// learns each query's destination to answer from it.
+	ip, _ := netip.ParseAddr(host)
+	s.dstAddr = dstAddrSupported && (host == "" || ip.IsUnspecified())
+	lc := listenConfig(s.cfg.UDPSockets > 1, s.dstAddr)
 	first, err := lc.ListenPacket(context.Background(), "udp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen udp: %w", err)
@@ -251,8 +261,13 @@ func (s *Server) Serve(ctx context.Context) error {
 func (s *Server) serveUDP(c *net.UDPConn) {
 	in := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, dns.MaxMsgSize)
+	var oob []byte
+	src := newSrcAddr()
+	if s.dstAddr {
+		oob = make([]byte, dstAddrOOB)
+	}
 	for {
-		n, addr, err := c.ReadFromUDPAddrPort(in)
+		n, oobn, _, addr, err := c.ReadMsgUDPAddrPort(in, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -263,7 +278,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 		if resp == nil {
 			continue
 		}
-		if _, err := c.WriteToUDPAddrPort(resp, addr); err != nil && errors.Is(err, net.ErrClosed) {
+		if _, _, err := c.WriteMsgUDPAddrPort(resp, src.from(oob[:oobn]), addr); err != nil && errors.Is(err, net.ErrClosed) {
 			return
 		}
 	}

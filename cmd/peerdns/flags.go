@@ -58,7 +58,7 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.kubeconfig)
 	app.Flag("kube.namespace", "Watch only this namespace (needs only a Role there). Empty: all namespaces.").
 		StringVar(&cfg.namespace)
-	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP.").
+	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP. On a wildcard address (:53, 0.0.0.0:53, [::]:53) each UDP answer goes out from the address its query was sent to (Linux), so a node-local VIP or a secondary address works.").
 		Default(":53").StringVar(&cfg.dnsAddr)
 	app.Flag("dns.zone", "Zone to answer for, forward (cluster.local.) or reverse (10.in-addr.arpa.). Repeatable or comma-separated; names outside every zone are REFUSED. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
 		Default(def.Zones...).SetValue(&cfg.zones)
