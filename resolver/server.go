@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -41,10 +42,15 @@ type ServerConfig struct {
 	// growing goroutines without bound. Default 2×GOMAXPROCS.
 	UDPWorkers int
 	// MaxTCPConnections caps open TCP connections. Each connection answers
-	// one query at a time. When the cap is reached, a new connection closes
-	// the connection that has been idle longest (waiting for a query; never
-	// one reading or answering a query) to take its place, as Unbound and
-	// BIND do; when none is idle, it is closed at once. Default 1000.
+	// its queries one at a time, in order. When the cap is reached, a new
+	// connection evicts the connection that has been idle longest to take
+	// its place, as Unbound and BIND do; when none is idle, it is closed at
+	// once. Idle means waiting for a query with no byte of it read by the
+	// server nor (on Linux) queued for it in the kernel; a connection whose
+	// next query's first bytes it reads while being evicted answers that
+	// query, then closes. A query sent after that finds the connection
+	// closed, as after an idle timeout, and the client retries on a new one.
+	// Default 1000.
 	MaxTCPConnections int
 	// MaxTCPConnectionsPerClient caps the TCP connections of one client
 	// address, in the same way: a client at its cap that opens another
@@ -54,8 +60,8 @@ type ServerConfig struct {
 	// forwarding to peerdns is one client per replica: keep this above the
 	// TCP queries one replica has in flight. Default 100.
 	MaxTCPConnectionsPerClient int
-	// TCPReadTimeout bounds reading a query once a connection is open or a
-	// length prefix arrived. Default 2s.
+	// TCPReadTimeout bounds the wait for a connection's first query, and
+	// for the rest of a query once its first byte arrived. Default 2s.
 	TCPReadTimeout time.Duration
 	// TCPIdleTimeout closes a connection that sends no query for this long
 	// after the previous answer. Default 10s.
@@ -93,21 +99,59 @@ type Server struct {
 	// Test hooks, nil outside tests: after a connection is accepted and
 	// before it is admitted; after Serve closed every connection; after a
 	// connection read a query's length prefix; after a connection that
-	// answered a query became idle again.
+	// answered a query became idle again; after an idle connection read the
+	// first bytes of a query, before it marks itself busy.
 	testHookAccepted func()
 	testHookClosed   func()
 	testHookPrefix   func()
 	testHookIdle     func()
+	testHookRead     func()
 }
 
 // tcpConn is an open TCP connection.
 type tcpConn struct {
 	net.Conn
 	client netip.Addr
-	// idleSince is when the connection last became idle (accepted, or an
-	// answer written), in Unix nanoseconds; 0 while it reads or answers a
-	// query, when it must not be closed to make room.
+	// idleSince is when the connection last began to wait for a query, in
+	// Unix nanoseconds; 0 while it reads or answers a query (and before it
+	// first waits), when it must not be evicted; -1 once evicted.
 	idleSince atomic.Int64
+	// evicting is held while the connection is evicted, so its goroutine
+	// sets its next read deadline only after the evictor's.
+	evicting sync.Mutex
+}
+
+// markIdle records that c waits for a query, and returns the mark for
+// markBusy. Only c's goroutine changes a busy mark, so a store will do.
+func (c *tcpConn) markIdle() int64 {
+	t := time.Now().UnixNano()
+	c.idleSince.Store(t)
+	return t
+}
+
+// markBusy records that c, idle since t, has read bytes of a query, and
+// reports false when c was evicted meanwhile.
+func (c *tcpConn) markBusy(t int64) bool {
+	if c.idleSince.CompareAndSwap(t, 0) {
+		return true
+	}
+	c.evicting.Lock() // wait for the evictor's deadline, then set ours
+	c.evicting.Unlock()
+	return false
+}
+
+// evict claims c, idle since t, and wakes its goroutine's read, which then
+// closes c. It reports false when c has become busy, or the kernel holds
+// bytes of c's next query that c has not read yet. A query whose first
+// bytes c reads while it is evicted is still answered.
+func (c *tcpConn) evict(t int64) bool {
+	c.evicting.Lock()
+	defer c.evicting.Unlock()
+	if unreadBytes(c.Conn) > 0 || !c.idleSince.CompareAndSwap(t, -1) {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now()) // fails only on a closed connection
+	return true
 }
 
 // Listen binds cfg.Addr for UDP and TCP, so the caller knows the address
@@ -308,7 +352,6 @@ func (s *Server) serveTCP() error {
 		if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 			tc.client = a.AddrPort().Addr().Unmap()
 		}
-		tc.idleSince.Store(time.Now().UnixNano())
 		if !s.admit(tc) {
 			s.tcpRejected.Inc()
 			c.Close()
@@ -342,27 +385,34 @@ func (s *Server) admit(c *tcpConn) bool {
 	return true
 }
 
-// evictIdle closes the connection idle longest, of client when byClient is
+// evictIdle evicts the connection idle longest, of client when byClient is
 // set, and reports whether there was one. s.mu is held.
 func (s *Server) evictIdle(client netip.Addr, byClient bool) bool {
-	var victim *tcpConn
-	var since int64
-	for c := range s.conns {
-		t := c.idleSince.Load()
-		if t == 0 || byClient && c.client != client {
+	var spared []*tcpConn // became busy while chosen
+	for range 4 {
+		var victim *tcpConn
+		var since int64
+		for c := range s.conns {
+			t := c.idleSince.Load()
+			if t <= 0 || byClient && c.client != client || slices.Contains(spared, c) {
+				continue
+			}
+			if victim == nil || t < since {
+				victim, since = c, t
+			}
+		}
+		if victim == nil {
+			return false
+		}
+		if !victim.evict(since) {
+			spared = append(spared, victim)
 			continue
 		}
-		if victim == nil || t < since {
-			victim, since = c, t
-		}
+		s.forget(victim) // its slot is free now; its goroutine closes it
+		s.tcpEvicted.Inc()
+		return true
 	}
-	if victim == nil {
-		return false
-	}
-	s.forget(victim)
-	victim.Close() // its goroutine sees the closed connection and ends
-	s.tcpEvicted.Inc()
-	return true
+	return false
 }
 
 // forget unregisters c if it still is. s.mu is held.
@@ -385,75 +435,118 @@ func (s *Server) release(c *tcpConn) {
 	s.mu.Unlock()
 }
 
-// serveConn answers the queries of one TCP connection, one at a time, until
-// the client closes it, idles too long or sends garbage.
+// serveConn answers the queries of one TCP connection, in order, until the
+// client closes it, idles too long, sends garbage or is evicted.
 //
-// Memory: the query buffer grows with the bytes that actually arrive (see
-// readFrame), never to the announced length at once, and is dropped after a
-// query of more than 4 KiB; the 64 KiB output buffer is taken only once a
-// whole query was read. A connection that sent only a length prefix holds
-// no buffer.
+// Queries are read through a buffer: pipelined queries that arrive together
+// are answered from it without another read. A deadline is set only before
+// a read that waits: TCPIdleTimeout (TCPReadTimeout for the first query)
+// while no byte of the next query has arrived, TCPReadTimeout for the rest
+// of a query once its first byte has.
+//
+// Memory: the buffer starts at tcpReadBuffer bytes and grows only when it
+// is full and holds an incomplete query (to at most twice its size, and to
+// at most that query's length), so a client that announces a 64 KiB query
+// and sends a byte makes the server hold 512 bytes; past 4 KiB it is
+// dropped once empty. The 64 KiB output buffer is taken only to answer.
 func (s *Server) serveConn(c *tcpConn) {
-	var prefix [2]byte
-	var in []byte
-	idle := s.cfg.TCPReadTimeout // the first query must come promptly
+	buf := make([]byte, tcpReadBuffer)
+	r, w := 0, 0 // unread bytes are buf[r:w]
+	first, evicted := true, false
+	announced := false // the length of the query at buf[r:] was read
 	for {
-		// A deadline fails to set only on a closed connection, whose next
-		// read would fail as well.
-		if err := c.SetReadDeadline(time.Now().Add(idle)); err != nil {
+		if r == w {
+			if evicted {
+				return
+			}
+			r, w = 0, 0
+			if len(buf) > 4096 {
+				buf = make([]byte, tcpReadBuffer)
+			}
+			// Nothing of the next query has arrived: the connection is
+			// idle, and may be evicted to make room.
+			idle := s.cfg.TCPIdleTimeout
+			if first {
+				idle = s.cfg.TCPReadTimeout // the first query must come promptly
+			}
+			since := c.markIdle()
+			if s.testHookIdle != nil && !first {
+				s.testHookIdle()
+			}
+			// A deadline fails to set only on a closed connection, whose
+			// next read would fail as well.
+			if err := c.SetReadDeadline(time.Now().Add(idle)); err != nil {
+				return
+			}
+			// An error that comes with data is seen again by the next
+			// read.
+			if w, _ = c.Read(buf); w == 0 {
+				return // closed, timed out, evicted
+			}
+			if s.testHookRead != nil {
+				s.testHookRead()
+			}
+			// Evicted while the first bytes arrived: answer the queries
+			// that began, then close.
+			evicted = !c.markBusy(since)
+		}
+		first = false
+		need := 2
+		if w-r >= 2 {
+			n := int(binary.BigEndian.Uint16(buf[r:]))
+			if n < headerSize {
+				return
+			}
+			need = 2 + n
+			if s.testHookPrefix != nil && !announced {
+				s.testHookPrefix()
+			}
+			announced = true
+		}
+		if w-r < need {
+			// The rest of this query: one deadline for the whole wait.
+			if err := c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout)); err != nil {
+				return
+			}
+			var err error
+			if buf, r, w, err = fill(c, buf, r, w, need); err != nil {
+				return
+			}
+			continue // a completed prefix: read the length
+		}
+		if !s.answerTCP(c, buf[r+2:r+need]) {
 			return
 		}
-		if _, err := io.ReadFull(c, prefix[:]); err != nil {
-			return
-		}
-		c.idleSince.Store(0)
-		if s.testHookPrefix != nil {
-			s.testHookPrefix()
-		}
-		n := int(binary.BigEndian.Uint16(prefix[:]))
-		if n < headerSize {
-			return
-		}
-		if err := c.SetReadDeadline(time.Now().Add(s.cfg.TCPReadTimeout)); err != nil {
-			return
-		}
-		var err error
-		if in, err = readFrame(c, in, n); err != nil {
-			return
-		}
-		if !s.answerTCP(c, in) {
-			return
-		}
-		if cap(in) > 4096 {
-			in = nil
-		}
-		c.idleSince.Store(time.Now().UnixNano())
-		if s.testHookIdle != nil {
-			s.testHookIdle()
-		}
-		idle = s.cfg.TCPIdleTimeout
+		r += need
+		announced = false
 	}
 }
 
-// readFrame reads n bytes from r into buf[:0], growing buf as bytes arrive
-// (to at most twice what arrived, and at most n) rather than to n at once:
-// a client that announces a 64 KiB query and sends a byte makes the server
-// hold 512 bytes, not 64 KiB.
-func readFrame(r io.Reader, buf []byte, n int) ([]byte, error) {
-	buf = buf[:0]
-	for len(buf) < n {
-		if len(buf) == cap(buf) {
-			grown := make([]byte, len(buf), min(n, max(512, 2*cap(buf))))
-			copy(grown, buf)
+// tcpReadBuffer is a connection's initial read buffer: enough for the
+// queries a connection carries, several of them pipelined.
+const tcpReadBuffer = 512
+
+// fill reads from c until buf[r:w] holds need bytes, moving the unread
+// bytes to the front and growing buf only when it is full (to at most twice
+// its size, and at most need), so memory follows the bytes that arrive.
+func fill(c io.Reader, buf []byte, r, w, need int) ([]byte, int, int, error) {
+	if r > 0 && len(buf)-r < need {
+		w = copy(buf, buf[r:w])
+		r = 0
+	}
+	for w-r < need {
+		if w == len(buf) {
+			grown := make([]byte, min(r+need, max(tcpReadBuffer, 2*len(buf))))
+			copy(grown, buf[:w])
 			buf = grown
 		}
-		k, err := r.Read(buf[len(buf):min(n, cap(buf))])
-		buf = buf[:len(buf)+k]
-		if err != nil && len(buf) < n {
-			return buf, err
+		k, err := c.Read(buf[w:])
+		w += k
+		if err != nil && w-r < need {
+			return buf, r, w, err
 		}
 	}
-	return buf, nil
+	return buf, r, w, nil
 }
 
 // answerTCP writes the answer to query q.
