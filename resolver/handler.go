@@ -240,7 +240,9 @@ func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
 	}
 	var r result
 	switch {
-	case qclass != dns.ClassINET:
+	case qclass != dns.ClassINET && qclass != dns.ClassANY:
+		// QCLASS * (RFC 1035 §3.2.5) matches IN, the only class served,
+		// and is answered as IN, as Knot does.
 		r.rcode = dns.RcodeRefused
 	case qtype == dns.TypeOPT || qtype == 0:
 		r.rcode = dns.RcodeFormatError
@@ -258,12 +260,15 @@ type edns struct {
 	size    uint16
 	version uint8
 	do      bool
+	// nsid: the NSID option (RFC 5001); keepalive: the edns-tcp-keepalive
+	// option (RFC 7828).
+	nsid, keepalive bool
 }
 
 // parseEDNS walks the query's additional section from off: ar records, at
 // most one of them an OPT record owned by the root. It reports false for
 // anything else answer leaves to reject: a malformed section, a second OPT,
-// a TSIG record.
+// a TSIG record, malformed options.
 func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	var e edns
 	for range ar {
@@ -293,10 +298,39 @@ func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 				version: q[off+5],
 				do:      q[off+6]&0x80 != 0,
 			}
+			if !e.parseOptions(q[off+10 : off+10+rdlen]) {
+				return e, false
+			}
 		}
 		off += 10 + rdlen
 	}
 	return e, true
+}
+
+// parseOptions reads the options of an OPT record's RDATA, and reports
+// false when they do not fill it exactly (RFC 6891 §6.1.2), which BIND and
+// Knot answer with FORMERR.
+func (e *edns) parseOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if 4+n > len(b) {
+			return false
+		}
+		switch code {
+		case dns.EDNS0NSID:
+			e.nsid = true
+		case dns.EDNS0TCPKEEPALIVE:
+			if n != 0 {
+				return false // RFC 7828 §3.1: a client sends no TIMEOUT
+			}
+			e.keepalive = true
+		}
+		b = b[4+n:]
+	}
+	return true
 }
 
 // sectionsMatch reports whether m holds as many records in each section as
