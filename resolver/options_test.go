@@ -54,9 +54,9 @@ func TestQclassANY(t *testing.T) {
 	for _, name := range []string{"web-1.nginx.default.svc.cluster.local.", "nope.default.svc.cluster.local."} {
 		in := new(dns.Msg)
 		in.SetQuestion(name, dns.TypeA)
-		any := in.Copy()
-		any.Question[0].Qclass = dns.ClassANY
-		want, got := exchange(t, h, in, UDP), exchange(t, h, any, UDP)
+		anyClass := in.Copy()
+		anyClass.Question[0].Qclass = dns.ClassANY
+		want, got := exchange(t, h, in, UDP), exchange(t, h, anyClass, UDP)
 		if got.Question[0].Qclass != dns.ClassANY {
 			t.Errorf("%s: question class %d, want ANY", name, got.Question[0].Qclass)
 		}

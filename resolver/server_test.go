@@ -350,6 +350,7 @@ func TestTCPMemoryOfSilentConnections(t *testing.T) {
 		return nil
 	})
 	grown := int64(heapAlloc()) - int64(before)
+	t.Logf("heap grew %d bytes per silent connection, both ends", grown/conns)
 	if perConn := grown / conns; perConn > 8<<10 {
 		t.Errorf("heap grew %d KiB for %d silent connections, %d bytes each; want under 8 KiB each", grown>>10, conns, perConn)
 	}

@@ -26,6 +26,7 @@ type config struct {
 	maxTCPConns     int
 	maxTCPPerClient int
 	tcpIdle         time.Duration
+	nsid            string
 	lameDuck        time.Duration
 	webAddr         string
 	webConfigFile   string
@@ -72,12 +73,14 @@ func newFlags(cfg *config) *cli.App {
 		Default(strconv.FormatUint(uint64(def.UDPSize), 10)).UintVar(&cfg.udpSize)
 	app.Flag("dns.max-udp-size", "Largest UDP response whatever the client advertises; a larger answer is cut, with TC (the client retries over TCP) when answer records, not only additional ones, are left out.").
 		Default(strconv.Itoa(def.MaxUDPSize)).IntVar(&cfg.maxUDPSize)
-	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle.").
+	app.Flag("dns.max-tcp-connections", "Most DNS TCP connections open at once; a new one then closes the longest-idle one, or is closed at once when none is idle. NodeLocal DNSCache with force_tcp holds about one per node: 1000 serves about 1000 nodes per replica.").
 		Default("1000").IntVar(&cfg.maxTCPConns)
 	app.Flag("dns.max-tcp-connections-per-client", "Most DNS TCP connections open at once from one client address, enforced the same way, so one client cannot lock others out. Keep it above the TCP queries one forwarding DNS replica has in flight.").
 		Default("100").IntVar(&cfg.maxTCPPerClient)
-	app.Flag("dns.tcp-idle-timeout", "Close a DNS TCP connection idle this long.").
-		Default("10s").DurationVar(&cfg.tcpIdle)
+	app.Flag("dns.tcp-idle-timeout", "Close a DNS TCP connection idle this long; told to clients that send edns-tcp-keepalive (RFC 7828). Keep it above the clients' own reuse limit (10s for CoreDNS forward, NodeLocal DNSCache), so they close idle connections first.").
+		Default("30s").DurationVar(&cfg.tcpIdle)
+	app.Flag("dns.nsid", "Name of this replica, sent as the NSID option (RFC 5001, dig +nsid) to queries that ask for it and served as the TXT record of id.server. and hostname.bind. in class CH, so an operator can tell which replica answered. At most 255 bytes. Empty: $POD_NAME, else the host name.").
+		StringVar(&cfg.nsid)
 	app.Flag("dns.lame-duck", "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.").
 		Default("5s").DurationVar(&cfg.lameDuck)
 	app.Flag("web.listen-address", "Address to serve /metrics, /healthz and /readyz on.").
@@ -107,6 +110,16 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 	if err != nil {
 		return resolver.Config{}, err
 	}
+	nsid := cfg.nsid
+	if nsid == "" {
+		nsid = os.Getenv("POD_NAME")
+	}
+	if nsid == "" {
+		nsid, _ = os.Hostname() // without one, no NSID
+	}
+	if len(nsid) > 255 {
+		return resolver.Config{}, cli.Invalid("dns.nsid", "%q: %d bytes, at most 255", nsid, len(nsid))
+	}
 	return resolver.Config{
 		Zones:       cfg.zones,
 		NSAddresses: ns,
@@ -114,5 +127,6 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 		NegativeTTL: uint32(cfg.negativeTTL),
 		UDPSize:     uint16(cfg.udpSize),
 		MaxUDPSize:  cfg.maxUDPSize,
+		NSID:        nsid,
 	}, nil
 }

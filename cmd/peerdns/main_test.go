@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,6 +120,8 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peerdns: error: --dns.udp-size: 100: not in [512, 65535], try --help\n"},
 		{name: "max UDP size out of range", args: []string{"--dns.max-udp-size", "70000"}, code: 2,
 			stderr: "peerdns: error: --dns.max-udp-size: 70000: not in [512, 65535], try --help\n"},
+		{name: "NSID too long", args: []string{"--dns.nsid", strings.Repeat("n", 256)}, code: 2,
+			stderr: "peerdns: error: --dns.nsid: \"" + strings.Repeat("n", 256) + "\": 256 bytes, at most 255, try --help\n"},
 		{name: "missing web config file", args: []string{"--web.config.file", "/nonexistent"}, code: 2,
 			stderr: "peerdns: error: --web.config.file: "},
 		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent",
@@ -130,6 +133,39 @@ func TestCommandLine(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testtools.CheckCommandLine(t, run, testtools.CommandLine{Args: tc.args, Code: tc.code, Stdout: tc.stdout, Stderr: tc.stderr})
+		})
+	}
+}
+
+// TestNSIDFlag: --dns.nsid, else $POD_NAME, else the host name.
+func TestNSIDFlag(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		podName string
+		want    string
+	}{
+		{name: "flag", args: []string{"--dns.nsid=replica-a"}, podName: "peerdns-7d4f-x2", want: "replica-a"},
+		{name: "pod name", podName: "peerdns-7d4f-x2", want: "peerdns-7d4f-x2"},
+		{name: "host name", want: host},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("POD_NAME", tc.podName)
+			var cfg config
+			if _, err := newFlags(&cfg).Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			rcfg, err := cfg.resolverConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rcfg.NSID != tc.want {
+				t.Errorf("NSID %q, want %q", rcfg.NSID, tc.want)
+			}
 		})
 	}
 }
