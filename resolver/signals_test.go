@@ -239,3 +239,33 @@ func TestDigSignals(t *testing.T) {
 		}
 	})
 }
+
+// TestSignalsDoNotAllocate: NSID, keepalive and the extended errors are
+// written without an allocation, like the answers they come with.
+func TestSignalsDoNotAllocate(t *testing.T) {
+	var sync syncedAt
+	sync.unixNano.Store(time.Now().Add(-time.Hour).UnixNano())
+	h := newSignalHandler(t, true, func(c *Config) { c.Sync = &sync })
+	var queries [][]byte
+	for _, m := range []*dns.Msg{
+		queryWith("web-1.nginx.default.svc.cluster.local.", dns.TypeA, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE}),
+		queryWith("example.com.", dns.TypeA, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}),
+	} {
+		q, err := m.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		queries = append(queries, q)
+	}
+	out := make([]byte, 0, dns.MaxMsgSize)
+	for _, q := range queries {
+		h.answerConn(out, q, TCP, 300) // builds the cached answer
+	}
+	if n := testing.AllocsPerRun(50, func() {
+		for _, q := range queries {
+			h.answerConn(out, q, TCP, 300)
+		}
+	}); n != 0 {
+		t.Errorf("%v allocations per round, want 0", n)
+	}
+}
