@@ -63,6 +63,9 @@ type Config struct {
 	// the Service while another serves. Default 0: readiness does not
 	// depend on it.
 	MaxStaleness time.Duration
+	// ServerLabel is the server label of the handler's metrics, as
+	// CoreDNS's: the scheme and the listen address. Default "dns://:53".
+	ServerLabel string
 	// Registerer receives the handler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives rare events; nil discards them. Queries are counted,
@@ -79,6 +82,7 @@ func DefaultConfig() Config {
 		UDPSize:     1232,
 		MaxUDPSize:  1232,
 		StaleAfter:  2 * time.Minute,
+		ServerLabel: "dns://:53",
 	}
 }
 
@@ -145,6 +149,9 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if cfg.MaxUDPSize < dns.MinMsgSize || cfg.MaxUDPSize > dns.MaxMsgSize {
 		return nil, fmt.Errorf("max UDP size %d: not in [%d, %d]", cfg.MaxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
 	}
+	if cfg.ServerLabel == "" {
+		cfg.ServerLabel = def.ServerLabel
+	}
 	if cfg.StaleAfter <= 0 {
 		cfg.StaleAfter = def.StaleAfter
 	}
@@ -195,7 +202,7 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 			store.enablePTR()
 		}
 	}
-	h.metrics = newMetrics(cfg.Registerer, store)
+	h.metrics = newMetrics(cfg.Registerer, store, cfg.ServerLabel, h.zones)
 	return h, nil
 }
 
@@ -232,7 +239,7 @@ type result struct {
 	ans    *answer
 	static []byte // one record for the answer section (apex SOA/NS, TXT)
 	soa    bool   // the zone's SOA in the authority section
-	zi     int    // the zone the name is in
+	zi     int    // the zone the name is in, -1 for none
 	ede    *extendedError
 }
 
@@ -264,27 +271,37 @@ const (
 
 // Answer writes the response to query q, received over t, to dst[:0] and
 // returns it; nil means send nothing (the packet was not a query). It never
-// panics on malformed input and keeps no reference to q or dst.
+// panics on malformed input and keeps no reference to q or dst. Its
+// metrics count the query under family IPv4.
 func (h *Handler) Answer(dst, q []byte, t Transport) []byte {
-	return h.answerConn(dst, q, t, 0)
+	return h.answerConn(dst, q, via{t: t})
 }
 
-// answerConn is Answer for a server whose TCP connections stay open for
-// keepalive (in units of 100 ms) after an answer, which it tells TCP
-// clients that ask (RFC 7828); 0 tells none.
-func (h *Handler) answerConn(dst, q []byte, t Transport, keepalive uint16) []byte {
+// via is how a query reached the server.
+type via struct {
+	t Transport
+	// v6: the client's address is IPv6 (IPv4-mapped ones are IPv4).
+	v6 bool
+	// keepalive is how long, in units of 100 ms, the server keeps a TCP
+	// connection open after an answer, which it tells TCP clients that
+	// ask (RFC 7828); 0 tells none.
+	keepalive uint16
+}
+
+// answerConn is Answer for a server, which tells how the query came.
+func (h *Handler) answerConn(dst, q []byte, v via) []byte {
 	start := time.Now()
-	resp, qtype, rcode := h.answer(dst[:0], q, t, keepalive)
-	h.metrics.observe(t, qtype, rcode, resp, start)
+	resp, qtype, rcode, zi := h.answer(dst[:0], q, v.t, v.keepalive)
+	h.metrics.observe(v, zi, qtype, rcode, len(q), resp, start)
 	return resp
 }
 
 // answer parses the queries it can answer from the cache without
 // allocating: opcode QUERY, one question, an OPT record of version 0 at
 // most. Everything else is rejected by reject, through miekg/dns.
-func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) ([]byte, uint16, int) {
+func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) (resp []byte, qtype uint16, rcode, zi int) {
 	if len(q) < headerSize {
-		return nil, 0, -1 // no header: any reply could amplify
+		return nil, 0, -1, -1 // no header: any reply could amplify
 	}
 	flags := binary.BigEndian.Uint16(q[2:])
 	hdr := dns.Header{
@@ -297,7 +314,7 @@ func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) ([]byte, 
 	switch dns.DefaultMsgAcceptFunc(hdr) {
 	case dns.MsgAccept:
 	case dns.MsgIgnore:
-		return nil, 0, -1 // a response: any reply could amplify
+		return nil, 0, -1, -1 // a response: any reply could amplify
 	default:
 		return h.reject(dst, q, t)
 	}
@@ -309,25 +326,25 @@ func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) ([]byte, 
 	if !ok || qend+4 > len(q) {
 		return h.reject(dst, q, t)
 	}
-	qtype := binary.BigEndian.Uint16(q[qend:])
+	qtype = binary.BigEndian.Uint16(q[qend:])
 	qclass := binary.BigEndian.Uint16(q[qend+2:])
 	question := q[headerSize : qend+4]
 	e, ok := parseEDNS(q, qend+4, hdr.Arcount)
 	if !ok || e.version != 0 {
 		return h.reject(dst, q, t)
 	}
-	var r result
+	r := result{zi: -1}
 	switch {
 	case qclass == dns.ClassCHAOS:
 		r = h.chaos(&w, qtype)
 	case qclass != dns.ClassINET && qclass != dns.ClassANY:
 		// QCLASS * (RFC 1035 §3.2.5) matches IN, the only class served,
 		// and is answered as IN, as Knot does.
-		r = result{rcode: dns.RcodeRefused, ede: edeNotAuth}
+		r = result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
 	case qtype == dns.TypeOPT || qtype == 0:
 		r.rcode = dns.RcodeFormatError
 	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR || qtype == dns.TypeMAILA || qtype == dns.TypeMAILB:
-		r = result{rcode: dns.RcodeRefused, ede: edeNotSupported} // no zone transfers
+		r = result{rcode: dns.RcodeRefused, ede: edeNotSupported, zi: -1} // no zone transfers
 	default:
 		r = h.resolve(&w, qtype)
 	}
@@ -338,7 +355,7 @@ func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) ([]byte, 
 			o.keepalive = keepalive // RFC 7828 §3.2.1: never over UDP
 		}
 	}
-	return h.write(dst, q, flags, question, r, e, o, t), qtype, r.rcode
+	return h.write(dst, q, flags, question, r, e, o, t), qtype, r.rcode, r.zi
 }
 
 var (
@@ -351,12 +368,12 @@ var (
 func (h *Handler) chaos(w *wireName, qtype uint16) result {
 	name := w.b[:w.n]
 	if h.chaosTXT == nil || !eq(name, chaosIDServer) && !eq(name, chaosHostnameBind) {
-		return result{rcode: dns.RcodeRefused, ede: edeNotAuth}
+		return result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
 	}
 	if qtype == dns.TypeTXT || qtype == dns.TypeANY {
-		return result{static: h.chaosTXT}
+		return result{static: h.chaosTXT, zi: -1}
 	}
-	return result{} // NODATA
+	return result{zi: -1} // NODATA
 }
 
 // edns is what a query's OPT record asked for.
@@ -453,7 +470,7 @@ func sectionsMatch(q []byte, m *dns.Msg) bool {
 // it) and of RFC 8945 (TSIG errors) come from a library that implements
 // them, not from a second hand-written parser. Error responses are rare and
 // small; these allocations are the price of that.
-func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
+func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int, int) {
 	req := new(dns.Msg)
 	err := req.Unpack(q) // the header always unpacks: answer checked its length
 	resp := new(dns.Msg)
@@ -545,9 +562,9 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 		b, err = resp.Pack()
 	}
 	if err != nil {
-		return nil, qtype, -1
+		return nil, qtype, -1, -1
 	}
-	return append(dst, b...), qtype, resp.Rcode
+	return append(dst, b...), qtype, resp.Rcode, -1
 }
 
 // resolve looks the question up in the zones and the store.
@@ -559,7 +576,7 @@ func (h *Handler) resolve(w *wireName, qtype uint16) result {
 		}
 	}
 	if zi < 0 {
-		return result{rcode: dns.RcodeRefused, ede: edeNotAuth}
+		return result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
 	}
 	var r result
 	switch {

@@ -334,7 +334,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue // ICMP errors surface here; the next read goes on
 		}
-		resp := s.cfg.Handler.Answer(out, in[:n], UDP)
+		resp := s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4()})
 		if resp == nil {
 			continue
 		}
@@ -566,10 +566,10 @@ func fill(c io.Reader, buf []byte, r, w, need int) ([]byte, int, int, error) {
 }
 
 // answerTCP writes the answer to query q.
-func (s *Server) answerTCP(c net.Conn, q []byte) bool {
+func (s *Server) answerTCP(c *tcpConn, q []byte) bool {
 	out := s.outBufs.Get().(*[]byte)
 	defer s.outBufs.Put(out)
-	resp := s.cfg.Handler.answerConn((*out)[2:2], q, TCP, s.keepalive)
+	resp := s.cfg.Handler.answerConn((*out)[2:2], q, via{t: TCP, v6: !c.client.Is4(), keepalive: s.keepalive})
 	if resp == nil {
 		return true
 	}

@@ -259,11 +259,11 @@ func TestSignalsDoNotAllocate(t *testing.T) {
 	}
 	out := make([]byte, 0, dns.MaxMsgSize)
 	for _, q := range queries {
-		h.answerConn(out, q, TCP, 300) // builds the cached answer
+		h.answerConn(out, q, via{t: TCP, keepalive: 300}) // builds the cached answer
 	}
 	if n := testing.AllocsPerRun(50, func() {
 		for _, q := range queries {
-			h.answerConn(out, q, TCP, 300)
+			h.answerConn(out, q, via{t: TCP, keepalive: 300})
 		}
 	}); n != 0 {
 		t.Errorf("%v allocations per round, want 0", n)

@@ -128,5 +128,6 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 		UDPSize:     uint16(cfg.udpSize),
 		MaxUDPSize:  cfg.maxUDPSize,
 		NSID:        nsid,
+		ServerLabel: "dns://" + cfg.dnsAddr,
 	}, nil
 }
