@@ -11,14 +11,12 @@ import (
 
 const reusePortSupported = true
 
-// listenConfig sets SO_REUSEPORT when several sockets share the address, so
-// the kernel spreads clients over them and each core reads its own socket,
-// and asks for each datagram's destination address when dstAddr is set
-// (see srcaddr_linux.go).
-func listenConfig(reuse, dstAddr bool) net.ListenConfig {
-	if !reuse && !dstAddr {
-		return net.ListenConfig{}
-	}
+// listenConfig makes UDP sockets: with SO_REUSEPORT when several share the
+// address, so the kernel spreads clients over them and each core reads its
+// own socket; asking for each datagram's destination address when dstAddr
+// is set; with a receive buffer of rcvbuf bytes and the kernel's drop count
+// (see udpcontrol_linux.go).
+func listenConfig(reuse, dstAddr bool, rcvbuf int) net.ListenConfig {
 	return net.ListenConfig{Control: func(network, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -28,8 +26,11 @@ func listenConfig(reuse, dstAddr bool) net.ListenConfig {
 				}
 			}
 			if dstAddr {
-				serr = recvDstAddr(int(fd), network)
+				if serr = recvDstAddr(int(fd), network); serr != nil {
+					return
+				}
 			}
+			serr = setUDPReceive(int(fd), rcvbuf)
 		})
 		if err != nil {
 			return err

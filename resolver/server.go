@@ -41,6 +41,17 @@ type ServerConfig struct {
 	// socket buffers and the kernel drops the excess instead of the server
 	// growing goroutines without bound. Default 2×GOMAXPROCS.
 	UDPWorkers int
+	// UDPReceiveBuffer is the receive buffer asked for each UDP socket, in
+	// bytes: how many queries wait for a worker in a burst before the kernel
+	// drops the excess (counted in peerdns_dns_udp_receive_drops_total).
+	// Default 1 MiB, about 10,000 small queries a socket: under half a
+	// second of backlog at the rate two cores answer, so a query that
+	// waited is still answered before its client retries, while Linux's
+	// usual default (208 KiB) overflows in bursts the workers would absorb.
+	// Linux grants more than net.core.rmem_max only with CAP_NET_ADMIN;
+	// peerdns_dns_udp_receive_buffer_bytes shows what it granted. Outside
+	// Linux the system default is kept.
+	UDPReceiveBuffer int
 	// MaxTCPConnections caps open TCP connections. Each connection answers
 	// its queries one at a time, in order. When the cap is reached, a new
 	// connection evicts the connection that has been idle longest to take
@@ -104,6 +115,9 @@ type Server struct {
 	clients map[netip.Addr]int // open connections by client address
 	wg      sync.WaitGroup
 
+	// udpDrops is each UDP socket's drop count as last reported.
+	udpDrops    []atomic.Uint32
+	udpDropped  prometheus.Counter
 	tcpConns    prometheus.Gauge
 	tcpRejected prometheus.Counter
 	tcpEvicted  prometheus.Counter
@@ -118,6 +132,7 @@ type Server struct {
 	testHookPrefix   func()
 	testHookIdle     func()
 	testHookRead     func()
+	testHookUDPRead  func() // before a UDP worker reads
 }
 
 // tcpConn is an open TCP connection.
@@ -186,6 +201,9 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		cfg.UDPWorkers = 2 * procs
 	}
 	cfg.UDPWorkers = max(cfg.UDPWorkers, cfg.UDPSockets)
+	if cfg.UDPReceiveBuffer <= 0 {
+		cfg.UDPReceiveBuffer = 1 << 20
+	}
 	if cfg.MaxTCPConnections <= 0 {
 		cfg.MaxTCPConnections = 1000
 	}
@@ -212,6 +230,14 @@ func Listen(cfg ServerConfig) (*Server, error) {
 		outBufs:   sync.Pool{New: func() any { b := make([]byte, 2+dns.MaxMsgSize); return &b }},
 	}
 	f := promauto.With(cfg.Registerer)
+	s.udpDropped = f.NewCounter(prometheus.CounterOpts{
+		Name: "peerdns_dns_udp_receive_drops_total",
+		Help: "UDP packets the kernel dropped because a socket's receive buffer was full (SO_RXQ_OVFL), counted when the next packet the socket queues after them is read. Linux only.",
+	})
+	f.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "peerdns_dns_udp_receive_buffer_bytes",
+		Help: "Receive buffer of each UDP socket as the kernel reports it (SO_RCVBUF: twice the size granted, half of it for the kernel's bookkeeping). Linux only; 0 elsewhere.",
+	}, s.receiveBuffer)
 	s.tcpConns = f.NewGauge(prometheus.GaugeOpts{
 		Name: "peerdns_dns_tcp_connections",
 		Help: "Open DNS TCP connections.",
@@ -247,7 +273,7 @@ func (s *Server) bind() error {
 	// learns each query's destination to answer from it.
 	ip, _ := netip.ParseAddr(host)
 	s.dstAddr = dstAddrSupported && (host == "" || ip.IsUnspecified())
-	lc := listenConfig(s.cfg.UDPSockets > 1, s.dstAddr)
+	lc := listenConfig(s.cfg.UDPSockets > 1, s.dstAddr, s.cfg.UDPReceiveBuffer)
 	first, err := lc.ListenPacket(context.Background(), "udp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listen udp: %w", err)
@@ -275,7 +301,20 @@ func (s *Server) bind() error {
 		return fmt.Errorf("listen tcp: %w", err)
 	}
 	s.udp, s.tcp = udp, ln.(*net.TCPListener)
+	s.udpDrops = make([]atomic.Uint32, len(udp))
 	return nil
+}
+
+// receiveBuffer is the first UDP socket's receive buffer, as the kernel
+// reports it; they are all asked for the same.
+func (s *Server) receiveBuffer() float64 {
+	rc, err := s.udp[0].SyscallConn()
+	if err != nil {
+		return 0
+	}
+	n := 0
+	_ = rc.Control(func(fd uintptr) { n = receiveBuffer(int(fd)) })
+	return float64(n)
 }
 
 // Addr is the address served, UDP and TCP alike.
@@ -295,7 +334,7 @@ func (s *Server) Close() {
 // connection and returns once all its goroutines have stopped.
 func (s *Server) Serve(ctx context.Context) error {
 	for i := range s.cfg.UDPWorkers {
-		s.wg.Go(func() { s.serveUDP(s.udp[i%len(s.udp)]) })
+		s.wg.Go(func() { s.serveUDP(i % len(s.udp)) })
 	}
 	errc := make(chan error, 1)
 	s.wg.Go(func() { errc <- s.serveTCP() })
@@ -318,15 +357,17 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) serveUDP(c *net.UDPConn) {
+// serveUDP answers the queries of UDP socket si.
+func (s *Server) serveUDP(si int) {
+	c := s.udp[si]
 	in := make([]byte, dns.MaxMsgSize)
 	out := make([]byte, 0, dns.MaxMsgSize)
-	var oob []byte
-	src := newSrcAddr()
-	if s.dstAddr {
-		oob = make([]byte, dstAddrOOB)
-	}
+	oob := make([]byte, udpOOB)
+	ctl := newUDPControl()
 	for {
+		if s.testHookUDPRead != nil {
+			s.testHookUDPRead()
+		}
 		n, oobn, _, addr, err := c.ReadMsgUDPAddrPort(in, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
@@ -334,11 +375,33 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue // ICMP errors surface here; the next read goes on
 		}
+		reply, drops, ok := ctl.read(oob[:oobn])
+		if ok {
+			s.countDrops(si, drops)
+		}
 		resp := s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4()})
 		if resp == nil {
 			continue
 		}
-		if _, _, err := c.WriteMsgUDPAddrPort(resp, src.from(oob[:oobn]), addr); err != nil && errors.Is(err, net.ErrClosed) {
+		if _, _, err := c.WriteMsgUDPAddrPort(resp, reply, addr); err != nil && errors.Is(err, net.ErrClosed) {
+			return
+		}
+	}
+}
+
+// countDrops adds to the drop counter what socket si's count, now drops,
+// grew by since it was last seen. Workers sharing the socket may report
+// out of order; a count below the last one seen is an old one.
+func (s *Server) countDrops(si int, drops uint32) {
+	last := &s.udpDrops[si]
+	for {
+		old := last.Load()
+		d := drops - old // modulo 2^32: the kernel's count wraps
+		if d == 0 || d > 1<<31 {
+			return
+		}
+		if last.CompareAndSwap(old, drops) {
+			s.udpDropped.Add(float64(d))
 			return
 		}
 	}

@@ -1,13 +1,19 @@
 package resolver
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // udpExchangeFrom sends a query to dst from an unconnected socket and
@@ -93,4 +99,63 @@ func hasIPv6Loopback() bool {
 	}
 	c.Close()
 	return true
+}
+
+// TestUDPReceiveDropsAreCounted: queries the kernel drops while the worker
+// is busy and the socket's buffer is full show in
+// peerdns_dns_udp_receive_drops_total.
+func TestUDPReceiveDropsAreCounted(t *testing.T) {
+	if !dstAddrSupported {
+		t.Skip("SO_RXQ_OVFL is Linux only")
+	}
+	var armed atomic.Bool
+	stalled, release := make(chan struct{}), make(chan struct{})
+	s := startServerPrepared(t, ServerConfig{UDPSockets: 1, UDPWorkers: 1, UDPReceiveBuffer: 4096}, func(s *Server) {
+		s.testHookUDPRead = func() {
+			if armed.CompareAndSwap(true, false) {
+				close(stalled)
+				<-release
+			}
+		}
+	})
+	if got := s.receiveBuffer(); got <= 0 {
+		t.Errorf("receive buffer %v", got)
+	}
+	var once sync.Once
+	unstall := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(unstall) // before the server stops, even on failure
+	c, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(s.Addr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	q := packQuery(t, "web-1.nginx.default.svc.cluster.local.", dns.TypeA, 0)
+	// The worker stalls before its next read, whether it is reading now
+	// (it answers this query first) or about to.
+	armed.Store(true)
+	if _, err := c.Write(q); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-stalled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the worker did not stall")
+	}
+	for range 200 {
+		if _, err := c.Write(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	unstall()
+	// The kernel reports the drops with the next packet it queues.
+	testtools.Eventually(t, "drops counted", 5*time.Second, func() error {
+		if _, err := c.Write(q); err != nil {
+			return err
+		}
+		if n := testutil.ToFloat64(s.udpDropped); n == 0 {
+			return errors.New("no drop counted")
+		}
+		return nil
+	})
+	t.Logf("%v of 200 queries dropped with a 4 KiB buffer", testutil.ToFloat64(s.udpDropped))
 }
