@@ -445,10 +445,9 @@ func (e *edns) parseOptions(b []byte) bool {
 		case dns.EDNS0NSID:
 			e.nsid = true
 		case dns.EDNS0TCPKEEPALIVE:
-			if n != 0 {
-				return false // RFC 7828 §3.1: a client sends no TIMEOUT
-			}
-			e.keepalive = true
+			// RFC 7828 §3.1: a client sends it without a TIMEOUT. One
+			// with a TIMEOUT is ignored, as Knot and Unbound do.
+			e.keepalive = n == 0
 		}
 		b = b[4+n:]
 	}

@@ -208,6 +208,16 @@ func TestTCPKeepalive(t *testing.T) {
 	if k, ok := keepalive("udp"); ok {
 		t.Errorf("UDP: keepalive %v, want none (RFC 7828 §3.2.1)", k)
 	}
+	// A client's option with a TIMEOUT (RFC 7828 §3.1: it sends none) is
+	// ignored.
+	c := &dns.Client{Net: "tcp", Timeout: 5 * time.Second}
+	r, _, err := c.Exchange(queryWith("cluster.local.", dns.TypeSOA, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE, Timeout: 100}), s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k, ok := option[*dns.EDNS0_TCP_KEEPALIVE](r); ok || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("a client's TIMEOUT: %s, keepalive %v; want NOERROR without keepalive", dns.RcodeToString[r.Rcode], k)
+	}
 }
 
 // TestDigSignals: what an operator sees with dig.
