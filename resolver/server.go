@@ -44,11 +44,12 @@ type ServerConfig struct {
 	// UDPReceiveBuffer is the receive buffer asked for each UDP socket, in
 	// bytes: how many queries wait for a worker in a burst before the kernel
 	// drops the excess (counted in peerdns_dns_udp_receive_drops_total).
-	// Default 1 MiB, about 10,000 small queries a socket: under half a
-	// second of backlog at the rate two cores answer, so a query that
-	// waited is still answered before its client retries, while Linux's
-	// usual default (208 KiB) overflows in bursts the workers would absorb.
-	// Linux grants more than net.core.rmem_max only with CAP_NET_ADMIN;
+	// Default 1 MiB, five times Linux's usual default (208 KiB): about 2,500
+	// queries of 66 bytes a socket (measured on loopback; the kernel counts
+	// each datagram's overhead too). While a socket's queue is full the
+	// kernel holds up to twice the size, charged to the process's memory
+	// cgroup: 2 MiB for each of the UDPSockets. Linux grants more than
+	// net.core.rmem_max only with CAP_NET_ADMIN;
 	// peerdns_dns_udp_receive_buffer_bytes shows what it granted. Outside
 	// Linux the system default is kept.
 	UDPReceiveBuffer int
