@@ -47,9 +47,11 @@ type Config struct {
 	// networks among them) and multiply what a spoofed query can reflect.
 	MaxUDPSize int
 	// NSID names this server to clients that ask which replica answered:
-	// the NSID option (RFC 5001) to queries that carry one, and the TXT
-	// record of id.server. and hostname.bind. in class CH. At most 255
-	// bytes. Default empty: no NSID, and those CH names are REFUSED.
+	// the NSID option (RFC 5001) in responses to queries that carry one
+	// (except the FORMERR, NOTIMP, BADVERS and NOTAUTH responses to queries
+	// the fast path does not parse), and the TXT record of id.server. and
+	// hostname.bind. in class CH. At most 255 bytes. Default empty: no
+	// NSID, and those CH names are REFUSED.
 	NSID string
 	// Sync, when set, tells how current the store's records are; nil: they
 	// are taken as current whenever the store has synced.
