@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"log/slog"
 	"net/http"
@@ -227,7 +228,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	var cfg config
 	if _, err := newFlags(&cfg).Parse([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
-		"--dns.lame-duck", "1s",
+		"--dns.lame-duck", "1s", "--dns.nsid", "replica-a",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -276,12 +277,31 @@ func TestAgainstAPIServer(t *testing.T) {
 	if r := query(); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 || len(r.Extra) != 2 {
 		t.Fatalf("after sync: %v", r)
 	}
+	// Which replica answered: --dns.nsid, to a client that asks (dig +nsid).
+	m := new(dns.Msg)
+	m.SetQuestion("nginx.default.svc.cluster.local.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}}
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nsid *dns.EDNS0_NSID
+	if o := r.IsEdns0(); o != nil && len(o.Option) == 1 {
+		nsid, _ = o.Option[0].(*dns.EDNS0_NSID)
+	}
+	if nsid == nil || nsid.Nsid != hex.EncodeToString([]byte("replica-a")) {
+		t.Errorf("NSID: %v, want replica-a", r.IsEdns0())
+	}
 	// What an operator's Prometheus sees: the exposition passes promtool's
-	// linter, and a real server scrapes the sync state and the answers.
+	// linter, and a real server scrapes the sync state and the answers,
+	// with CoreDNS's labels.
 	promcheck.Lint(t, "http://"+a.webServer.Addr().String()+"/metrics")
 	prom := promcheck.Start(t, a.webServer.Addr().String())
 	prom.WaitFor(t, "peerdns_kube_synced", 1, 30*time.Second)
 	prom.WaitFor(t, "peerdns_services", 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_responses_total{server="dns://127.0.0.1:0",zone="cluster.local.",rcode="NOERROR"}) > bool 0`, 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_requests_total{zone="cluster.local.",proto="udp",family="1",type="SRV"}) > bool 0`, 1, 30*time.Second)
 
 	stop()
 	// Lame duck: unready, still answering.
