@@ -60,7 +60,7 @@ type ServerConfig struct {
 	// once. Idle means waiting for a query with no byte of it read by the
 	// server nor (on Linux) queued for it in the kernel; a connection whose
 	// next query's first bytes it reads while being evicted answers that
-	// query, then closes. A query sent after that finds the connection
+	// query, then closes (no longer counted against the cap meanwhile). A query sent after that finds the connection
 	// closed, as after an idle timeout, and the client retries on a new one.
 	// Default 1000: NodeLocal DNSCache forwarding with force_tcp holds one
 	// connection per node while its queries do not overlap (CoreDNS's
