@@ -3,6 +3,7 @@ package discovery
 import (
 	"errors"
 	"testing"
+	"time"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -27,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		{"advertise a name", func(c *Config) { c.AdvertiseAddr = "web-1.web" }},
 		{"probe timeout above interval", func(c *Config) { c.Timing.ProbeTimeout = 2 * c.Timing.ProbeInterval }},
 		{"zero suspect timeout", func(c *Config) { c.Timing.SuspectTimeout = 0 }},
+		{"negative hook shutdown grace", func(c *Config) { c.OnChangeShutdownGrace = -time.Second }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

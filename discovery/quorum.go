@@ -17,16 +17,16 @@ func QuorumSize(n int) int {
 }
 
 // Quorum is the cluster's standing as one agent sees it: Has means a
-// majority of the expected set answered this agent's own probes within the
-// suspect timeout. It does not mean those members see each other, nor that
+// majority of the expected set is alive: answered this agent's own probes
+// recently enough (see StateAlive). It does not mean those members see each other, nor that
 // no other agent believes the same about an overlapping majority.
 type Quorum struct {
 	// Expected is N, the configured cluster size.
 	Expected int
 	// Size is QuorumSize(Expected).
 	Size int
-	// Alive counts members of the expected set in state alive (acked by
-	// this agent within the suspect timeout), this agent included. Suspect
+	// Alive counts members of the expected set in state alive (see
+	// StateAlive), this agent included. Suspect
 	// members, and members never acked, do not count.
 	Alive int
 	// Has is Alive >= Size, and false whatever Alive is while

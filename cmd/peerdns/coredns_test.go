@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/proc"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -130,14 +131,17 @@ func TestBehindCoreDNS(t *testing.T) {
 	if err := os.WriteFile(corefile, fmt.Appendf(nil, "peers.internal:%d {\n  bind 127.0.0.1\n  forward . %s\n}\n", port, peerdns), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(coredns, "-conf", corefile)
-	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start("coredns", coredns, []string{"-conf", corefile}, filepath.Join(t.TempDir(), "coredns.log"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait() // the kill's "signal: killed"
+		if err := p.Kill(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("coredns output:\n%s", p.Tail(30))
+		}
 	})
 
 	// Both are ready once the direct answer is the full one and CoreDNS
