@@ -12,7 +12,7 @@ import (
 
 // newSignalHandler is newTestHandler with NSID "peerdns-0" and edit
 // applied to the config.
-func newSignalHandler(t *testing.T, synced bool, edit func(*Config)) *Handler {
+func newSignalHandler(t testing.TB, synced bool, edit func(*Config)) *Handler {
 	t.Helper()
 	st := NewStore()
 	for _, s := range seed() {
