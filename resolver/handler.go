@@ -57,13 +57,14 @@ type Config struct {
 	// are taken as current whenever the store has synced.
 	Sync SyncStatus
 	// StaleAfter: once Sync's last sync is longer ago than this, answers
-	// from the store's records carry the Extended DNS Error Stale Answer
-	// (RFC 8914). Default 2 minutes.
+	// from the store's records (names below svc.<zone>, peers.<zone> and
+	// the reverse zones) to EDNS queries carry the Extended DNS Error Stale
+	// Answer (RFC 8914). Default 2 minutes.
 	StaleAfter time.Duration
-	// MaxStaleness, when positive, makes Ready fail once Sync's last sync
-	// is longer ago than this, so a replica whose watch is broken leaves
-	// the Service while another serves. Default 0: readiness does not
-	// depend on it.
+	// MaxStaleness, when positive and Sync is set, makes Ready fail once
+	// Sync's last sync is longer ago than this, so a replica whose watch is
+	// broken leaves the Service while another serves. Default 0: readiness
+	// does not depend on it.
 	MaxStaleness time.Duration
 	// ServerLabel is the server label of the handler's metrics, as
 	// CoreDNS's: the scheme and the listen address. Default "dns://:53".
