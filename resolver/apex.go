@@ -59,9 +59,11 @@ func (h *Handler) nsTargetOf(z *zone) string {
 	return nsTarget(z.name)
 }
 
-// soa returns zone zi's SOA record at the store's current serial.
+// soa returns zone zi's SOA record at the store's current serial. The state
+// it reads is the one the caller answered from or a later one, so a serial
+// is never older than the data it comes with.
 func (h *Handler) soa(zi int) []byte {
-	serial := h.store.serial.Load()
+	serial := h.store.snapshot().serialOf(zi)
 	if c := h.soas[zi].Load(); c != nil && c.serial == serial {
 		return c.b
 	}

@@ -144,12 +144,14 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		return nil, errors.New("store already has a handler")
 	}
 	store.log.Store(cfg.Logger)
+	store.bindZones(h.zones) // serial.go
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()
 		}
 	}
 	h.metrics = newMetrics(cfg.Registerer, store)
+	h.registerSerials(cfg.Registerer) // serial.go
 	return h, nil
 }
 
