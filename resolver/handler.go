@@ -363,6 +363,11 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 		// RFC 8490 §5.1: a DSO query (opcode 6) gets NOTIMP whatever its
 		// sections hold, so the opcode is checked before anything else.
 		resp.Rcode = dns.RcodeNotImplemented
+	case err == nil && qtype == dns.TypeIXFR && len(req.Answer) == 0 && len(req.Ns) == 1 && req.Ns[0].Header().Rrtype == dns.TypeSOA && len(req.Extra) <= 2 && opts <= 1 && tsig == nil:
+		// RFC 1995 §3: an IXFR query carries the client's SOA in its
+		// authority section. Transfers not configured (or this one not
+		// allowed, see Transfers): REFUSED, as for AXFR.
+		resp.Rcode = dns.RcodeRefused
 	case err != nil || len(resp.Question) == 0 || len(req.Answer) != 0 || len(req.Ns) != 0 || len(req.Extra) > 2 || opts > 1:
 		resp.Rcode = dns.RcodeFormatError
 	case tsig != nil:
