@@ -27,6 +27,9 @@ type ServerConfig struct {
 	Addr string
 	// Handler answers the queries. Required.
 	Handler *Handler
+	// Transfers, when set, answers every AXFR and IXFR query (transfer.go);
+	// without it the Handler refuses them.
+	Transfers *Transfers
 	// UDPSockets is the number of UDP sockets bound to Addr with
 	// SO_REUSEPORT, so the kernel spreads clients over them. Default
 	// GOMAXPROCS. Platforms without SO_REUSEPORT use one.
@@ -259,7 +262,12 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			}
 			continue // ICMP errors surface here; the next read goes on
 		}
-		resp := s.cfg.Handler.Answer(out, in[:n], UDP)
+		var resp []byte
+		if x := s.cfg.Transfers; x != nil && isTransferQuery(in[:n]) {
+			resp = x.AnswerUDP(out, in[:n], addr.Addr()) // transfer.go
+		} else {
+			resp = s.cfg.Handler.Answer(out, in[:n], UDP)
+		}
 		if resp == nil {
 			continue
 		}
@@ -406,7 +414,11 @@ func (s *Server) serveConn(c *tcpConn) {
 		if in, err = readFrame(c, in, n); err != nil {
 			return
 		}
-		if !s.answerTCP(c, in) {
+		if x := s.cfg.Transfers; x != nil && isTransferQuery(in) {
+			if !x.ServeTCP(c, c.client, in, s.cfg.TCPWriteTimeout) { // transfer.go
+				return
+			}
+		} else if !s.answerTCP(c, in) {
 			return
 		}
 		if cap(in) > 4096 {

@@ -26,11 +26,12 @@ type Store struct {
 	cur atomic.Pointer[state]
 
 	// wmu serializes writers; it guards the fields below it.
-	wmu   sync.Mutex
-	ptrOn bool         // index PTR records: only with reverse zones (enablePTR)
-	zones []serialZone // the bound handler's zones, versioned per zone (serial.go)
-	clock func() uint32 // Unix seconds for serials; nil: the system clock (tests set it)
-	gen   uint64       // the last change's number, for ptrEdit
+	wmu      sync.Mutex
+	ptrOn    bool          // index PTR records: only with reverse zones (enablePTR)
+	zones    []serialZone  // the bound handler's zones, versioned per zone (serial.go)
+	clock    func() uint32 // Unix seconds for serials; nil: the system clock (tests set it)
+	onChange changeFunc    // told of each change once published, when set (journal.go)
+	gen      uint64        // the last change's number, for ptrEdit
 	// beforePublish, when set (by tests), is called by a writer holding wmu
 	// once the next state is built, just before it is published.
 	beforePublish func()
@@ -184,6 +185,9 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	}
 	next.serials = s.nextSerials(cur, old, e, changes)
 	s.publish(&next)
+	if s.onChange != nil {
+		s.onChange(cur, &next, old, e, changes)
+	}
 }
 
 // publish makes next the state queries see. The caller holds wmu.
