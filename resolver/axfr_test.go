@@ -261,3 +261,9 @@ func testKey(t *testing.T, name, alg string) *TSIGKey {
 }
 
 func timeNow() int64 { return time.Now().Unix() }
+
+var netipLoopback = netip.MustParseAddr("127.0.0.1")
+
+func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func (m *xfrMetrics) journalStepsForTest(zi int) prometheus.Collector { return m.journal[zi] }

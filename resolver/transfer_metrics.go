@@ -12,6 +12,7 @@ type xfrMetrics struct {
 	refusals  *prometheus.CounterVec
 	sent      *prometheus.CounterVec
 	notifies  *prometheus.CounterVec
+	journal   []prometheus.GaugeFunc // per zone
 }
 
 // Transfer results, the result label of peerdns_transfers_total.
@@ -56,11 +57,11 @@ func newXfrMetrics(reg prometheus.Registerer, x *Transfers) *xfrMetrics {
 	}
 	for zi := range x.h.zones {
 		j := x.journals[zi]
-		f.NewGaugeFunc(prometheus.GaugeOpts{
+		m.journal = append(m.journal, f.NewGaugeFunc(prometheus.GaugeOpts{
 			Name:        "peerdns_transfer_journal_steps",
 			Help:        "Changes held in the zone's IXFR journal: a secondary at most this many changes behind gets only the differences.",
 			ConstLabels: prometheus.Labels{"zone": x.h.zones[zi].name},
-		}, func() float64 { return float64(j.depth()) })
+		}, func() float64 { return float64(j.depth()) }))
 	}
 	return m
 }
