@@ -267,3 +267,28 @@ var netipLoopback = netip.MustParseAddr("127.0.0.1")
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }
 
 func (m *xfrMetrics) journalStepsForTest(zi int) prometheus.Collector { return m.journal[zi] }
+
+// Secondaries sign the SOA query with which they check the serial: it is
+// answered, signed back; an unsigned one is answered as any query.
+func TestSignedSOAQuery(t *testing.T) {
+	key := testKey(t, "xfr.", "hmac-sha256")
+	f := newXfrFixture(t, func(c *TransferConfig) { c.Key = key })
+	for _, network := range []string{"udp", "tcp"} {
+		for _, k := range []*TSIGKey{key, nil} {
+			t.Run(fmt.Sprintf("%s/signed=%v", network, k != nil), func(t *testing.T) {
+				q := new(dns.Msg).SetQuestion("cluster.local.", dns.TypeSOA)
+				q.SetEdns0(1232, false)
+				r, err := f.refusal(t, q, network, k) // the client verifies the reply's signature
+				if err != nil {
+					t.Fatal(err)
+				}
+				if r.Rcode != dns.RcodeSuccess || len(r.Answer) != 1 || r.Answer[0].(*dns.SOA).Serial != f.h.store.snapshot().serialOf(0) {
+					t.Errorf("reply %v", r)
+				}
+				if (r.IsTsig() != nil) != (k != nil) {
+					t.Errorf("reply signed: %v, query signed: %v", r.IsTsig() != nil, k != nil)
+				}
+			})
+		}
+	}
+}

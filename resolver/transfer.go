@@ -104,8 +104,10 @@ func NewTransfers(h *Handler, cfg TransferConfig) (*Transfers, error) {
 	return x, nil
 }
 
-// isTransferQuery reports whether q asks for AXFR or IXFR: the queries a
-// Server hands to its Transfers.
+// isTransferQuery reports whether q is for the Transfers rather than the
+// Handler: AXFR and IXFR queries, and SOA queries with additional records
+// (secondaries sign the SOA query that checks the serial before a
+// transfer; Transfers answers an unsigned one as the Handler does).
 func isTransferQuery(q []byte) bool {
 	if len(q) < headerSize || q[2]&0x80 != 0 || q[2]>>3&0xf != dns.OpcodeQuery || binary.BigEndian.Uint16(q[4:]) != 1 {
 		return false
@@ -115,7 +117,14 @@ func isTransferQuery(q []byte) bool {
 		return false
 	}
 	t := binary.BigEndian.Uint16(q[off:])
-	return t == dns.TypeAXFR || t == dns.TypeIXFR
+	return t == dns.TypeAXFR || t == dns.TypeIXFR || t == dns.TypeSOA && binary.BigEndian.Uint16(q[10:]) > 0
+}
+
+// unsignedSOA reports whether q is a SOA query without TSIG, which the
+// Handler answers.
+func unsignedSOA(q []byte) bool {
+	m := new(dns.Msg)
+	return m.Unpack(q) == nil && len(m.Question) == 1 && m.Question[0].Qtype == dns.TypeSOA && m.IsTsig() == nil
 }
 
 // request is a transfer request that passed the checks.
@@ -187,6 +196,9 @@ func (x *Transfers) refuse(m *dns.Msg, rcode int, reason string, qtype uint16) *
 // ServeTCP answers transfer query q from client on c, writing each message
 // within writeTimeout. It reports whether c may serve more queries.
 func (x *Transfers) ServeTCP(c net.Conn, client netip.Addr, q []byte, writeTimeout time.Duration) bool {
+	if unsignedSOA(q) {
+		return x.answerPlain(c, q, writeTimeout)
+	}
 	w := &frameWriter{c: c, timeout: writeTimeout}
 	req, refusal, rs := x.admit(q, client, TCP)
 	if refusal != nil {
@@ -203,6 +215,9 @@ func (x *Transfers) ServeTCP(c net.Conn, client netip.Addr, q []byte, writeTimeo
 // replaced by the zone's SOA, which tells the client to use TCP (RFC 1995
 // §2).
 func (x *Transfers) AnswerUDP(dst, q []byte, client netip.Addr) []byte {
+	if unsignedSOA(q) {
+		return x.h.Answer(dst, q, UDP)
+	}
 	req, refusal, rs := x.admit(q, client, UDP)
 	if refusal != nil {
 		b, err := rs.pack(refusal)
@@ -240,6 +255,20 @@ func (x *Transfers) AnswerUDP(dst, q []byte, client netip.Addr) []byte {
 	return append(dst[:0], out...)
 }
 
+// answerPlain writes the Handler's answer to q on c.
+func (x *Transfers) answerPlain(c net.Conn, q []byte, writeTimeout time.Duration) bool {
+	b := x.h.Answer(make([]byte, 0, 512), q, TCP)
+	if b == nil {
+		return true
+	}
+	out := binary.BigEndian.AppendUint16(nil, uint16(len(b)))
+	if err := c.SetWriteDeadline(time.Now().Add(writeTimeout)); err != nil {
+		return false
+	}
+	_, err := c.Write(append(out, b...))
+	return err == nil
+}
+
 // withEDNS adds an OPT record to m when the request had one.
 func (x *Transfers) withEDNS(req *request, m *dns.Msg) *dns.Msg {
 	if opt := req.m.IsEdns0(); opt != nil {
@@ -266,9 +295,13 @@ func (x *Transfers) transfer(req *request, limit int, send func(*dns.Msg, *tsigS
 	serial := req.st.serialOf(req.zi)
 	soa := x.h.zoneSOA(req.zi, serial)
 	kind := "full"
-	if req.qtype == dns.TypeIXFR {
+	switch req.qtype {
+	case dns.TypeIXFR:
 		kind = x.ixfr(req, soa, out) // ixfr.go
-	} else {
+	case dns.TypeSOA:
+		out.add(soa)
+		kind = "soa_only"
+	default:
 		x.full(req, soa, out)
 	}
 	return out.sent, kind, out.finish()

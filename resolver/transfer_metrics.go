@@ -26,7 +26,7 @@ func newXfrMetrics(reg prometheus.Registerer, x *Transfers) *xfrMetrics {
 	m := &xfrMetrics{
 		transfers: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peerdns_transfers_total",
-			Help: "Zone transfer requests answered, by type (axfr, ixfr) and result: full (the whole zone), incremental (the journal's differences), soa_only (the client is current, or an IXFR reply too large for UDP), refused (see peerdns_transfer_refusals_total), failed (the connection failed while sending).",
+			Help: "Zone transfer requests answered, by type (axfr, ixfr, soa: a signed SOA query, as secondaries send before a transfer) and result: full (the whole zone), incremental (the journal's differences), soa_only (the client is current, or an IXFR reply too large for UDP), refused (see peerdns_transfer_refusals_total), failed (the connection failed while sending).",
 		}, []string{"type", "result"}),
 		refusals: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peerdns_transfer_refusals_total",
@@ -34,14 +34,14 @@ func newXfrMetrics(reg prometheus.Registerer, x *Transfers) *xfrMetrics {
 		}, []string{"reason"}),
 		sent: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peerdns_transfer_bytes_total",
-			Help: "Bytes of zone transfer replies sent, by type (axfr, ixfr); TCP length prefixes included.",
+			Help: "Bytes of zone transfer replies sent, by type (axfr, ixfr, soa); TCP length prefixes included.",
 		}, []string{"type"}),
 		notifies: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peerdns_notifies_total",
 			Help: "NOTIFY messages to secondaries (--dns.transfer.notify), by secondary and result: sent, acked (answered NOERROR), failed (no answer in time, or an error answer; retried with backoff).",
 		}, []string{"secondary", "result"}),
 	}
-	for _, t := range []string{"axfr", "ixfr"} {
+	for _, t := range []string{"axfr", "ixfr", "soa"} {
 		for _, r := range xfrResults {
 			m.transfers.WithLabelValues(t, r)
 		}
@@ -67,8 +67,11 @@ func newXfrMetrics(reg prometheus.Registerer, x *Transfers) *xfrMetrics {
 }
 
 func xfrType(qtype uint16) string {
-	if qtype == dns.TypeIXFR {
+	switch qtype {
+	case dns.TypeIXFR:
 		return "ixfr"
+	case dns.TypeSOA:
+		return "soa"
 	}
 	return "axfr"
 }
