@@ -17,7 +17,8 @@ import (
 // every address in it, in address order. The records are those queries get,
 // built by the same functions, so a secondary answers what peerdns answers.
 
-// zoneSOA is zone zi's SOA record at serial.
+// zoneSOA is zone zi's SOA record at serial. Its own TTL is the negative
+// TTL too: RFC 2308 §5 caches a negative answer for min(SOA TTL, MINIMUM).
 func (h *Handler) zoneSOA(zi int, serial uint32) *dns.SOA {
 	z := &h.zones[zi]
 	return &dns.SOA{

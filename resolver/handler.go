@@ -371,8 +371,9 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 	case err != nil || len(resp.Question) == 0 || len(req.Answer) != 0 || len(req.Ns) != 0 || len(req.Extra) > 2 || opts > 1:
 		resp.Rcode = dns.RcodeFormatError
 	case tsig != nil:
-		// peerdns has no keys: every key is unknown (RFC 8945 §5.2), and
-		// the error goes back unsigned (§5.3.2).
+		// Keys are checked only on transfers and SOA queries, which a
+		// Server with Transfers hands to them: here every key is unknown
+		// (RFC 8945 §5.2), and the error goes back unsigned (§5.3.2).
 		resp.Rcode = dns.RcodeNotAuth
 		tsig = &dns.TSIG{
 			Hdr:        dns.RR_Header{Name: tsig.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},

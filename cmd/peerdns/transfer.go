@@ -21,7 +21,7 @@ func addTransferFlags(app *cli.App, f *transferFlags) {
 		SetValue(&f.allow)
 	app.Flag("dns.transfer.tsig-key", "Path to a TSIG key file in BIND's format, as tsig-keygen writes it (key \"name\" { algorithm hmac-sha256; secret \"...\"; };). Transfer requests must then be signed with it; replies and NOTIFYs are signed with it. Empty: no key, requests must be unsigned.").
 		StringVar(&f.tsigKey)
-	app.Flag("dns.transfer.notify", "Secondary to send NOTIFY to when a zone's serial moves, ADDR[:PORT] (port 53 when left out). Repeatable or comma-separated. At most one NOTIFY in flight per secondary, at least a second apart, retried with backoff until acknowledged.").
+	app.Flag("dns.transfer.notify", "Secondary to send NOTIFY to when a zone's serial moves, ADDR[:PORT] (port 53 when left out). Repeatable or comma-separated. At most one NOTIFY in flight per secondary, rounds at least a second apart, each retried with backoff until acknowledged.").
 		SetValue(&f.notify)
 }
 
