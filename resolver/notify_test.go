@@ -42,7 +42,7 @@ func startSecondary(t *testing.T, drop int) *fakeSecondary {
 		}
 		if m.Opcode != dns.OpcodeNotify || m.Question[0].Name != "cluster.local." {
 			fs.inFlight.Add(-1)
-			w.WriteMsg(new(dns.Msg).SetReply(m))
+			_ = w.WriteMsg(new(dns.Msg).SetReply(m))
 			return
 		}
 		serial := m.Answer[0].(*dns.SOA).Serial
@@ -55,14 +55,22 @@ func startSecondary(t *testing.T, drop int) *fakeSecondary {
 		fs.mu.Unlock()
 		fs.inFlight.Add(-1)
 		if answer {
-			w.WriteMsg(new(dns.Msg).SetReply(m))
+			_ = w.WriteMsg(new(dns.Msg).SetReply(m))
 		}
 	})}
 	started := make(chan struct{})
 	srv.NotifyStartedFunc = func() { close(started) }
-	go srv.ActivateAndServe()
+	served := make(chan error, 1)
+	go func() { served <- srv.ActivateAndServe() }()
 	<-started
-	t.Cleanup(func() { srv.Shutdown() })
+	t.Cleanup(func() {
+		if err := srv.Shutdown(); err != nil {
+			t.Error(err)
+		}
+		if err := <-served; err != nil {
+			t.Error(err)
+		}
+	})
 	return fs
 }
 
@@ -77,7 +85,12 @@ func runNotifier(t *testing.T, f *xfrFixture) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.x.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // ackedSerial waits until fs acknowledged cluster.local.'s current serial.

@@ -84,7 +84,7 @@ func (s *Store) nextSerials(cur *state, old, e *entry, ptr map[netip.Addr]*ptrEn
 	if len(s.zones) == 0 {
 		return cur.serials
 	}
-	var was, is *entry = old, e
+	was, is := old, e
 	if was == nil {
 		was = &entry{}
 	}
