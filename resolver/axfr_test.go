@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -210,6 +211,54 @@ func TestTransferRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("signed too long ago", func(t *testing.T) {
+		f := newXfrFixture(t, func(c *TransferConfig) { c.Key = key })
+		q := axfr("cluster.local.")
+		q.SetTsig(key.Name, key.Algorithm, 300, timeNow()-3600)
+		wire, reqMAC, err := dns.TsigGenerate(q, key.Secret, "", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := net.Dial("tcp", f.s.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		dc := &dns.Conn{Conn: c}
+		if _, err := dc.Write(wire); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, dns.MaxMsgSize)
+		n, err := dc.Read(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		ts := r.IsTsig()
+		if r.Rcode != dns.RcodeNotAuth || len(r.Answer) != 0 || ts == nil || ts.Error != dns.RcodeBadTime || ts.MAC == "" || ts.OtherLen != 6 {
+			t.Errorf("reply %v; want NOTAUTH, no records, a signed TSIG with error BADTIME and the server's time", r)
+		}
+		// The MAC covers the request's MAC, the reply and its TSIG fields.
+		// workaround: miekg/dns's TsigVerify rejects every NOTAUTH message
+		// before looking at the MAC, so the test signs the same reply
+		// again and compares.
+		if ts != nil {
+			again := r.Copy()
+			again.Extra = again.Extra[:len(again.Extra)-1]
+			again.SetTsig(ts.Hdr.Name, ts.Algorithm, ts.Fudge, int64(ts.TimeSigned))
+			sig := again.Extra[len(again.Extra)-1].(*dns.TSIG)
+			sig.Error, sig.OtherLen, sig.OtherData = ts.Error, ts.OtherLen, ts.OtherData
+			if _, mac, err := dns.TsigGenerate(again, key.Secret, reqMAC, false); err != nil || !strings.EqualFold(mac, ts.MAC) {
+				t.Errorf("the BADTIME reply's MAC is not the key's over the request's MAC (%v)", err)
+			}
+		}
+		if got := testutil.ToFloat64(f.x.metrics.refusals.WithLabelValues("bad_time")); got != 1 {
+			t.Errorf("bad_time refusals %v, want 1", got)
+		}
+	})
 	t.Run("wrong key", func(t *testing.T) {
 		f := newXfrFixture(t, func(c *TransferConfig) { c.Key = key })
 		_, _, err := f.transferIn(t, axfr("cluster.local."), other)

@@ -156,9 +156,15 @@ func (x *Transfers) admit(q []byte, client netip.Addr, t Transport) (*request, *
 	chk := checkTSIG(q, m, x.cfg.Key)
 	if chk.rcode != 0 {
 		r := x.refuse(m, chk.rcode, chk.reason, qt)
+		if chk.err == dns.RcodeBadTime {
+			// RFC 8945 §5.2.3: the MAC was right, so the error is
+			// signed, carrying the request's time and ours.
+			ts := m.IsTsig()
+			return nil, r, &tsigSigner{key: x.cfg.Key, mac: ts.MAC, err: chk.err, timeSigned: int64(ts.TimeSigned)}
+		}
 		if chk.rcode == dns.RcodeNotAuth {
-			// RFC 8945 §5.3.2: the error goes back unsigned, with the
-			// request's TSIG fields.
+			// RFC 8945 §5.3.2: a BADKEY or BADSIG error goes back
+			// unsigned, with the request's TSIG fields.
 			ts := m.IsTsig()
 			r.Extra = append(r.Extra, &dns.TSIG{
 				Hdr:       dns.RR_Header{Name: ts.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},

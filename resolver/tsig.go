@@ -213,6 +213,10 @@ type tsigSigner struct {
 	key  *TSIGKey
 	mac  string
 	next bool
+	// err, when BADTIME, makes the signature a time error (RFC 8945
+	// §5.2.3): the request's time signed (timeSigned), ours in other data.
+	err        uint16
+	timeSigned int64
 }
 
 // pack packs m, signed when there is a key.
@@ -220,7 +224,14 @@ func (s *tsigSigner) pack(m *dns.Msg) ([]byte, error) {
 	if s == nil || s.key == nil {
 		return m.Pack()
 	}
-	m.SetTsig(s.key.Name, s.key.Algorithm, tsigFudge, time.Now().Unix())
+	now := time.Now().Unix()
+	if s.err == dns.RcodeBadTime {
+		m.SetTsig(s.key.Name, s.key.Algorithm, tsigFudge, s.timeSigned)
+		ts := m.Extra[len(m.Extra)-1].(*dns.TSIG)
+		ts.Error, ts.OtherLen, ts.OtherData = s.err, 6, fmt.Sprintf("%012x", now)
+	} else {
+		m.SetTsig(s.key.Name, s.key.Algorithm, tsigFudge, now)
+	}
 	b, mac, err := dns.TsigGenerate(m, s.key.Secret, s.mac, s.next)
 	if err != nil {
 		return nil, err
