@@ -128,21 +128,26 @@ func (x *Transfers) record(cur, next *state, old, e *entry, ptr map[netip.Addr]*
 // diffRecords returns the records of before not in after, and those of
 // after not in before.
 func diffRecords(before, after []dns.RR) (del, add []dns.RR) {
-	in := make(map[string]bool, len(after))
-	for _, rr := range after {
-		in[rr.String()] = true
+	var buf []byte
+	keys := func(rrs []dns.RR) ([]string, map[string]bool) {
+		ks := make([]string, len(rrs))
+		set := make(map[string]bool, len(rrs))
+		for i, rr := range rrs {
+			ks[i] = rrKey(rr, &buf)
+			set[ks[i]] = true
+		}
+		return ks, set
 	}
-	was := make(map[string]bool, len(before))
-	for _, rr := range before {
-		k := rr.String()
-		was[k] = true
-		if !in[k] {
-			del = append(del, rr)
+	bk, was := keys(before)
+	ak, is := keys(after)
+	for i, k := range bk {
+		if !is[k] {
+			del = append(del, before[i])
 		}
 	}
-	for _, rr := range after {
-		if !was[rr.String()] {
-			add = append(add, rr)
+	for i, k := range ak {
+		if !was[k] {
+			add = append(add, after[i])
 		}
 	}
 	return del, add
@@ -160,8 +165,9 @@ func condense(steps []*journalStep) (del, add []dns.RR) {
 	}
 	fates := map[string]*fate{}
 	var order []string
+	var buf []byte
 	touch := func(rr dns.RR, added bool) {
-		k := rr.String()
+		k := rrKey(rr, &buf)
 		f := fates[k]
 		if f == nil {
 			f = &fate{rr: rr, was: !added}
@@ -187,4 +193,19 @@ func condense(steps []*journalStep) (del, add []dns.RR) {
 		}
 	}
 	return del, add
+}
+
+// rrKey is rr's identity for set operations: its uncompressed wire form
+// (owner, type, class, TTL and data), cheaper to make than its text. buf is
+// scratch space, grown as needed.
+func rrKey(rr dns.RR, buf *[]byte) string {
+	if n := dns.Len(rr); cap(*buf) < n {
+		*buf = make([]byte, max(n, 512))
+	}
+	b := (*buf)[:cap(*buf)]
+	n, err := dns.PackRR(rr, b, 0, nil, false)
+	if err != nil {
+		return rr.String() // not reached: the records were packed for answers
+	}
+	return string(b[:n])
 }
