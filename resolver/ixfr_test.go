@@ -240,3 +240,28 @@ func TestIXFROlderThanTheJournal(t *testing.T) {
 		t.Errorf("reply %s; converged: %v", kind, cmp.Equal(got.lines(), last.lines()))
 	}
 }
+
+// The initial load, before the store syncs, is not journaled: transfers
+// wait for the sync, so no secondary holds a serial from before it.
+func TestJournalStartsAtSync(t *testing.T) {
+	st := NewStore()
+	h, err := NewHandler(st, DefaultConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := NewTransfers(h, DefaultTransferConfig())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 1; n <= 3; n++ {
+		st.Upsert(numbered("load", n))
+	}
+	if d := x.journals[0].depth(); d != 0 {
+		t.Errorf("%d steps journaled before the sync", d)
+	}
+	st.SetSynced()
+	st.Upsert(numbered("load", 4))
+	if d := x.journals[0].depth(); d != 1 {
+		t.Errorf("%d steps journaled for one change after the sync", d)
+	}
+}

@@ -90,8 +90,13 @@ func (j *journal) depth() int {
 }
 
 // record journals the change from cur to next in every zone whose serial
-// it moved.
+// it moved. Changes before the store has synced are not journaled: no
+// secondary can hold a zone at a serial from then, as transfers wait for
+// the sync, so the initial load costs no journal work.
 func (x *Transfers) record(cur, next *state, old, e *entry, ptr map[netip.Addr]*ptrEntry) {
+	if !x.h.store.Synced() {
+		return
+	}
 	moved := false
 	for zi := range x.h.zones {
 		from, to := cur.serialOf(zi), next.serialOf(zi)

@@ -109,6 +109,7 @@ func BenchmarkUpsertJournal(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			st.SetSynced() // journaling starts at the sync
 			svcs := [2]Service{benchService(0, 10), benchService(0, 9)}
 			i := 0
 			for b.Loop() {
