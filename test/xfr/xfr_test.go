@@ -148,23 +148,27 @@ func TestSecondaries(t *testing.T) {
 			dnsPort, webPort, secPort := testtools.FreePort(t, "127.0.0.1"), testtools.FreePort(t, "127.0.0.1"), testtools.FreePort(t, "127.0.0.1")
 			primary := net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
 			web := "http://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort))
-			pd := start(t, "peerdns", exec.Command(peerdns,
-				"--kubeconfig="+cp.Kubeconfig(),
-				"--dns.listen-address="+primary,
-				"--web.listen-address="+strings.TrimPrefix(web, "http://"),
-				"--dns.zone=cluster.local.,10.in-addr.arpa.",
-				"--dns.ns-address=127.0.0.1",
-				"--dns.lame-duck=0s",
-				"--dns.transfer.allow=127.0.0.0/8",
-				"--dns.transfer.tsig-key="+keyFile,
-				"--dns.transfer.notify=127.0.0.1:"+strconv.Itoa(secPort),
-			))
-			testtools.Eventually(t, "peerdns ready", 30*time.Second, func() error {
-				if err := pd.exited(); err != nil {
-					return err
-				}
-				return statusOK(web + "/readyz")
-			})
+			startPeerDNS := func() *proc {
+				pd := start(t, "peerdns", exec.Command(peerdns,
+					"--kubeconfig="+cp.Kubeconfig(),
+					"--dns.listen-address="+primary,
+					"--web.listen-address="+strings.TrimPrefix(web, "http://"),
+					"--dns.zone=cluster.local.,10.in-addr.arpa.",
+					"--dns.ns-address=127.0.0.1",
+					"--dns.lame-duck=0s",
+					"--dns.transfer.allow=127.0.0.0/8",
+					"--dns.transfer.tsig-key="+keyFile,
+					"--dns.transfer.notify=127.0.0.1:"+strconv.Itoa(secPort),
+				))
+				testtools.Eventually(t, "peerdns ready", 30*time.Second, func() error {
+					if err := pd.exited(); err != nil {
+						return err
+					}
+					return statusOK(web + "/readyz")
+				})
+				return pd
+			}
+			pd := startPeerDNS()
 			conf, err := s.writeConfig(secondaryConfig{
 				Dir: filepath.Join(t.TempDir(), s.name), Port: secPort, PrimaryPort: dnsPort,
 				KeyName: strings.TrimSuffix(key.Name, "."), Algorithm: strings.TrimSuffix(key.Algorithm, "."), Secret: key.Secret,
@@ -200,6 +204,28 @@ func TestSecondaries(t *testing.T) {
 			if acked := metric(t, web, fmt.Sprintf(`peerdns_notifies_total{result="acked",secondary="127.0.0.1:%d"}`, secPort)); acked < 1 {
 				t.Errorf("%v NOTIFYs acknowledged", acked)
 			}
+
+			// A restart: the serial does not go backwards (the process
+			// stopped once the clock had passed its serial: see
+			// resolver/serial.go), the new process's journal does not know
+			// the secondary's serial, and the secondary converges by a full
+			// transfer.
+			before := soaSerial(t, primary)
+			testtools.Eventually(t, "the clock passes the serial", 10*time.Second, func() error {
+				if now := uint32(time.Now().Unix()); now <= before {
+					return fmt.Errorf("serial %d, clock %d", before, now)
+				}
+				return nil
+			})
+			pd.kill(t)
+			startPeerDNS() // killed when the test ends
+			if after := soaSerial(t, primary); after <= before {
+				t.Errorf("serial after a restart %d, before %d", after, before)
+			}
+			testtools.Eventually(t, s.name+" follows the restarted peerdns", 30*time.Second, alive(sameAnswers(primary, secAddr, 3)))
+			if full := metric(t, web, `peerdns_transfers_total{result="full",type="axfr"}`) + metric(t, web, `peerdns_transfers_total{result="full",type="ixfr"}`); full < 1 {
+				t.Errorf("%v full transfers after the restart", full)
+			}
 		})
 	}
 }
@@ -224,6 +250,17 @@ func statefulSetSlice(n int) *discoveryv1.EndpointSlice {
 		})
 	}
 	return s
+}
+
+// soaSerial is cluster.local.'s serial at addr.
+func soaSerial(t *testing.T, addr string) uint32 {
+	t.Helper()
+	m := new(dns.Msg).SetQuestion("cluster.local.", dns.TypeSOA)
+	r, _, err := (&dns.Client{Net: "tcp", Timeout: 2 * time.Second}).Exchange(m, addr)
+	if err != nil || len(r.Answer) != 1 {
+		t.Fatalf("SOA from %s: %v %v", addr, r, err)
+	}
+	return r.Answer[0].(*dns.SOA).Serial
 }
 
 func statusOK(url string) error {
@@ -287,17 +324,23 @@ func start(t *testing.T, name string, cmd *exec.Cmd) *proc {
 	}
 	go func() { _ = cmd.Wait(); close(p.done) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s still running 10s after SIGKILL", name)
-		}
+		p.kill(t)
 		if t.Failed() {
 			t.Logf("output of %s:\n%s", name, p.out.String())
 		}
 	})
 	return p
+}
+
+// kill ends p with SIGKILL, as a crash would, and waits until it exited.
+func (p *proc) kill(t *testing.T) {
+	t.Helper()
+	_ = p.cmd.Process.Kill()
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		t.Errorf("%s still running 10s after SIGKILL", p.name)
+	}
 }
 
 func (p *proc) exited() error {
