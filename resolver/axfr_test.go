@@ -211,6 +211,21 @@ func TestTransferRefusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("TSIG not the last record", func(t *testing.T) {
+		f := newXfrFixture(t, nil)
+		q := axfr("cluster.local.")
+		q.Extra = []dns.RR{
+			&dns.TSIG{Hdr: dns.RR_Header{Name: "xfr.", Rrtype: dns.TypeTSIG, Class: dns.ClassANY}, Algorithm: dns.HmacSHA256, Fudge: 300},
+			&dns.OPT{Hdr: dns.RR_Header{Name: ".", Rrtype: dns.TypeOPT, Class: 1232}},
+		}
+		r, err := f.refusal(t, q, "tcp", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Rcode != dns.RcodeFormatError || len(r.Answer) != 0 {
+			t.Errorf("rcode %s with %d records; want FORMERR and none", dns.RcodeToString[r.Rcode], len(r.Answer))
+		}
+	})
 	t.Run("signed too long ago", func(t *testing.T) {
 		f := newXfrFixture(t, func(c *TransferConfig) { c.Key = key })
 		q := axfr("cluster.local.")

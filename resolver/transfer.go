@@ -140,7 +140,7 @@ type request struct {
 // or the refusal to send (already counted) and its signer (nil: unsigned).
 func (x *Transfers) admit(q []byte, client netip.Addr, t Transport) (*request, *dns.Msg, *tsigSigner) {
 	m := new(dns.Msg)
-	if err := m.Unpack(q); err != nil || len(m.Question) != 1 || len(m.Answer) != 0 {
+	if err := m.Unpack(q); err != nil || len(m.Question) != 1 || len(m.Answer) != 0 || misplacedTSIG(m) {
 		return nil, x.refuse(m, dns.RcodeFormatError, "malformed", 0), nil
 	}
 	qt := m.Question[0].Qtype
@@ -187,6 +187,17 @@ func (x *Transfers) admit(q []byte, client netip.Addr, t Transport) (*request, *
 		return nil, x.refuse(m, dns.RcodeServerFailure, "not_synced", qt), signer
 	}
 	return &request{m: m, qtype: qt, zi: zi, st: x.h.store.snapshot(), signer: signer}, nil, nil
+}
+
+// misplacedTSIG reports a TSIG record that is not the last record of m
+// (RFC 8945 §5.1), which IsTsig would not see.
+func misplacedTSIG(m *dns.Msg) bool {
+	for i, rr := range m.Extra {
+		if rr.Header().Rrtype == dns.TypeTSIG && i != len(m.Extra)-1 {
+			return true
+		}
+	}
+	return false
 }
 
 // refuse builds a refusal of m and counts it with reason.
@@ -236,13 +247,19 @@ func (x *Transfers) AnswerUDP(dst, q []byte, client netip.Addr) []byte {
 	if opt := req.m.IsEdns0(); opt != nil {
 		limit = min(max(int(opt.UDPSize()), dns.MinMsgSize), x.h.cfg.MaxUDPSize)
 	}
+	// Records are batched at the datagram's size: a reply that needs a
+	// second message is stopped there, so a whole zone is never built for
+	// a datagram.
 	var msgs []*dns.Msg
-	_, kind, _ := x.transfer(req, dns.MaxMsgSize, func(m *dns.Msg, _ *tsigSigner) (int, error) {
+	_, kind, err := x.transfer(req, limit, func(m *dns.Msg, _ *tsigSigner) (int, error) {
+		if len(msgs) > 0 {
+			return 0, errNotOneDatagram
+		}
 		msgs = append(msgs, m)
 		return 0, nil
 	})
 	var out []byte
-	if len(msgs) == 1 {
+	if err == nil && len(msgs) == 1 {
 		if b, err := req.signer.pack(x.withEDNS(req, msgs[0])); err == nil && len(b) <= limit {
 			out = b
 		}
@@ -274,6 +291,8 @@ func (x *Transfers) answerPlain(c net.Conn, q []byte, writeTimeout time.Duration
 	_, err := c.Write(append(out, b...))
 	return err == nil
 }
+
+var errNotOneDatagram = errors.New("reply larger than one datagram")
 
 // withEDNS adds an OPT record to m when the request had one.
 func (x *Transfers) withEDNS(req *request, m *dns.Msg) *dns.Msg {
