@@ -340,6 +340,14 @@ func (x *Transfers) full(req *request, soa *dns.SOA, out *batcher) {
 }
 
 // batcher groups a reply's records into messages.
+//
+// workaround: miekg/dns's Transfer.Out sends each envelope as one message
+// whatever its size ("assume it fits") and writes through a
+// dns.ResponseWriter, which this server's own TCP loop does not have. So
+// the messages are split here, and built and signed with the library's Msg
+// and TsigGenerate, as Transfer.Out does; the tests read them back with the
+// library's Transfer.In, which checks the SOAs and every signature.
+
 type batcher struct {
 	x     *Transfers
 	req   *request
