@@ -36,7 +36,7 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	f := promauto.With(reg)
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_requests_total",
-		Help: "DNS queries received, by transport and query type (types peerdns does not serve count as other).",
+		Help: "DNS queries received, by transport and query type (types peerdns does not serve count as other). With zone transfers on, AXFR, IXFR and signed SOA queries count in peerdns_transfers_total instead.",
 	}, []string{"transport", "type"})
 	responses := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_responses_total",
