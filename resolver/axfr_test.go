@@ -191,6 +191,7 @@ func TestTransferRefusals(t *testing.T) {
 		reason  string
 	}{
 		{"AXFR over UDP", nil, axfr("cluster.local."), "udp", nil, dns.RcodeRefused, "udp"},
+		{"AXFR over UDP with EDNS", nil, axfr("cluster.local.").SetEdns0(1232, false), "udp", nil, dns.RcodeRefused, "udp"},
 		{"address not allowed", func(c *TransferConfig) { c.Allow = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")} }, axfr("cluster.local."), "tcp", nil, dns.RcodeRefused, "address"},
 		{"default: nobody allowed", func(c *TransferConfig) { c.Allow = nil }, axfr("cluster.local."), "tcp", nil, dns.RcodeRefused, "address"},
 		{"unsigned when a key is required", func(c *TransferConfig) { c.Key = key }, axfr("cluster.local."), "tcp", nil, dns.RcodeRefused, "unsigned"},
@@ -205,6 +206,9 @@ func TestTransferRefusals(t *testing.T) {
 			}
 			if r.Rcode != tc.rcode || len(r.Answer) != 0 {
 				t.Errorf("rcode %s with %d records; want %s and none", dns.RcodeToString[r.Rcode], len(r.Answer), dns.RcodeToString[tc.rcode])
+			}
+			if (tc.q.IsEdns0() != nil) != (r.IsEdns0() != nil) {
+				t.Errorf("OPT in the query: %v, in the refusal: %v", tc.q.IsEdns0() != nil, r.IsEdns0() != nil)
 			}
 			if got := testutil.ToFloat64(f.x.metrics.refusals.WithLabelValues(tc.reason)); got != 1 {
 				t.Errorf("peerdns_transfer_refusals_total{reason=%q} = %v, want 1", tc.reason, got)

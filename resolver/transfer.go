@@ -207,6 +207,9 @@ func (x *Transfers) refuse(m *dns.Msg, rcode int, reason string, qtype uint16) *
 	r.SetRcode(m, rcode)
 	r.Authoritative = false
 	r.Ns, r.Extra = nil, nil
+	if opt := m.IsEdns0(); opt != nil {
+		r.SetEdns0(x.h.cfg.UDPSize, opt.Do()) // RFC 6891 §7: an OPT answers an OPT
+	}
 	return r
 }
 
