@@ -360,3 +360,26 @@ func TestSignedSOAQuery(t *testing.T) {
 		}
 	}
 }
+
+// Before the EndpointSlices are loaded, a transfer would hand out a partial
+// zone: SERVFAIL, counted, no data.
+func TestTransferBeforeSyncIsServfail(t *testing.T) {
+	h := newTestHandler(t, false, seed()...)
+	xc := DefaultTransferConfig()
+	xc.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	x, err := NewTransfers(h, xc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := axfrQuery("cluster.local.").Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, refusal, _ := x.admit(q, netipLoopback, TCP)
+	if req != nil || refusal == nil || refusal.Rcode != dns.RcodeServerFailure || len(refusal.Answer) != 0 {
+		t.Fatalf("before the sync: request %v, refusal %v; want SERVFAIL and no records", req, refusal)
+	}
+	if got := testutil.ToFloat64(x.metrics.refusals.WithLabelValues("not_synced")); got != 1 {
+		t.Errorf("not_synced refusals %v, want 1", got)
+	}
+}
