@@ -44,7 +44,7 @@ func TestSerialMovesOnlyWithItsZone(t *testing.T) {
 	st.SetSynced()
 	reg := prometheus.NewRegistry()
 	cfg := DefaultConfig()
-	cfg.Zones = []string{"cluster.local.", "example.", "10.in-addr.arpa.", "1.10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}
+	cfg.Zones = []string{"cluster.local.", "example.", "2.10.in-addr.arpa.", "1.10.in-addr.arpa.", "0.0.d.f.ip6.arpa."}
 	cfg.Registerer = reg
 	h, err := NewHandler(st, cfg)
 	if err != nil {
@@ -65,13 +65,13 @@ func TestSerialMovesOnlyWithItsZone(t *testing.T) {
 		apply func()
 		moved []string
 	}{
-		{"new service", func() { st.Upsert(web) }, append(forward, "10.in-addr.arpa.")},
+		{"new service", func() { st.Upsert(web) }, append(forward, "2.10.in-addr.arpa.")},
 		{"the same service again", func() { st.Upsert(web) }, nil},
 		{"an unready endpoint: peers tree only", func() { st.Upsert(withUnready) }, forward},
-		{"it becomes ready, in the inner reverse zone", func() { st.Upsert(inInner) }, append(forward, "1.10.in-addr.arpa.")},
+		{"it becomes ready, in the other reverse zone", func() { st.Upsert(inInner) }, append(forward, "1.10.in-addr.arpa.")},
 		{"a port number: no PTR changes", func() { st.Upsert(portChange) }, forward},
 		{"deleting another service", func() { st.Delete("default", "other") }, nil},
-		{"delete", func() { st.Delete("default", "web") }, append(forward, "10.in-addr.arpa.", "1.10.in-addr.arpa.")},
+		{"delete", func() { st.Delete("default", "web") }, append(forward, "2.10.in-addr.arpa.", "1.10.in-addr.arpa.")},
 	}
 	before := zoneSerials(t, h, reg)
 	for _, step := range steps {
