@@ -75,7 +75,7 @@ func TestAsPID1HookOrphansAreReaped(t *testing.T) {
 		if _, err := os.Stat(done); err != nil {
 			return err
 		}
-		z, err := zombiesOf(p.cmd.Process.Pid)
+		z, err := zombiesOf(p.Pid())
 		if err != nil {
 			return err
 		}

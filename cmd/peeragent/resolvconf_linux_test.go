@@ -24,7 +24,7 @@ options ndots:5 timeout:1 attempts:1
 // SERVFAIL (peerdns unsynced, or unreachable behind the cluster DNS's
 // forward) while its search-suffixed variants answer NXDOMAIN (the cluster
 // DNS) must keep the last good peers: only the configured name's rcode
-// counts. CoreDNS plays the cluster DNS, forwarding peers.internal to a
+// counts. CoreDNS plays the cluster DNS, forwarding peerdns.internal to a
 // second CoreDNS that plays peerdns and is then stopped.
 func TestSystemResolverKeepsPeersWhenTheNameFails(t *testing.T) {
 	if testing.Short() {
@@ -33,7 +33,7 @@ func TestSystemResolverKeepsPeersWhenTheNameFails(t *testing.T) {
 	coredns := testtools.Path(t, "coredns")
 	ns := newNetns(t, "srv", podResolvConf)
 	dir := t.TempDir()
-	const srvName = "_gossip._tcp.web.default.svc.peers.internal"
+	const srvName = "_gossip._tcp.web.default.svc.peerdns.internal"
 	gossip := map[string]int{"web-0": 7946, "web-1": 7947}
 
 	write := func(name, body string) string {
@@ -47,9 +47,9 @@ func TestSystemResolverKeepsPeersWhenTheNameFails(t *testing.T) {
 	// The pinned CoreDNS has no file plugin: templates serve the records.
 	var srvAnswers string
 	for name, port := range gossip {
-		srvAnswers += fmt.Sprintf("    answer \"{{ .Name }} 5 IN SRV 0 10 %d %s.web.default.svc.peers.internal.\"\n", port, name)
+		srvAnswers += fmt.Sprintf("    answer \"{{ .Name }} 5 IN SRV 0 10 %d %s.web.default.svc.peerdns.internal.\"\n", port, name)
 	}
-	upstream := startCoreDNS(t, ns, coredns, "peerdns", write("Corefile.peerdns", `peers.internal:5300 {
+	upstream := startCoreDNS(t, ns, coredns, "peerdns", write("Corefile.peerdns", `peerdns.internal:5300 {
   bind 127.0.0.1
   template IN SRV {
     match ^_gossip\._tcp\.web\.default\.svc\.peers\.internal\.$
@@ -60,7 +60,7 @@ func TestSystemResolverKeepsPeersWhenTheNameFails(t *testing.T) {
   }
 }
 `))
-	startCoreDNS(t, ns, coredns, "cluster-dns", write("Corefile.cluster", `peers.internal:53 {
+	startCoreDNS(t, ns, coredns, "cluster-dns", write("Corefile.cluster", `peerdns.internal:53 {
   bind 127.0.0.1
   forward . 127.0.0.1:5300
 }
