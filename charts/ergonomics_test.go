@@ -130,10 +130,12 @@ func TestHelmTestPods(t *testing.T) {
 }
 
 // TestPeerdnsExtraVolumes: extraVolumes and extraVolumeMounts reach the
-// pod beside the chart's own web-config volume, whose name they may not take.
+// pod beside the chart's own volumes (web-config, transfer-key), whose
+// names they may not take.
 func TestPeerdnsExtraVolumes(t *testing.T) {
 	r := render(t, peerdnsChart, `
 webConfig: {secretName: web}
+transfer: {tsigKey: {secretName: xfr-key}}
 extraVolumes: [{name: ca, configMap: {name: cluster-ca}}]
 extraVolumeMounts: [{name: ca, mountPath: /etc/ca, readOnly: true}]
 `)
@@ -145,14 +147,16 @@ extraVolumeMounts: [{name: ca, mountPath: /etc/ca, readOnly: true}]
 	for _, m := range peerdnsContainer(t, r).VolumeMounts {
 		mounts = append(mounts, m.Name+":"+m.MountPath)
 	}
-	if diff := cmp.Diff([]string{"web-config", "ca"}, vols); diff != "" {
+	if diff := cmp.Diff([]string{"web-config", "transfer-key", "ca"}, vols); diff != "" {
 		t.Errorf("volumes (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff([]string{"web-config:/etc/peerdns/web-config", "ca:/etc/ca"}, mounts); diff != "" {
+	if diff := cmp.Diff([]string{"web-config:/etc/peerdns/web-config", "transfer-key:/etc/peerdns/transfer", "ca:/etc/ca"}, mounts); diff != "" {
 		t.Errorf("volume mounts (-want +got):\n%s", diff)
 	}
-	_, err := template(t, peerdnsChart, "extraVolumes: [{name: web-config, emptyDir: {}}]\n")
-	wantHelmError(t, err, "extraVolumes")
+	for _, name := range []string{"web-config", "transfer-key"} {
+		_, err := template(t, peerdnsChart, "extraVolumes: [{name: "+name+", emptyDir: {}}]\n")
+		wantHelmError(t, err, "extraVolumes")
+	}
 }
 
 // TestExampleNeedsNoPublishNotReadyAddresses: the example's agents find each
