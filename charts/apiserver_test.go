@@ -73,6 +73,8 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 		{"peerdns several zones and a pinned IP", peerdnsChart, peerdnsValueSets["several zones and a pinned IP"]},
 		{"peeragent example", peeragentChart, peeragentValueSets["example"]},
 		{"peeragent example through peerdns", peeragentChart, peeragentValueSets["example through peerdns, given keys, no readiness gate"]},
+		// peerdns and an aliased peeragent as an umbrella chart's dependencies.
+		{"umbrella chart", umbrellaChart(t), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
