@@ -88,8 +88,9 @@ func Images(tag string) []controlplane.Image {
 	}
 }
 
-// CopyCharts copies charts/peerdns to dir/peerdns, and the seed chart with
-// charts/peeragent as its subchart to dir/seed, as a user would vendor it.
+// CopyCharts copies charts/peerdns to dir/peerdns, the seed chart with
+// charts/peeragent as its subchart to dir/seed, as a user would vendor it,
+// and the database chart to dir/etcd.
 func CopyCharts(dir string) error {
 	root, err := testtools.RepoRoot()
 	if err != nil {
@@ -99,6 +100,7 @@ func CopyCharts(dir string) error {
 		filepath.Join(root, "charts", "peerdns"):                filepath.Join(dir, "peerdns"),
 		filepath.Join(root, "test", "node", "testdata", "seed"): filepath.Join(dir, "seed"),
 		filepath.Join(root, "charts", "peeragent"):              filepath.Join(dir, "seed", "charts", "peeragent"),
+		filepath.Join(root, "test", "node", "testdata", "etcd"): filepath.Join(dir, "etcd"),
 	} {
 		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
 			return fmt.Errorf("copy chart: %w", err)

@@ -1,0 +1,127 @@
+package node
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/seed"
+	"github.com/peerdns/peerdns/internal/testtools"
+)
+
+// TestEtcdOnNode runs the seed's database on a real node: a StatefulSet of
+// three etcd members that bootstrap with --discovery-srv from peerdns's
+// peer view, through the cluster DNS, each on its own PersistentVolume.
+func TestEtcdOnNode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end on a real node; skipped with -short")
+	}
+	s := &scenario{helm: testtools.Path(t, "helm")}
+	// Made before the node starts, so it is removed after the node has
+	// stopped and nothing writes to it any more.
+	dataDir := t.TempDir()
+	begin := time.Now()
+	s.cp = controlplane.StartT(t, controlplane.Options{Node: true, StubZones: map[string]string{seed.StubZone: seed.PeerDNSIP}})
+	t.Logf("control plane and node ready in %v", time.Since(begin).Round(time.Millisecond))
+	var err error
+	if s.client, err = kubernetes.NewForConfig(s.cp.AdminConfig()); err != nil {
+		t.Fatal(err)
+	}
+	s.Cluster = &seed.Cluster{CP: s.cp, Client: s.client}
+	s.charts = t.TempDir()
+	if err := seed.CopyCharts(s.charts); err != nil {
+		t.Fatal(err)
+	}
+	if err := seed.EtcdDataDirs(dataDir, seed.EtcdReplicas); err != nil {
+		t.Fatal(err)
+	}
+
+	steps := []struct {
+		name string
+		run  func(t *testing.T)
+	}{
+		{"images are built and imported", func(t *testing.T) {
+			if err := s.cp.LoadImages(t.Context(), append(seed.Images(imageTag), seed.EtcdImages(s.cp)...)...); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"peerdns is installed by its chart", s.installPeerDNS},
+		{"etcd bootstraps 3 members from the peer view", func(t *testing.T) {
+			start := time.Now()
+			s.helmRun(t, seed.InstallEtcd(filepath.Join(s.charts, "etcd"), dataDir)...)
+			wait(t, "3 etcd members healthy", 180*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+			t.Logf("install to a healthy 3-member etcd: %v", time.Since(start).Round(time.Millisecond))
+		}},
+		{"a key written on one member is read on another", func(t *testing.T) {
+			s.etcdPut(t, seed.EtcdPodName(0), "seed", "v1")
+			wait(t, "etcd-2 reads seed=v1", 30*time.Second, s.EtcdHas(seed.EtcdPodName(2), "seed", "v1"))
+		}},
+		{"a deleted member comes back with its data", func(t *testing.T) { s.etcdMemberDeleted(t, dataDir) }},
+	}
+	for _, step := range steps {
+		start := time.Now()
+		if !t.Run(step.name, step.run) {
+			return
+		}
+		t.Logf("%s: %v", step.name, time.Since(start).Round(time.Millisecond))
+	}
+}
+
+func (s *scenario) etcdPut(t *testing.T, pod, key, value string) {
+	t.Helper()
+	p, err := s.client.CoreV1().Pods(seed.Namespace).Get(t.Context(), pod, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EtcdPut(t.Context(), *p, key, value); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// etcdMemberDeleted deletes etcd-1: the StatefulSet recreates it under the
+// same name on the same claim, and it rejoins as the member it was (the
+// member list is unchanged), the key written before still there. Its data
+// is on the node, in its PersistentVolume's directory under dataDir.
+func (s *scenario) etcdMemberDeleted(t *testing.T, dataDir string) {
+	name := seed.EtcdPodName(1)
+	ctx := t.Context()
+	wal := filepath.Join(dataDir, name, "data", "member", "wal")
+	if _, err := os.ReadDir(wal); err != nil {
+		t.Fatalf("%s's data is not in its volume: %v", name, err)
+	}
+	pod0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.EtcdMembers(ctx, *pod0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.client.CoreV1().Pods(seed.Namespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, name+" recreated and Ready", 120*time.Second, s.Recreated(name, old.UID))
+	wait(t, "3 etcd members healthy", 60*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+	p, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.EtcdMembers(ctx, *p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("member list changed (-before +after):\n%s", diff)
+	}
+	wait(t, name+" reads seed=v1", 30*time.Second, s.EtcdHas(name, "seed", "v1"))
+}
