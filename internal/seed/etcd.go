@@ -58,9 +58,15 @@ func EtcdImages(cp *controlplane.ControlPlane) []controlplane.Image {
 
 // InstallEtcd is the helm command line (without "helm") that installs
 // chart, a copy of test/node/testdata/etcd, with its members' data under
-// dataDir (see EtcdDataDirs).
-func InstallEtcd(chart, dataDir string) []string {
-	return []string{"install", "etcd", chart, "--namespace", Namespace, "--set", "dataDir=" + dataDir}
+// dataDir (see EtcdDataDirs) and the peeragent image tagged tag.
+func InstallEtcd(chart, dataDir, tag string) []string {
+	return []string{"install", "etcd", chart, "--namespace", Namespace, "--set", "dataDir=" + dataDir, "--set", "peeragent.image.tag=" + tag}
+}
+
+// EtcdQuorum checks that every etcd member's agent counts alive members of
+// expected, with quorum, as Quorum does for the web pods.
+func (c *Cluster) EtcdQuorum(alive, expected int) Check {
+	return c.agentsShowIn(EtcdSelector, alive, quorumSamples(alive, expected))
 }
 
 // EtcdDataDirs makes the data directory of each of n members under dir,
@@ -82,6 +88,24 @@ func mkdirOwned(dir string, uid int) error {
 		return err
 	}
 	return os.Chown(dir, uid, uid)
+}
+
+// PodsGone checks that no pod in Namespace matches selector.
+func (c *Cluster) PodsGone(selector string) Check {
+	return func(ctx context.Context) error {
+		pods, err := c.pods(ctx, Namespace, selector)
+		if err != nil {
+			return err
+		}
+		if len(pods) > 0 {
+			var names []string
+			for _, p := range pods {
+				names = append(names, p.Name)
+			}
+			return fmt.Errorf("pods %v still there", names)
+		}
+		return nil
+	}
 }
 
 // EtcdMember is one member in etcd's member list.

@@ -26,7 +26,7 @@ func TestEtcdChartIsTheSeedsDatabase(t *testing.T) {
 	if err := seed.CopyCharts(dir); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"template"}, seed.InstallEtcd(filepath.Join(dir, "etcd"), "/data")[1:]...)
+	args := append([]string{"template"}, seed.InstallEtcd(filepath.Join(dir, "etcd"), "/data", "e2e")[1:]...)
 	cmd := exec.CommandContext(t.Context(), helm, args...)
 	cmd.Env = seed.HelmEnv(filepath.Join(dir, ".helm"))
 	out, err := cmd.Output()
@@ -59,7 +59,7 @@ func TestEtcdChartIsTheSeedsDatabase(t *testing.T) {
 	for _, p := range svc.Spec.Ports {
 		ports[p.Name] = p.Port
 	}
-	if diff := cmp.Diff(map[string]int32{"etcd-server": 2380, "etcd-client": seed.EtcdClientPort}, ports); diff != "" {
+	if diff := cmp.Diff(map[string]int32{"etcd-server": 2380, "etcd-client": seed.EtcdClientPort, "gossip": seed.GossipPort}, ports); diff != "" {
 		t.Errorf("Service ports (-want +got):\n%s", diff)
 	}
 	got := []string{svc.Name, sts.Name, sts.Spec.ServiceName, "app=" + svc.Spec.Selector["app"], string(sts.Spec.PodManagementPolicy)}
@@ -69,6 +69,9 @@ func TestEtcdChartIsTheSeedsDatabase(t *testing.T) {
 	}
 	if n := int(*sts.Spec.Replicas); n != seed.EtcdReplicas {
 		t.Errorf("replicas %d, want %d", n, seed.EtcdReplicas)
+	}
+	if len(sts.Spec.Template.Spec.Containers) != 1 {
+		t.Fatalf("%d containers, want etcd alone", len(sts.Spec.Template.Spec.Containers))
 	}
 	if args := sts.Spec.Template.Spec.Containers[0].Args; !slices.Contains(args, "--discovery-srv="+seed.EtcdDomain) {
 		t.Errorf("etcd's args %v lack --discovery-srv=%s", args, seed.EtcdDomain)

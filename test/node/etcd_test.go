@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -54,15 +55,17 @@ func TestEtcdOnNode(t *testing.T) {
 		{"peerdns is installed by its chart", s.installPeerDNS},
 		{"etcd bootstraps 3 members from the peer view", func(t *testing.T) {
 			start := time.Now()
-			s.helmRun(t, seed.InstallEtcd(filepath.Join(s.charts, "etcd"), dataDir)...)
+			s.helmRun(t, seed.InstallEtcd(filepath.Join(s.charts, "etcd"), dataDir, imageTag)...)
 			wait(t, "3 etcd members healthy", 180*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
 			t.Logf("install to a healthy 3-member etcd: %v", time.Since(start).Round(time.Millisecond))
+			s.etcdAgentsAgree(t)
 		}},
 		{"a key written on one member is read on another", func(t *testing.T) {
 			s.etcdPut(t, seed.EtcdPodName(0), "seed", "v1")
 			wait(t, "etcd-2 reads seed=v1", 30*time.Second, s.EtcdHas(seed.EtcdPodName(2), "seed", "v1"))
 		}},
 		{"a deleted member comes back with its data", func(t *testing.T) { s.etcdMemberDeleted(t, dataDir) }},
+		{"the StatefulSet deleted and recreated restarts from its volumes", s.etcdRecreated},
 	}
 	for _, step := range steps {
 		start := time.Now()
@@ -124,4 +127,63 @@ func (s *scenario) etcdMemberDeleted(t *testing.T, dataDir string) {
 		t.Errorf("member list changed (-before +after):\n%s", diff)
 	}
 	wait(t, name+" reads seed=v1", 30*time.Second, s.EtcdHas(name, "seed", "v1"))
+	s.etcdAgentsAgree(t)
+}
+
+// etcdAgentsAgree checks that the sidecars' view agrees with etcd's healthy
+// 3 members: 3 alive of 3, with quorum, and etcd still healthy after.
+func (s *scenario) etcdAgentsAgree(t *testing.T) {
+	t.Helper()
+	wait(t, "3 etcd agents alive with quorum", 60*time.Second, s.EtcdQuorum(seed.EtcdReplicas, seed.EtcdReplicas))
+	if err := s.EtcdHealthy(seed.EtcdReplicas)(t.Context()); err != nil {
+		t.Errorf("the agents hold quorum, etcd does not: %v", err)
+	}
+}
+
+// etcdRecreated deletes StatefulSet etcd with its pods, keeping the claims
+// (a StatefulSet's default retention), and creates it again as it was: the
+// members restart from their volumes, no new cluster bootstraps (the
+// member list is unchanged) and the key is still there.
+func (s *scenario) etcdRecreated(t *testing.T) {
+	ctx := t.Context()
+	pod0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.EtcdMembers(ctx, *pod0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sts, err := s.client.AppsV1().StatefulSets(seed.Namespace).Get(ctx, seed.EtcdStatefulSet, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	foreground := metav1.DeletePropagationForeground
+	if err := s.client.AppsV1().StatefulSets(seed.Namespace).Delete(ctx, sts.Name, metav1.DeleteOptions{PropagationPolicy: &foreground}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, "etcd pods gone", 120*time.Second, s.PodsGone(seed.EtcdSelector))
+	again := &appsv1.StatefulSet{
+		ObjectMeta: metav1.ObjectMeta{Namespace: sts.Namespace, Name: sts.Name, Labels: sts.Labels, Annotations: sts.Annotations},
+		Spec:       sts.Spec,
+	}
+	if _, err := s.client.AppsV1().StatefulSets(seed.Namespace).Create(ctx, again, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, "3 etcd members healthy", 180*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+	pod0, err = s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.EtcdMembers(ctx, *pod0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("member list changed (-before +after):\n%s", diff)
+	}
+	for i := range seed.EtcdReplicas {
+		wait(t, seed.EtcdPodName(i)+" reads seed=v1", 30*time.Second, s.EtcdHas(seed.EtcdPodName(i), "seed", "v1"))
+	}
+	s.etcdAgentsAgree(t)
 }
