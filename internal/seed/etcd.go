@@ -108,6 +108,63 @@ func (c *Cluster) PodsGone(selector string) Check {
 	}
 }
 
+// UpgradeEtcd is the helm command line (without "helm") that upgrades the
+// database installed from chart, keeping its values but for sets
+// ("partition=2", …).
+func UpgradeEtcd(chart string, sets ...string) []string {
+	args := []string{"upgrade", "etcd", chart, "--namespace", Namespace, "--reuse-values"}
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
+
+// EtcdRunning checks that each member named in images is Ready, not
+// terminating, with its etcd container running the image given for it.
+func (c *Cluster) EtcdRunning(images map[string]string) Check {
+	return func(ctx context.Context) error {
+		pods, err := c.pods(ctx, Namespace, EtcdSelector)
+		if err != nil {
+			return err
+		}
+		seen := 0
+		for _, p := range pods {
+			want, ok := images[p.Name]
+			if !ok {
+				continue
+			}
+			seen++
+			if !IsReady(p) {
+				return fmt.Errorf("%s: %s, not Ready", p.Name, PodStatus(p))
+			}
+			i := slices.IndexFunc(p.Spec.Containers, func(c corev1.Container) bool { return c.Name == "etcd" })
+			if i < 0 || p.Spec.Containers[i].Image != want {
+				return fmt.Errorf("%s does not run %s yet", p.Name, want)
+			}
+		}
+		if seen != len(images) {
+			return fmt.Errorf("%d of the %d members exist", seen, len(images))
+		}
+		return nil
+	}
+}
+
+// EtcdHealthyCount is how many of the database's pods answer /health true
+// now.
+func (c *Cluster) EtcdHealthyCount(ctx context.Context) (int, error) {
+	pods, err := c.pods(ctx, Namespace, EtcdSelector)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range pods {
+		if p.DeletionTimestamp == nil && etcdHealth(ctx, p) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // EtcdMember is one member in etcd's member list.
 type EtcdMember struct {
 	ID       string   `json:"ID"` // the gateway writes uint64 as a string

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
@@ -15,6 +16,10 @@ import (
 	"github.com/peerdns/peerdns/internal/seed"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
+
+// etcdCanaryImage is etcd's "next version" for the rolling update: the same
+// binary under another name, so the pods' template changes.
+const etcdCanaryImage = "localhost/peerdns/etcd:canary"
 
 // TestEtcdOnNode runs the seed's database on a real node: a StatefulSet of
 // three etcd members that bootstrap with --discovery-srv from peerdns's
@@ -48,7 +53,9 @@ func TestEtcdOnNode(t *testing.T) {
 		run  func(t *testing.T)
 	}{
 		{"images are built and imported", func(t *testing.T) {
-			if err := s.cp.LoadImages(t.Context(), append(seed.Images(imageTag), seed.EtcdImages(s.cp)...)...); err != nil {
+			canary := s.cp.EtcdImage()
+			canary.Ref = etcdCanaryImage
+			if err := s.cp.LoadImages(t.Context(), append(seed.Images(imageTag), append(seed.EtcdImages(s.cp), canary)...)...); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -58,6 +65,13 @@ func TestEtcdOnNode(t *testing.T) {
 			s.helmRun(t, seed.InstallEtcd(filepath.Join(s.charts, "etcd"), dataDir, imageTag)...)
 			wait(t, "3 etcd members healthy", 180*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
 			t.Logf("install to a healthy 3-member etcd: %v", time.Since(start).Round(time.Millisecond))
+			for i := range seed.EtcdReplicas {
+				logs, err := s.client.CoreV1().Pods(seed.Namespace).GetLogs(seed.EtcdPodName(i), &corev1.PodLogOptions{Container: "srvwait"}).DoRaw(t.Context())
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s's srvwait:\n%s", seed.EtcdPodName(i), logs)
+			}
 			s.etcdAgentsAgree(t)
 		}},
 		{"a key written on one member is read on another", func(t *testing.T) {
@@ -66,6 +80,7 @@ func TestEtcdOnNode(t *testing.T) {
 		}},
 		{"a deleted member comes back with its data", func(t *testing.T) { s.etcdMemberDeleted(t, dataDir) }},
 		{"the StatefulSet deleted and recreated restarts from its volumes", s.etcdRecreated},
+		{"a partitioned rolling update keeps a majority healthy", s.etcdRollingUpdate},
 	}
 	for _, step := range steps {
 		start := time.Now()
@@ -171,6 +186,72 @@ func (s *scenario) etcdRecreated(t *testing.T) {
 		t.Fatal(err)
 	}
 	wait(t, "3 etcd members healthy", 180*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+	pod0, err = s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.EtcdMembers(ctx, *pod0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(before, after); diff != "" {
+		t.Errorf("member list changed (-before +after):\n%s", diff)
+	}
+	for i := range seed.EtcdReplicas {
+		wait(t, seed.EtcdPodName(i)+" reads seed=v1", 30*time.Second, s.EtcdHas(seed.EtcdPodName(i), "seed", "v1"))
+	}
+	s.etcdAgentsAgree(t)
+}
+
+// etcdRollingUpdate rolls the members to another image, first etcd-2 alone
+// (partition 2), then the others, sampling every member's /health
+// throughout: a majority answers true at every sample, and at the end the
+// same 3 members hold the key.
+func (s *scenario) etcdRollingUpdate(t *testing.T) {
+	ctx := t.Context()
+	pod0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := s.EtcdMembers(ctx, *pod0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, fewest := 0, seed.EtcdReplicas
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if n, err := s.EtcdHealthyCount(ctx); err == nil {
+				samples++
+				fewest = min(fewest, n)
+			}
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	chart := filepath.Join(s.charts, "etcd")
+	s.helmRun(t, seed.UpgradeEtcd(chart, "partition=2", "image="+etcdCanaryImage)...)
+	old := controlplane.EtcdImageRef
+	wait(t, "etcd-2 alone runs the canary", 120*time.Second, s.EtcdRunning(map[string]string{
+		seed.EtcdPodName(0): old, seed.EtcdPodName(1): old, seed.EtcdPodName(2): etcdCanaryImage}))
+	wait(t, "3 etcd members healthy", 60*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+	s.helmRun(t, seed.UpgradeEtcd(chart, "partition=0")...)
+	wait(t, "every member runs the canary", 180*time.Second, s.EtcdRunning(map[string]string{
+		seed.EtcdPodName(0): etcdCanaryImage, seed.EtcdPodName(1): etcdCanaryImage, seed.EtcdPodName(2): etcdCanaryImage}))
+	wait(t, "3 etcd members healthy", 60*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
+	close(stop)
+	<-done
+	t.Logf("%d samples of /health during the roll; fewest healthy members %d of %d", samples, fewest, seed.EtcdReplicas)
+	if quorum := seed.EtcdReplicas/2 + 1; samples == 0 || fewest < quorum {
+		t.Errorf("%d samples, fewest healthy members %d, want at least %d throughout", samples, fewest, quorum)
+	}
 	pod0, err = s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.EtcdPodName(0), metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
