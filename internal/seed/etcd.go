@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
@@ -163,6 +164,34 @@ func (c *Cluster) EtcdHealthyCount(ctx context.Context) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// SliceLabelsCopied checks that every EndpointSlice of Service service in
+// Namespace carries each of the Service's labels: the EndpointSlice
+// controller copies them, which lets peerdns, reading slices only, see
+// what a Service asks for through its labels.
+func (c *Cluster) SliceLabelsCopied(service string) Check {
+	return func(ctx context.Context) error {
+		svc, err := c.Client.CoreV1().Services(Namespace).Get(ctx, service, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		list, err := c.Client.DiscoveryV1().EndpointSlices(Namespace).List(ctx, metav1.ListOptions{LabelSelector: discoveryv1.LabelServiceName + "=" + service})
+		if err != nil {
+			return err
+		}
+		if len(list.Items) == 0 {
+			return fmt.Errorf("no EndpointSlice of %s", service)
+		}
+		for _, sl := range list.Items {
+			for k, v := range svc.Labels {
+				if sl.Labels[k] != v {
+					return fmt.Errorf("EndpointSlice %s: label %s=%q, the Service has %q", sl.Name, k, sl.Labels[k], v)
+				}
+			}
+		}
+		return nil
+	}
 }
 
 // EtcdMember is one member in etcd's member list.

@@ -74,6 +74,9 @@ func TestEtcdOnNode(t *testing.T) {
 			}
 			s.etcdAgentsAgree(t)
 		}},
+		{"the Service's labels are on its EndpointSlices", func(t *testing.T) {
+			wait(t, "EndpointSlices of etcd labelled as the Service", 30*time.Second, s.SliceLabelsCopied(seed.EtcdService))
+		}},
 		{"a key written on one member is read on another", func(t *testing.T) {
 			s.etcdPut(t, seed.EtcdPodName(0), "seed", "v1")
 			wait(t, "etcd-2 reads seed=v1", 30*time.Second, s.EtcdHas(seed.EtcdPodName(2), "seed", "v1"))
