@@ -12,10 +12,11 @@
 package main
 
 import (
+	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"slices"
@@ -35,47 +36,71 @@ func main() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
-	tick := time.NewTicker(*interval)
+	if err := wait(ctx, net.DefaultResolver, *srv, *count, *interval, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "srvwait:", err)
+		os.Exit(1)
+	}
+}
+
+// wait returns nil once name's SRV answer lists count targets that each
+// resolve, asking r every interval, and an error saying what its last
+// whole attempt saw when ctx ends first. It writes to out what it sees each
+// time that changes.
+func wait(ctx context.Context, r *net.Resolver, name string, count int, interval time.Duration, out io.Writer) error {
+	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	last := ""
 	for {
-		targets, err := resolved(ctx, *srv)
-		seen := fmt.Sprintf("%d of %d targets resolve: %v", len(targets), *count, targets)
-		if err != nil {
-			seen += ": " + err.Error()
+		seen, n := attempt(ctx, r, name, count)
+		if cutShort(ctx) {
+			return fmt.Errorf("gave up: %s", cmp.Or(last, seen))
 		}
 		if seen != last {
-			fmt.Println("srvwait:", seen)
+			fmt.Fprintln(out, "srvwait:", seen)
 			last = seen
 		}
-		if len(targets) >= *count {
-			return
+		if n >= count {
+			return nil
 		}
 		select {
 		case <-ctx.Done():
-			fmt.Fprintln(os.Stderr, "srvwait: gave up:", seen)
-			os.Exit(1)
+			return fmt.Errorf("gave up: %s", last)
 		case <-tick.C:
 		}
 	}
 }
 
-// resolved returns the sorted targets of name's SRV answer that resolve to
-// an address, and the first error seen.
-func resolved(ctx context.Context, name string) ([]string, error) {
-	_, srvs, err := net.DefaultResolver.LookupSRV(ctx, "", "", name)
+// cutShort reports whether ctx has ended or its deadline has passed: the
+// resolver times a query out at ctx's deadline, which may be a moment
+// before ctx says it is done.
+func cutShort(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	return ctx.Err() != nil || ok && !time.Now().Before(dl)
+}
+
+// attempt asks name's SRV and each target's address once, and says what it
+// saw: the targets that resolve and those that do not, both sorted; n is
+// how many resolve.
+func attempt(ctx context.Context, r *net.Resolver, name string, count int) (seen string, n int) {
+	_, srvs, err := r.LookupSRV(ctx, "", "", name)
 	if err != nil {
-		return nil, err
+		return fmt.Sprintf("0 of %d targets resolve: %v", count, err), 0
 	}
-	var targets []string
-	var errs []error
+	var ok, not []string
 	for _, s := range srvs {
-		if _, err := net.DefaultResolver.LookupHost(ctx, s.Target); err != nil {
-			errs = append(errs, err)
-			continue
+		target := strings.TrimSuffix(s.Target, ".")
+		if _, err := r.LookupHost(ctx, s.Target); err != nil {
+			not = append(not, target)
+		} else {
+			ok = append(ok, target)
 		}
-		targets = append(targets, strings.TrimSuffix(s.Target, "."))
 	}
-	slices.Sort(targets)
-	return slices.Compact(targets), errors.Join(errs...)
+	slices.Sort(ok)
+	slices.Sort(not)
+	ok, not = slices.Compact(ok), slices.Compact(not)
+	seen = fmt.Sprintf("%d of %d targets resolve: %v", len(ok), count, ok)
+	if len(not) > 0 {
+		seen += fmt.Sprintf("; listed, not resolving: %v", not)
+	}
+	return seen, len(ok)
 }
