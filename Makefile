@@ -98,8 +98,8 @@ test: controlplane build ## Run every test (unit, integration against a real API
 	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 30m ./...
 
 .PHONY: e2e
-e2e: controlplane ## Run only the real-node tests: the seed end to end (charts, images, DNS, quorum, Prometheus), the node harness and `make demo` unattended (needs root).
-	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestNode' ./test/node ./internal/controlplane ./hack/demo
+e2e: controlplane ## Run only the real-node tests: the seed end to end (charts, images, DNS, quorum, Prometheus), its etcd, the node harness and `make demo` unattended (needs root).
+	PEERDNS_REQUIRE_TOOLS=1 $(GO) test -race -count=1 -timeout 20m -v -run 'TestSeedOnNode|TestEtcdOnNode|TestNode' ./test/node ./internal/controlplane ./hack/demo
 
 .PHONY: test-short
 test-short: ## Run the unit tests only (no control plane needed).

@@ -48,12 +48,15 @@ install_debian() {
 	fi
 }
 
+# build_etcd: without cgo, so the same binary also runs in an image with
+# nothing else in it (the node's etcd StatefulSet, internal/seed).
 build_etcd() {
-	built etcd "$ETCD_VERSION" && return 0
+	local version="$ETCD_VERSION static"
+	built etcd "$version" && return 0
 	require_module_version etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION"
 	say "building etcd $ETCD_VERSION"
-	(cd "$root/tools/etcd" && go build -trimpath -o "$bin/etcd" .)
-	stamp etcd "$ETCD_VERSION"
+	(cd "$root/tools/etcd" && CGO_ENABLED=0 go build -trimpath -o "$bin/etcd" .)
+	stamp etcd "$version"
 }
 
 build_kubernetes() {

@@ -51,7 +51,7 @@ type nodeScenario struct {
 // nothing of it is left (a failed start cleans up in controlplane.Start);
 // it returns what it checked.
 func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator) (trace nodeTrace, err error) {
-	n.total = 10
+	n.total = 11
 	s := &nodeScenario{n: n, bin: cfg.toolsBin}
 
 	if err := n.title(ctx, "Start a control plane and a real node"); err != nil {
@@ -108,6 +108,7 @@ func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator)
 		{"The agents reach quorum", s.quorum},
 		{"Scale to 5, then back to 2", s.scale},
 		{"Delete web-1: it comes back under the same name", s.deletePod},
+		{"The seed's database: etcd bootstraps from the peer view", s.etcd},
 	} {
 		if err := n.title(ctx, step.title); err != nil {
 			return trace, err
@@ -175,12 +176,13 @@ func (s *nodeScenario) loadImages(ctx context.Context) error {
 		"cmd/peeragent, static binaries in images of one layer) and imported into the node's containerd; the " +
 		"charts use them with imagePullPolicy Never.")
 	stop := s.n.ticking("building and importing")
-	err := s.cp.LoadImages(ctx, seed.Images(imageTag)...)
+	err := s.cp.LoadImages(ctx, append(seed.Images(imageTag), seed.EtcdImages(s.cp)...)...)
 	stop()
 	if err != nil {
 		return err
 	}
-	s.n.note("imported %s:%s and %s:%s", seed.PeerDNSImage, imageTag, seed.PeeragentImage, imageTag)
+	s.n.note("imported %s:%s, %s:%s, %s (the pinned etcd the control plane runs) and %s",
+		seed.PeerDNSImage, imageTag, seed.PeeragentImage, imageTag, controlplane.EtcdImageRef, controlplane.SRVWaitImage)
 	return nil
 }
 

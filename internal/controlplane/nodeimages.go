@@ -26,6 +26,12 @@ const (
 	SeedWebImage = "localhost/peerdns/seedweb:node"
 	// CoreDNSImage is the cluster DNS: the pinned CoreDNS from ToolsBin.
 	CoreDNSImage = "localhost/peerdns/coredns:node"
+	// EtcdImageRef is the pinned etcd from ToolsBin, the one the control
+	// plane itself runs (ControlPlane.EtcdImage).
+	EtcdImageRef = "localhost/peerdns/etcd:node"
+	// SRVWaitImage holds a pod's database until an SRV name lists every
+	// expected member (cmd/srvwait).
+	SRVWaitImage = "localhost/peerdns/srvwait:node"
 )
 
 // Image is one single-binary image to import into the node.
@@ -148,6 +154,13 @@ func (n *node) nodeImages() []Image {
 		{Ref: SeedWebImage, Package: "./internal/controlplane/cmd/seedweb"},
 		{Ref: CoreDNSImage, Binary: n.cp.tools[toolCoreDNS]},
 	}
+}
+
+// EtcdImage is the image of the pinned etcd the control plane runs
+// (`make controlplane` builds it without cgo), as EtcdImageRef, run as
+// ociimage.NonRoot. Load it with LoadImages.
+func (cp *ControlPlane) EtcdImage() Image {
+	return Image{Ref: EtcdImageRef, Binary: cp.tools[toolEtcd]}
 }
 
 func lookPath(name string) (string, error) { return exec.LookPath(name) }

@@ -232,12 +232,15 @@ func (c *Cluster) PeerViewOnly(pod string) Check {
 // Quorum checks that there are alive seed pods, and every one's agent counts alive
 // members of expected, with quorum.
 func (c *Cluster) Quorum(alive, expected int) Check {
-	want := map[string]float64{
+	return c.agentsShow(alive, quorumSamples(alive, expected))
+}
+
+func quorumSamples(alive, expected int) map[string]float64 {
+	return map[string]float64{
 		`peeragent_members{state="alive"}`: float64(alive),
 		`peeragent_expected_members`:       float64(expected),
 		`peeragent_has_quorum`:             1,
 	}
-	return c.agentsShow(alive, want)
 }
 
 // ByVersion checks that every agent's peeragent_members_by_version has the given
@@ -253,8 +256,13 @@ func (c *Cluster) ByVersion(want map[string]float64) Check {
 // agentsShow: there are n seed pods (any number for -1), and every one's
 // agent has the samples want (a missing sample counts as 0).
 func (c *Cluster) agentsShow(n int, want map[string]float64) Check {
+	return c.agentsShowIn(Selector, n, want)
+}
+
+// agentsShowIn is agentsShow for the pods in Namespace matching selector.
+func (c *Cluster) agentsShowIn(selector string, n int, want map[string]float64) Check {
 	return func(ctx context.Context) error {
-		pods, err := c.Pods(ctx)
+		pods, err := c.pods(ctx, Namespace, selector)
 		if err != nil {
 			return err
 		}

@@ -88,19 +88,23 @@ func Images(tag string) []controlplane.Image {
 	}
 }
 
-// CopyCharts copies charts/peerdns to dir/peerdns, and the seed chart with
-// charts/peeragent as its subchart to dir/seed, as a user would vendor it.
+// CopyCharts copies charts/peerdns to dir/peerdns, the seed chart with
+// charts/peeragent as its subchart to dir/seed, as a user would vendor it,
+// and the database chart with the same subchart to dir/etcd.
 func CopyCharts(dir string) error {
 	root, err := testtools.RepoRoot()
 	if err != nil {
 		return err
 	}
-	for src, dst := range map[string]string{
-		filepath.Join(root, "charts", "peerdns"):                filepath.Join(dir, "peerdns"),
-		filepath.Join(root, "test", "node", "testdata", "seed"): filepath.Join(dir, "seed"),
-		filepath.Join(root, "charts", "peeragent"):              filepath.Join(dir, "seed", "charts", "peeragent"),
+	peeragent := filepath.Join(root, "charts", "peeragent")
+	for _, c := range []struct{ src, dst string }{
+		{filepath.Join(root, "charts", "peerdns"), filepath.Join(dir, "peerdns")},
+		{filepath.Join(root, "test", "node", "testdata", "seed"), filepath.Join(dir, "seed")},
+		{peeragent, filepath.Join(dir, "seed", "charts", "peeragent")},
+		{filepath.Join(root, "test", "node", "testdata", "etcd"), filepath.Join(dir, "etcd")},
+		{peeragent, filepath.Join(dir, "etcd", "charts", "peeragent")},
 	} {
-		if err := os.CopyFS(dst, os.DirFS(src)); err != nil {
+		if err := os.CopyFS(c.dst, os.DirFS(c.src)); err != nil {
 			return fmt.Errorf("copy chart: %w", err)
 		}
 	}
