@@ -36,7 +36,7 @@ const (
 	// EtcdSelector selects the database's pods.
 	EtcdSelector = "app=" + EtcdService
 	// EtcdDomain is etcd's --discovery-srv: the Service in the peer view.
-	EtcdDomain = EtcdService + "." + Namespace + ".peers.peers.internal"
+	EtcdDomain = EtcdService + "." + Namespace + ".peers.peerdns.internal"
 	// EtcdClientPort is the port etcd serves clients (and its JSON
 	// gateway) on.
 	EtcdClientPort = 2379

@@ -25,7 +25,7 @@ import (
 )
 
 func main() {
-	srv := flag.String("srv", "", "SRV name to ask, such as _etcd-server._tcp.etcd.default.peers.peers.internal.")
+	srv := flag.String("srv", "", "SRV name to ask, such as _etcd-server._tcp.etcd.default.peers.peerdns.internal.")
 	count := flag.Int("count", 0, "Targets the SRV answer must list, each resolving.")
 	interval := flag.Duration("interval", 500*time.Millisecond, "Time between two attempts.")
 	timeout := flag.Duration("timeout", 5*time.Minute, "Time after which to give up.")

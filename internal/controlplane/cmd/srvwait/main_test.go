@@ -13,7 +13,7 @@ import (
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
-const srvName = "_etcd-server._tcp.etcd.default.peers.peers.internal."
+const srvName = "_etcd-server._tcp.etcd.default.peers.peerdns.internal."
 
 // zone answers SRV srvName with etcd-0 … etcd-2, and A for the members
 // added with resolve: a member whose pod has no address yet is listed
@@ -39,7 +39,7 @@ func (z *zone) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	switch {
 	case q.Name == srvName && q.Qtype == dns.TypeSRV:
 		for _, m := range []string{"etcd-0", "etcd-1", "etcd-2"} {
-			rr, _ := dns.NewRR(srvName + " 5 IN SRV 0 33 2380 " + m + ".etcd.default.peers.peers.internal.")
+			rr, _ := dns.NewRR(srvName + " 5 IN SRV 0 33 2380 " + m + ".etcd.default.peers.peerdns.internal.")
 			resp.Answer = append(resp.Answer, rr)
 		}
 	case z.hosts[strings.TrimSuffix(q.Name, ".")] && q.Qtype == dns.TypeA:
@@ -94,14 +94,14 @@ func (l *lines) String() string {
 // does, srvwait returns.
 func TestWaitsForEveryTarget(t *testing.T) {
 	z := &zone{hosts: map[string]bool{}}
-	z.resolve("etcd-0.etcd.default.peers.peers.internal")
-	z.resolve("etcd-1.etcd.default.peers.peers.internal")
+	z.resolve("etcd-0.etcd.default.peers.peerdns.internal")
+	z.resolve("etcd-1.etcd.default.peers.peerdns.internal")
 	r := startZone(t, z)
 	out := &lines{}
 	done := make(chan error, 1)
 	go func() { done <- wait(t.Context(), r, srvName, 3, 10*time.Millisecond, out) }()
 	testtools.Eventually(t, "srvwait sees 2 of 3", 10*time.Second, func() error {
-		if !strings.Contains(out.String(), "srvwait: 2 of 3 targets resolve: [etcd-0.etcd.default.peers.peers.internal etcd-1.etcd.default.peers.peers.internal]; listed, not resolving: [etcd-2.etcd.default.peers.peers.internal]\n") {
+		if !strings.Contains(out.String(), "srvwait: 2 of 3 targets resolve: [etcd-0.etcd.default.peers.peerdns.internal etcd-1.etcd.default.peers.peerdns.internal]; listed, not resolving: [etcd-2.etcd.default.peers.peerdns.internal]\n") {
 			return errNotYet(out.String())
 		}
 		return nil
@@ -111,7 +111,7 @@ func TestWaitsForEveryTarget(t *testing.T) {
 		t.Fatalf("wait returned %v with 2 of 3 targets resolving", err)
 	default:
 	}
-	z.resolve("etcd-2.etcd.default.peers.peers.internal")
+	z.resolve("etcd-2.etcd.default.peers.peerdns.internal")
 	select {
 	case err := <-done:
 		if err != nil {
@@ -128,13 +128,13 @@ func TestWaitsForEveryTarget(t *testing.T) {
 // When the context ends first, wait says what it last saw.
 func TestGivesUpSayingWhatItSaw(t *testing.T) {
 	z := &zone{hosts: map[string]bool{}}
-	z.resolve("etcd-0.etcd.default.peers.peers.internal")
+	z.resolve("etcd-0.etcd.default.peers.peerdns.internal")
 	r := startZone(t, z)
 	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 	defer cancel()
 	out := &lines{}
 	err := wait(ctx, r, srvName, 3, 10*time.Millisecond, out)
-	want := "gave up: 1 of 3 targets resolve: [etcd-0.etcd.default.peers.peers.internal]; listed, not resolving: [etcd-1.etcd.default.peers.peers.internal etcd-2.etcd.default.peers.peers.internal]"
+	want := "gave up: 1 of 3 targets resolve: [etcd-0.etcd.default.peers.peerdns.internal]; listed, not resolving: [etcd-1.etcd.default.peers.peerdns.internal etcd-2.etcd.default.peers.peerdns.internal]"
 	if err == nil || err.Error() != want {
 		t.Fatalf("wait = %v, want %s", err, want)
 	}
