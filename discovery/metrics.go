@@ -55,7 +55,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 	m := &metrics{
 		expected: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_expected_members",
-			Help: "Configured cluster size N (the StatefulSet's replicas).",
+			Help: "Target cluster size: the size source's replicas (the expected-size file or the StatefulSet), at least --cluster.expected; learners of the target set become voters once stable.",
 		}),
 		members: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "peeragent_members",

@@ -43,6 +43,13 @@ func (v Voting) IsVoter(o int) bool {
 	return v.Current.Has(o) || (v.Next != nil && v.Next.Has(o))
 }
 
+func (v Voting) equal(o Voting) bool {
+	if v.Current.Epoch != o.Current.Epoch || !slices.Equal(v.Current.Voters, o.Current.Voters) || (v.Next == nil) != (o.Next == nil) {
+		return false
+	}
+	return v.Next == nil || (v.Next.Epoch == o.Next.Epoch && slices.Equal(v.Next.Voters, o.Next.Voters))
+}
+
 // Epoch is the epoch of the committed configuration.
 func (v Voting) Epoch() uint64 { return v.Current.Epoch }
 

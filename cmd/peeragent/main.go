@@ -83,6 +83,7 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 		WebConfigFile: cfg.webConfigFile,
 		Gatherer:      reg,
 		Ready:         agent.Ready,
+		ReadyStatus:   agent.ReadyStatus,
 		Handlers: map[string]http.Handler{
 			"/members":  agent.MembersHandler(),
 			"/startupz": agent.StartupHandler(),

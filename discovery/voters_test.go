@@ -1,0 +1,269 @@
+package discovery
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// sizeFile is an expected-size file the test rewrites as a kubelet would
+// a ConfigMap volume: a new file renamed into place.
+type sizeFile struct {
+	t    *testing.T
+	path string
+}
+
+func newSizeFile(t *testing.T, n int) *sizeFile {
+	f := &sizeFile{t: t, path: filepath.Join(t.TempDir(), "replicas")}
+	f.set(n)
+	return f
+}
+
+func (f *sizeFile) set(n int) {
+	f.t.Helper()
+	if err := writeFileAtomic(f.path, fmt.Appendf(nil, "%d\n", n)); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// votersCluster is a test cluster whose size comes from a file, with the
+// floor at 3 and a short stabilization time.
+func votersCluster(t *testing.T, size *sizeFile) *testCluster {
+	c := newTestCluster(t, 3)
+	state := t.TempDir()
+	c.configure = func(cfg *Config) {
+		cfg.StateFile = filepath.Join(state, cfg.NodeName+".json")
+		cfg.ExpectedFile = size.path
+		cfg.ExpectedFileInterval = 50 * time.Millisecond
+		cfg.Stabilization = time.Second
+	}
+	return c
+}
+
+// wantVoters checks that every agent holds exactly voters as its committed
+// voting configuration, with no change in flight, and shows them so in
+// /members.
+func wantVoters(voters []int, agents ...*testAgent) func() error {
+	return func() error {
+		for _, a := range agents {
+			v := a.table.currentVoting()
+			if !slices.Equal(v.Current.Voters, voters) || v.Next != nil {
+				return fmt.Errorf("%s holds %+v, want voters %v", a.cfg.NodeName, v, voters)
+			}
+			for _, m := range a.Members() {
+				if want := slices.Contains(voters, m.Ordinal); m.Voter != want {
+					return fmt.Errorf("%s shows %s voter=%v", a.cfg.NodeName, m.Name, m.Voter)
+				}
+			}
+		}
+		return nil
+	}
+}
+
+// quorumSampler samples agents' quorum every 20ms and keeps the samples
+// without it.
+type quorumSampler struct {
+	stop chan struct{}
+	wg   sync.WaitGroup
+	mu   sync.Mutex
+	lost []string
+	n    int
+}
+
+func sampleQuorum(agents ...*testAgent) *quorumSampler {
+	s := &quorumSampler{stop: make(chan struct{})}
+	s.wg.Go(func() {
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-s.stop:
+				return
+			case <-tick.C:
+			}
+			s.mu.Lock()
+			s.n++
+			for _, a := range agents {
+				if q := a.Quorum(); !q.Has {
+					s.lost = append(s.lost, fmt.Sprintf("%s: %s", a.cfg.NodeName, q))
+				}
+			}
+			s.mu.Unlock()
+		}
+	})
+	return s
+}
+
+func (s *quorumSampler) done() (samples int, lost []string) {
+	close(s.stop)
+	s.wg.Wait()
+	return s.n, s.lost
+}
+
+// The file goes from 5 to 3 while web-3 and web-4 stop gracefully:
+// web-0 … web-2 hold quorum at every sample, and commit the smaller
+// voting configuration once both have left.
+func TestExpectedFileShrinkKeepsQuorum(t *testing.T) {
+	t.Parallel()
+	size := newSizeFile(t, 5)
+	c := votersCluster(t, size)
+	agents := c.startAll(5)
+	eventually(t, "all five vote", wantVoters([]int{0, 1, 2, 3, 4}, agents...))
+	epoch := agents[0].table.currentVoting().Epoch()
+
+	survivors := agents[:3]
+	sampler := sampleQuorum(survivors...)
+	size.set(3)
+	eventually(t, "the shrink is in flight", func() error {
+		for _, a := range survivors {
+			if v := a.table.currentVoting(); v.Next == nil {
+				return fmt.Errorf("%s: no change in flight: %+v", a.cfg.NodeName, v)
+			}
+		}
+		return nil
+	})
+	for _, a := range agents[3:] {
+		c.dns.deleteHost(a.cfg.NodeName + "." + testDomain)
+		a.stop()
+	}
+	eventually(t, "the survivors commit web-0 … web-2", wantVoters([]int{0, 1, 2}, survivors...))
+	samples, lost := sampler.done()
+	if len(lost) > 0 {
+		t.Errorf("quorum lost in %d of %d samples, first: %s", len(lost), samples, lost[0])
+	}
+	for _, a := range survivors {
+		v := a.table.currentVoting()
+		if v.Epoch() != epoch+1 {
+			t.Errorf("%s: epoch %d, want %d", a.cfg.NodeName, v.Epoch(), epoch+1)
+		}
+		if got := a.gauge(a.votes.epoch); got != float64(epoch+1) {
+			t.Errorf("%s: peeragent_config_epoch = %v", a.cfg.NodeName, got)
+		}
+		if q := a.Quorum(); q.Expected != 3 || q.Alive != 3 || !q.Has {
+			t.Errorf("%s: quorum %s, want 3 of 3", a.cfg.NodeName, q)
+		}
+		saved, err := loadVoting(a.cfg.StateFile, "web")
+		if err != nil || saved == nil || !saved.equal(Voting{Current: v.Current}) {
+			t.Errorf("%s: saved %+v, %v, want %+v", a.cfg.NodeName, saved, err, v.Current)
+		}
+	}
+	t.Logf("%d samples", samples)
+}
+
+// web-5 started while the file says 5 runs as a learner: it gossips, is
+// probed and does not count; when the file says 6 it becomes a voter.
+func TestExpectedFileLearnerBecomesVoter(t *testing.T) {
+	t.Parallel()
+	size := newSizeFile(t, 5)
+	c := votersCluster(t, size)
+	agents := c.startAll(5)
+	five := []int{0, 1, 2, 3, 4}
+	eventually(t, "all five vote", wantVoters(five, agents...))
+
+	learner := c.start("web-5")
+	all := append(slices.Clone(agents), learner)
+	eventually(t, "web-5 is alive everywhere", wantStates(allAlive(webNames(6)...), all...))
+	// Once every agent has held web-5 alive for longer than the
+	// stabilization time, it is still not a voter.
+	stable := time.Now().Add(c.config("web-5").Stabilization + time.Second)
+	eventually(t, "web-5 stays a learner past the stabilization time", func() error {
+		if err := wantVoters(five, all...)(); err != nil {
+			return fmt.Errorf("%w (it must stay a learner)", err)
+		}
+		if time.Now().Before(stable) {
+			return fmt.Errorf("not past the stabilization time yet")
+		}
+		return nil
+	})
+	if err := wantVoters(five, all...)(); err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range all {
+		if q := a.Quorum(); q.Expected != 5 || q.Alive != 5 {
+			t.Errorf("%s counts %s, want 5 of 5 (the learner does not count)", a.cfg.NodeName, q)
+		}
+	}
+	if q := learner.Quorum(); q.Voter || !q.Has {
+		t.Errorf("web-5's own standing %+v, want a learner seeing quorum", q)
+	}
+	if got := learner.gauge(learner.votes.voter); got != 0 {
+		t.Errorf("web-5: peeragent_voter = %v, want 0", got)
+	}
+	if got := learner.ReadyStatus(); got[:7] != "learner" {
+		t.Errorf("web-5: ready status %q, want a learner", got)
+	}
+
+	size.set(6)
+	eventually(t, "web-5 becomes a voter", wantVoters([]int{0, 1, 2, 3, 4, 5}, all...))
+	for _, a := range all {
+		if q := a.Quorum(); q.Expected != 6 || q.Alive != 6 || !q.Has {
+			t.Errorf("%s: quorum %s, want 6 of 6", a.cfg.NodeName, q)
+		}
+	}
+	if got := learner.gauge(learner.votes.voter); got != 1 {
+		t.Errorf("web-5: peeragent_voter = %v, want 1", got)
+	}
+	// The epoch is gossiped in node metadata: each agent sees the others'.
+	eventually(t, "every member gossips the same epoch", func() error {
+		for _, a := range all {
+			own := a.table.currentVoting().Epoch()
+			for _, m := range a.Members() {
+				if m.Epoch != own {
+					return fmt.Errorf("%s sees %s at epoch %d, its own is %d", a.cfg.NodeName, m.Name, m.Epoch, own)
+				}
+			}
+			if got := a.gauge(a.votes.disagreement); got != 0 {
+				return fmt.Errorf("%s: peeragent_config_epoch_disagreement = %v", a.cfg.NodeName, got)
+			}
+		}
+		return nil
+	})
+	select {
+	case err := <-learner.done:
+		t.Fatalf("web-5 exited: %v", err)
+	default:
+	}
+}
+
+// A committed configuration is saved, and an agent started with the file
+// resumes it instead of the bootstrap one; a corrupt file or one of
+// another set stops New.
+func TestVotingStateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "voting.json")
+	c := VotingConfig{Epoch: 7, Voters: []int{0, 1, 2, 3, 4}}
+	if err := saveVoting(path, "web", c); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.NodeName, cfg.Expected, cfg.PeersSRV, cfg.StateFile = "web-1", 3, testSRV, path
+	a, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := a.table.currentVoting(); v.Epoch() != 7 || !slices.Equal(v.Current.Voters, c.Voters) {
+		t.Errorf("resumed %+v, want %+v", v, c)
+	}
+	if q := a.Quorum(); q.Expected != 5 || q.Size != 3 {
+		t.Errorf("quorum %s, want of 5", q)
+	}
+	for name, content := range map[string]string{
+		"corrupt":       "{",
+		"another set":   `{"set":"db","current":{"epoch":1,"voters":[0]}}`,
+		"empty voters":  `{"set":"web","current":{"epoch":1,"voters":[]}}`,
+		"unsorted list": `{"set":"web","current":{"epoch":1,"voters":[2,1]}}`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := New(cfg); !errors.Is(err, ErrConfig) {
+				t.Errorf("New = %v, want ErrConfig", err)
+			}
+		})
+	}
+}
