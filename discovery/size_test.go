@@ -70,11 +70,15 @@ func TestFileSizeKeepsLastOnError(t *testing.T) {
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}
-	<-errs
+	if err := <-errs; !errors.Is(err, ErrSize) {
+		t.Fatalf("missing file: %v, want an ErrSize", err)
+	}
 	if err := writeFileAtomic(path, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	<-errs
+	if err := <-errs; !errors.Is(err, ErrSize) {
+		t.Fatalf("malformed file: %v, want an ErrSize", err)
+	}
 	if err := writeFileAtomic(path, []byte("3")); err != nil {
 		t.Fatal(err)
 	}
