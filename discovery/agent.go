@@ -45,6 +45,10 @@ type Agent struct {
 	// target is the last size the source reported; nil until it has.
 	target atomic.Pointer[Target]
 	wake   chan struct{} // cap 1: the target changed
+	// fresh: no saved configuration was loaded and no target seen yet;
+	// the first target becomes the configuration (VotingRules.Initial).
+	// Only the voting loop reads and writes it after New.
+	fresh bool
 
 	started chan struct{}
 	// Set before started is closed, read-only afterwards.
@@ -94,6 +98,7 @@ func New(cfg Config) (*Agent, error) {
 	if voting == nil {
 		v := a.rules.Bootstrap()
 		voting = &v
+		a.fresh = true
 	}
 	if a.size == nil {
 		a.target.Store(&Target{Replicas: cfg.Expected})
@@ -101,6 +106,7 @@ func New(cfg Config) (*Agent, error) {
 	a.metrics = newMetrics(cfg.Registerer, ExpectedSet{Set: self.Set, Start: cfg.OrdinalStart, N: cfg.Expected}, self)
 	a.votes = newVotingMetrics(cfg.Registerer)
 	a.table = newMembership(cfg.NodeName, cfg.Version, a.admit, *voting, a.targetSpan(), cfg.Timing, a.metrics)
+	a.table.setUnsized(a.fresh && a.size != nil)
 	a.names = newNameGuard(cfg.NodeName, cfg.Timing.SuspectTimeout)
 	a.setMeta(voting.Epoch())
 	a.publishVoting(*voting)

@@ -121,6 +121,7 @@ type membership struct {
 	now            func() time.Time
 	changed        chan struct{} // cap 1: something a watcher cares about changed
 	probe          chan struct{} // cap 1: a member joined and waits for its first ack
+	stepVoting     chan struct{} // cap 1: states changed; the voting loop steps at once
 
 	mu         sync.Mutex
 	members    map[string]*memberEntry
@@ -131,6 +132,9 @@ type membership struct {
 	quorumInit bool
 	myView     view
 	duplicated bool // another live process claims self's name
+	// unsized: the size source has not reported yet and no configuration
+	// was saved; quorum is not held until it has.
+	unsized bool
 }
 
 func newMembership(self, version string, admit ExpectedSet, v Voting, target []int, t Timing, m *metrics) *membership {
@@ -146,6 +150,7 @@ func newMembership(self, version string, admit ExpectedSet, v Voting, target []i
 		now:            time.Now,
 		changed:        make(chan struct{}, 1),
 		probe:          make(chan struct{}, 1),
+		stepVoting:     make(chan struct{}, 1),
 		members:        map[string]*memberEntry{},
 	}
 	ms.mu.Lock()
@@ -273,6 +278,10 @@ func (ms *membership) epochDisagreement() bool {
 func (ms *membership) notify() {
 	select {
 	case ms.changed <- struct{}{}:
+	default:
+	}
+	select {
+	case ms.stepVoting <- struct{}{}:
 	default:
 	}
 }
@@ -428,6 +437,18 @@ func (ms *membership) setDuplicated(dup bool) {
 	ms.recomputeLocked()
 }
 
+// setUnsized records whether the agent still waits for its size source's
+// first report (see Quorum.Unsized).
+func (ms *membership) setUnsized(u bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.unsized == u {
+		return
+	}
+	ms.unsized = u
+	ms.recomputeLocked()
+}
+
 func (ms *membership) isDuplicated() bool {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
@@ -514,6 +535,9 @@ func (ms *membership) recomputeLocked() {
 	})
 	if ms.duplicated {
 		q.NameDuplicated, q.Has = true, false
+	}
+	if ms.unsized {
+		q.Unsized, q.Has = true, false
 	}
 	if ms.quorumInit && q.Has != ms.quorum.Has {
 		ms.metrics.quorumTransitions.Inc()
@@ -635,6 +659,9 @@ func (q Quorum) String() string {
 	s := fmt.Sprintf("%d of %d alive, quorum %d", q.Alive, q.Expected, q.Size)
 	if q.NameDuplicated {
 		s += ", but another live process claims this member's name"
+	}
+	if q.Unsized {
+		s += ", but the size source has not reported the target size yet"
 	}
 	return s
 }

@@ -33,7 +33,7 @@ type Quorum struct {
 	// learners do not count.
 	Alive int
 	// Has is Alive >= Size (and, while Joint, Next.Has()), and false
-	// whatever Alive is while NameDuplicated.
+	// whatever Alive is while NameDuplicated or Unsized.
 	Has bool
 	// NameDuplicated is true while another live process claims this
 	// agent's own name (see Agent.Ready).
@@ -49,6 +49,11 @@ type Quorum struct {
 	Voter bool
 	// Epoch is the committed voting configuration's epoch.
 	Epoch uint64
+	// Unsized is true while the size source has not reported yet and no
+	// saved configuration was loaded: Has is then false, since the
+	// bootstrap configuration (the floor) may be far smaller than the
+	// cluster.
+	Unsized bool
 	// Joint is true while a shrink is in flight; Next is then the tally of
 	// the configuration it moves to.
 	Joint bool

@@ -101,9 +101,11 @@ func (a *Agent) publishVoting(v Voting) {
 	a.metrics.expected.Set(float64(len(a.targetSpan())))
 }
 
-// votingLoop steps the voting configuration every probe interval and when
-// the target changes. Until the size source has reported a target, the
-// configuration neither grows nor shrinks.
+// votingLoop steps the voting configuration every probe interval, when
+// the target changes and when a member's state changes (so a shrink
+// commits as soon as the last removed voter is seen leaving). Until the
+// size source has reported a target, the configuration neither grows nor
+// shrinks.
 func (a *Agent) votingLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.Timing.ProbeInterval)
 	defer tick.Stop()
@@ -113,6 +115,7 @@ func (a *Agent) votingLoop(ctx context.Context) {
 			return
 		case <-tick.C:
 		case <-a.wake:
+		case <-a.table.stepVoting:
 		}
 		a.stepVoting()
 	}
@@ -125,6 +128,14 @@ func (a *Agent) stepVoting() {
 	}
 	aliveSince, gone := a.table.observe()
 	old := a.table.currentVoting()
+	if a.fresh {
+		a.fresh = false
+		old = a.rules.Initial(t.Replicas)
+		a.log.Info("voting configuration from the first target size", "voters", old.Current.Voters)
+		if err := saveVoting(a.cfg.StateFile, a.self.Set, old.Current); err != nil {
+			a.log.Error("voting configuration not saved", "path", a.cfg.StateFile, "err", err)
+		}
+	}
 	if t.Confirmed {
 		// The API says no pod beyond the target exists.
 		for _, o := range old.Current.Voters {
@@ -142,9 +153,10 @@ func (a *Agent) stepVoting() {
 		}
 	}
 	span := a.targetSpan()
-	if !next.equal(old) || !slices.Equal(span, a.table.targetOrdinals()) {
+	if !next.equal(a.table.currentVoting()) || !slices.Equal(span, a.table.targetOrdinals()) {
 		a.table.setVoting(next, span)
 	}
+	a.table.setUnsized(false) // after the configuration from the target is in place
 	a.publishVoting(next)
 	a.votes.disagreement.Set(b2f(a.table.epochDisagreement()))
 	if next.Next != nil && (old.Next == nil || !slices.Equal(old.Next.Voters, next.Next.Voters)) {

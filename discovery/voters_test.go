@@ -1,6 +1,7 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -127,11 +128,13 @@ func TestExpectedFileShrinkKeepsQuorum(t *testing.T) {
 		}
 		return nil
 	})
+	leaving := time.Now()
 	for _, a := range agents[3:] {
 		c.dns.deleteHost(a.cfg.NodeName + "." + testDomain)
 		a.stop()
 	}
 	eventually(t, "the survivors commit web-0 … web-2", wantVoters([]int{0, 1, 2}, survivors...))
+	t.Logf("shrink committed on all three %v after web-3 began to leave", time.Since(leaving).Round(time.Millisecond))
 	samples, lost := sampler.done()
 	if len(lost) > 0 {
 		t.Errorf("quorum lost in %d of %d samples, first: %s", len(lost), samples, lost[0])
@@ -144,8 +147,8 @@ func TestExpectedFileShrinkKeepsQuorum(t *testing.T) {
 		if got := a.gauge(a.votes.epoch); got != float64(epoch+1) {
 			t.Errorf("%s: peeragent_config_epoch = %v", a.cfg.NodeName, got)
 		}
-		if q := a.Quorum(); q.Expected != 3 || q.Alive != 3 || !q.Has {
-			t.Errorf("%s: quorum %s, want 3 of 3", a.cfg.NodeName, q)
+		if q := a.Quorum(); q.Expected != 3 || q.Size != 2 {
+			t.Errorf("%s: quorum %s, want of 3", a.cfg.NodeName, q)
 		}
 		saved, err := loadVoting(a.cfg.StateFile, "web")
 		if err != nil || saved == nil || !saved.equal(Voting{Current: v.Current}) {
@@ -183,11 +186,14 @@ func TestExpectedFileLearnerBecomesVoter(t *testing.T) {
 	if err := wantVoters(five, all...)(); err != nil {
 		t.Fatal(err)
 	}
-	for _, a := range all {
-		if q := a.Quorum(); q.Expected != 5 || q.Alive != 5 {
-			t.Errorf("%s counts %s, want 5 of 5 (the learner does not count)", a.cfg.NodeName, q)
+	eventually(t, "five of five, the learner not counted", func() error {
+		for _, a := range all {
+			if q := a.Quorum(); q.Expected != 5 || q.Alive != 5 {
+				return fmt.Errorf("%s counts %s, want 5 of 5 (the learner does not count)", a.cfg.NodeName, q)
+			}
 		}
-	}
+		return nil
+	})
 	if q := learner.Quorum(); q.Voter || !q.Has {
 		t.Errorf("web-5's own standing %+v, want a learner seeing quorum", q)
 	}
@@ -199,12 +205,17 @@ func TestExpectedFileLearnerBecomesVoter(t *testing.T) {
 	}
 
 	size.set(6)
+	grown := time.Now()
 	eventually(t, "web-5 becomes a voter", wantVoters([]int{0, 1, 2, 3, 4, 5}, all...))
-	for _, a := range all {
-		if q := a.Quorum(); q.Expected != 6 || q.Alive != 6 || !q.Has {
-			t.Errorf("%s: quorum %s, want 6 of 6", a.cfg.NodeName, q)
+	t.Logf("web-5 a voter on all six %v after the file said 6", time.Since(grown).Round(time.Millisecond))
+	eventually(t, "six of six", func() error {
+		for _, a := range all {
+			if q := a.Quorum(); q.Expected != 6 || q.Alive != 6 || !q.Has {
+				return fmt.Errorf("%s: quorum %s, want 6 of 6", a.cfg.NodeName, q)
+			}
 		}
-	}
+		return nil
+	})
 	if got := learner.gauge(learner.votes.voter); got != 1 {
 		t.Errorf("web-5: peeragent_voter = %v, want 1", got)
 	}
@@ -266,4 +277,48 @@ func TestVotingStateFile(t *testing.T) {
 			}
 		})
 	}
+}
+
+// chanSize is a size source the test drives.
+type chanSize chan Target
+
+func (c chanSize) Run(ctx context.Context, update func(Target), _ func(error)) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case t := <-c:
+			update(t)
+		}
+	}
+}
+
+// Until the size source first reports, an agent without a saved
+// configuration holds no quorum, even if its floor would give it one;
+// then it takes the whole target set as its voters.
+func TestNoQuorumUntilSized(t *testing.T) {
+	t.Parallel()
+	size := make(chanSize)
+	c := newTestCluster(t, 1)
+	a := c.start("web-0", func(cfg *Config) { cfg.Size = size })
+	eventually(t, "web-0 alive to itself", wantStates(map[string]MemberState{"web-0": StateAlive}, a))
+	if q := a.Quorum(); q.Has || !q.Unsized {
+		t.Fatalf("quorum %s before the source reported, want none", q)
+	}
+	size <- Target{Replicas: 3}
+	eventually(t, "voters from the first target", wantVoters([]int{0, 1, 2}, a))
+	if q := a.Quorum(); q.Has || q.Unsized || q.Expected != 3 {
+		t.Fatalf("quorum %s, want 1 of 3 and sized", q)
+	}
+	size1 := make(chanSize)
+	b := c.start("web-1", func(cfg *Config) { cfg.Size = size1 })
+	size1 <- Target{Replicas: 3}
+	eventually(t, "two of three", func() error {
+		for _, x := range []*testAgent{a, b} {
+			if q := x.Quorum(); !q.Has || q.Alive != 2 {
+				return fmt.Errorf("%s: %s", x.cfg.NodeName, q)
+			}
+		}
+		return nil
+	})
 }

@@ -114,10 +114,19 @@ type Observation struct {
 	Gone map[int]bool
 }
 
-// Bootstrap is the configuration an agent without persisted state starts
-// with: epoch 0, the floor's ordinals.
+// Bootstrap is the configuration an agent without a saved one holds until
+// its size source first reports: epoch 0, the floor's ordinals.
 func (r VotingRules) Bootstrap() Voting {
 	return Voting{Current: VotingConfig{Voters: r.span(r.Floor)}}
+}
+
+// Initial is the configuration such an agent takes when the source first
+// reports target: epoch 0, the whole target set (raised to the floor),
+// without waiting for stabilization. A cluster installed at N starts with N
+// voters, and an agent restarted without its saved configuration resumes
+// the size the others grew to rather than the floor.
+func (r VotingRules) Initial(target int) Voting {
+	return Voting{Current: VotingConfig{Voters: r.span(max(target, r.Floor))}}
 }
 
 func (r VotingRules) span(n int) []int {

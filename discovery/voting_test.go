@@ -219,3 +219,23 @@ func TestVotingNoTwoMajorities(t *testing.T) {
 		}
 	}
 }
+
+func TestVotingInitial(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		start, floor, target int
+		want                 []int
+	}{
+		{name: "the target set", floor: 1, target: 5, want: []int{0, 1, 2, 3, 4}},
+		{name: "raised to the floor", floor: 3, target: 1, want: []int{0, 1, 2}},
+		{name: "from the start ordinal", start: 2, floor: 1, target: 2, want: []int{2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := VotingRules{Start: tc.start, Floor: tc.floor}.Initial(tc.target)
+			want := Voting{Current: VotingConfig{Voters: tc.want}}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Initial (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
