@@ -128,6 +128,7 @@ type membership struct {
 	voting     Voting
 	target     []int // ordinals of the target set, ascending
 	contacted  bool  // another member acked this agent's probe directly
+	wasJoined  bool  // joined() has reported true: it stays true
 	quorum     Quorum
 	quorumInit bool
 	myView     view
@@ -597,14 +598,17 @@ func (ms *membership) currentView() view {
 }
 
 // joined reports whether this agent has had a direct ack from another
-// member since it started (always true when this agent is the only voter
-// and the target set holds it alone).
+// member since it started, or is the only voter of a target set that
+// holds it alone (the size known). Once true it stays true.
 func (ms *membership) joined() bool {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	alone := len(ms.voting.Current.Voters) == 1 && ms.voting.Current.Has(ms.selfOrdinal) &&
-		ms.voting.Next == nil && len(ms.target) <= 1
-	return ms.contacted || alone
+		ms.voting.Next == nil && len(ms.target) <= 1 && !ms.unsized
+	if ms.contacted || alone {
+		ms.wasJoined = true
+	}
+	return ms.wasJoined
 }
 
 // present counts members memberlist holds (alive or suspect); the broadcast

@@ -133,6 +133,20 @@ func (s *Source) Run(ctx context.Context, update func(discovery.Target), errs fu
 	if errs == nil {
 		errs = func(error) {}
 	}
+	// Report each error once in a row: the informer retries with backoff
+	// and would repeat a refused list every few seconds.
+	var emu sync.Mutex
+	lastErr := ""
+	report := errs
+	errs = func(err error) {
+		emu.Lock()
+		defer emu.Unlock()
+		if err.Error() == lastErr {
+			return
+		}
+		lastErr = err.Error()
+		report(err)
+	}
 	s.health.mu.Lock()
 	s.health.errs = errs
 	s.health.mu.Unlock()
@@ -172,6 +186,9 @@ func (s *Source) Run(ctx context.Context, update func(discovery.Target), errs fu
 			return
 		}
 		last = &t
+		emu.Lock()
+		lastErr = ""
+		emu.Unlock()
 		update(t)
 	}
 	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
