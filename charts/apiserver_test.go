@@ -101,12 +101,13 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 		}{
 			{"peerdns with monitoring", peerdnsChart, peerdnsValueSets["monitoring"], releaseNamespace},
 			{"peerdns for one namespace", peerdnsChart, peerdnsValueSets["one namespace"], "dns-db"},
+			{"peerdns reading services", peerdnsChart, peerdnsValueSets["read services"] + "fullnameOverride: peerdns-svc\n", "dns-svc"},
 			{"peeragent example with monitoring", peeragentChart, peeragentValueSets["example with monitoring"], releaseNamespace},
 			// A name of its own: the ClusterRoleBinding is cluster-scoped.
 			{"peerdns with a web config", peerdnsChart, peerdnsValueSets["web config with TLS and probe headers"] + "fullnameOverride: peerdns-web\n", "dns-web"},
 			{"peeragent example with a web config", peeragentChart, peeragentValueSets["example with web config"], "dns-web"},
 		}
-		for _, ns := range []string{"dns-db", "monitoring", "dns-web"} {
+		for _, ns := range []string{"dns-db", "dns-svc", "monitoring", "dns-web"} {
 			if _, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 				t.Fatal(err)
 			}
@@ -169,6 +170,11 @@ func TestChartsApplyToAPIServer(t *testing.T) {
 			{"dns-db:r-peerdns", "watch", epSlices, "db", "yes"},
 			{"dns-db:r-peerdns", "list", epSlices, "default", "no"},
 			{"dns-db:r-peerdns", "list", epSlices, "", "no"},
+			// readServices: Services too, list and watch only.
+			{"dns-svc:peerdns-svc", "list", "services", "", "yes"},
+			{"dns-svc:peerdns-svc", "watch", "services", "", "yes"},
+			{"dns-svc:peerdns-svc", "get", "services", "db", "no"},
+			{"dns-svc:peerdns-svc", "list", "endpoints", "", "no"},
 			// The example's pods run as the namespace's default account,
 			// which the chart grants nothing: not even its own gossip keys.
 			{"dns-system:default", "get", "secrets", releaseNamespace, "no"},

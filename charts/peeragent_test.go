@@ -27,7 +27,7 @@ var peeragentValueSets = map[string]string{
 	"example":  `example: {enabled: true}`,
 	"example through peerdns, given keys, no readiness gate": `
 example: {enabled: true, replicas: 5}
-peers: {domain: peers.internal., dnsServer: "10.96.0.53:53"}
+peers: {domain: peerdns.internal., dnsServer: "10.96.0.53:53"}
 gossipKeys: {keys: {primary: ` + testGossipKey + `, previous: ` + testGossipKey + `}}
 readinessProbe: null
 `,
@@ -286,7 +286,7 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal",
 				label:      releaseNamespace + "/r-peeragent-example",
 				secretName: "r-peeragent-gossip-keys",
 			},
@@ -298,7 +298,7 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example through peerdns, given keys, no readiness gate"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 5,
-				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal",
 				label:      releaseNamespace + "/r-peeragent-example",
 				dnsServer:  "10.96.0.53:53",
 				secretName: "r-peeragent-gossip-keys",
@@ -310,7 +310,7 @@ func TestPeeragentExample(t *testing.T) {
 			values: peeragentValueSets["example without encryption"],
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:   "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
+				srv:   "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal",
 				label: releaseNamespace + "/r-peeragent-example",
 			},
 			readiness: true,
@@ -335,7 +335,7 @@ cluster: {source: file, expected: 3, expectedConfigMap: {name: web-size, key: si
 `,
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3, expected: 3, source: "file",
-				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal",
 				label:      releaseNamespace + "/r-peeragent-example",
 				secretName: "r-peeragent-gossip-keys",
 				extraArgs:  []string{"--cluster.expected-file=/etc/peeragent/size/size", "--cluster.state-file=/data/peeragent.json"},
@@ -347,13 +347,13 @@ cluster: {source: file, expected: 3, expectedConfigMap: {name: web-size, key: si
 			name: "existing Secret, explicit SRV name",
 			values: `
 example: {enabled: true}
-peers: {srv: _gossip._tcp.db.prod.peers.peers.internal}
+peers: {srv: _gossip._tcp.db.prod.peers.peerdns.internal}
 gossipKeys: {existingSecret: db-gossip}
 clusterLabel: orders
 `,
 			want: sidecarWant{
 				serviceName: "r-peeragent-example", replicas: 3,
-				srv:        "_gossip._tcp.db.prod.peers.peers.internal",
+				srv:        "_gossip._tcp.db.prod.peers.peerdns.internal",
 				label:      "orders",
 				secretName: "db-gossip",
 			},
@@ -427,7 +427,7 @@ dependencies:
 `,
 		"values.yaml": `replicas: 5
 peeragent:
-  peers: {domain: peers.internal}
+  peers: {domain: peerdns.internal}
   extraArgs: [--peers-file=/shared/peers]
   extraVolumeMounts: [{name: shared, mountPath: /shared}]
 `,
@@ -491,7 +491,7 @@ spec:
 	secret := only(t, "Secret", r.secrets)
 	checkSidecar(t, sts, sidecarWant{
 		serviceName: "orders", replicas: 5,
-		srv:        "_gossip._tcp.orders." + releaseNamespace + ".peers.peers.internal",
+		srv:        "_gossip._tcp.orders." + releaseNamespace + ".peers.peerdns.internal",
 		label:      releaseNamespace + "/orders",
 		ordinal:    1,
 		extraArgs:  []string{"--peers-file=/shared/peers"},
@@ -612,7 +612,7 @@ func TestPeeragentNotes(t *testing.T) {
 			wants: []string{
 				"Gossip keys: Secret " + releaseNamespace + "/r-peeragent-gossip-keys (a primary key generated at install, kept on upgrades).",
 				`include "peeragent.sidecar"`,
-				"    _gossip._tcp.<service>." + releaseNamespace + ".peers.peers.internal\n",
+				"    _gossip._tcp.<service>." + releaseNamespace + ".peers.peerdns.internal\n",
 			},
 			not: []string{"Monitoring:", "NOT encrypted"},
 		},
@@ -620,7 +620,7 @@ func TestPeeragentNotes(t *testing.T) {
 			name:   "example in the peer view",
 			values: peeragentValueSets["example with monitoring"],
 			wants: []string{
-				"    _gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peers.internal\n",
+				"    _gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal\n",
 				"which is peerdns's peer view",
 				"kubectl get --raw /api/v1/namespaces/" + releaseNamespace + "/pods/r-peeragent-example-0:9470/proxy/members",
 				"PodMonitor " + releaseNamespace + "/r-peeragent scrapes the ports named agent-web.",

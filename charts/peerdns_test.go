@@ -1,6 +1,7 @@
 package charts_test
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -20,7 +21,7 @@ const peerdnsChart = "peerdns"
 var peerdnsValueSets = map[string]string{
 	"defaults": ``,
 	"several zones and a pinned IP": `
-zones: [peers.internal., example.org, 10.in-addr.arpa.]
+zones: [peerdns.internal., example.org, 250.10.in-addr.arpa.]
 service: {clusterIP: 10.96.0.53}
 `,
 	"monitoring": `
@@ -36,6 +37,9 @@ podDisruptionBudget: {minAvailable: 2}
 `,
 	"one namespace": `
 watchNamespace: db
+`,
+	"read services": `
+readServices: true
 `,
 	"web config with TLS and probe headers": `
 webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
@@ -69,7 +73,7 @@ func TestPeerdnsDefaults(t *testing.T) {
 	wantArgs := []string{
 		"--kubeconfig=",
 		"--dns.listen-address=:5353",
-		"--dns.zone=peers.internal.",
+		"--dns.zone=peerdns.internal.",
 		"--dns.lame-duck=5s",
 		"--web.listen-address=:9153",
 	}
@@ -275,7 +279,7 @@ func TestPeerdnsValues(t *testing.T) {
 						zones = append(zones, z)
 					}
 				}
-				if diff := cmp.Diff([]string{"peers.internal.", "example.org", "10.in-addr.arpa."}, zones); diff != "" {
+				if diff := cmp.Diff([]string{"peerdns.internal.", "example.org", "250.10.in-addr.arpa."}, zones); diff != "" {
 					t.Errorf("--dns.zone flags (-want +got):\n%s", diff)
 				}
 				if got := only(t, "Service", r.services).Spec.ClusterIP; got != "10.96.0.53" {
@@ -384,6 +388,21 @@ func TestPeerdnsValues(t *testing.T) {
 				}
 				if binding.Namespace != "db" || !cmp.Equal(want.RoleRef, binding.RoleRef) || !cmp.Equal(want.Subjects, binding.Subjects) {
 					t.Errorf("RoleBinding in %q binds %+v to %+v; want in db, %+v to %+v", binding.Namespace, binding.RoleRef, binding.Subjects, want.RoleRef, want.Subjects)
+				}
+			},
+		},
+		{
+			name:   "read services, granted list and watch on them",
+			values: peerdnsValueSets["read services"],
+			check: func(t *testing.T, r *rendered) {
+				if m := missingArgs(peerdnsContainer(t, r).Args, "--kube.read-services"); m != nil {
+					t.Errorf("args lack %q", m)
+				}
+				want := append(slices.Clone(endpointSliceReader), rbacv1.PolicyRule{
+					APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"list", "watch"},
+				})
+				if diff := cmp.Diff(want, only(t, "ClusterRole", r.clusterRoles).Rules); diff != "" {
+					t.Errorf("ClusterRole rules (-want +got):\n%s", diff)
 				}
 			},
 		},
@@ -500,9 +519,9 @@ func TestPeerdnsNotes(t *testing.T) {
 	t.Run("allocated IP", func(t *testing.T) {
 		notes := renderNotes(t, peerdnsChart, "")
 		for _, want := range []string{
-			"    peers.internal:53 {\n        errors\n        forward . <CLUSTER-IP>:53\n    }\n",
+			"    peerdns.internal:53 {\n        errors\n        forward . <CLUSTER-IP>:53\n    }\n",
 			"kubectl -n " + releaseNamespace + " get service r-peerdns -o jsonpath='{.spec.clusterIP}'",
-			"dig SRV nginx.default.svc.peers.internal",
+			"dig SRV nginx.default.svc.peerdns.internal",
 		} {
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks %q:\n%s", want, notes)
@@ -523,7 +542,7 @@ func TestPeerdnsNotes(t *testing.T) {
 	})
 	t.Run("pinned IP, several zones", func(t *testing.T) {
 		notes := renderNotes(t, peerdnsChart, peerdnsValueSets["several zones and a pinned IP"])
-		for _, zone := range []string{"peers.internal", "example.org", "10.in-addr.arpa"} {
+		for _, zone := range []string{"peerdns.internal", "example.org", "250.10.in-addr.arpa"} {
 			want := "    " + zone + ":53 {\n        errors\n        forward . 10.96.0.53:53\n    }\n"
 			if !strings.Contains(notes, want) {
 				t.Errorf("NOTES.txt lacks the block for %s:\n%s", zone, notes)

@@ -41,7 +41,7 @@ func TestPeeragentExampleFoundThroughPeerdns(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// The example with its defaults: peer view, peers.internal.
+	// The example with its defaults: peer view, peerdns.internal.
 	example := render(t, peeragentChart, peeragentValueSets["example"])
 	for obj, err := range newApplier(ctx, t, cp.AdminConfig()).apply(t, example, false) {
 		t.Fatalf("apply %s: %v", obj, err)
@@ -87,7 +87,7 @@ func TestPeeragentExampleFoundThroughPeerdns(t *testing.T) {
 
 	var want []string
 	for i := range int(*sts.Spec.Replicas) {
-		want = append(want, fmt.Sprintf("%s-%d.%s.%s.peers.peers.internal.", sts.Name, i, sts.Spec.ServiceName, releaseNamespace))
+		want = append(want, fmt.Sprintf("%s-%d.%s.%s.peers.peerdns.internal.", sts.Name, i, sts.Spec.ServiceName, releaseNamespace))
 	}
 	took := testtools.Eventually(t, "every member in "+srv, time.Minute, func() error {
 		m := new(dns.Msg)

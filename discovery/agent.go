@@ -1,7 +1,9 @@
 // Package discovery is peeragent's core: it finds a StatefulSet's peers by
 // their stable DNS names, forms membership with hashicorp/memberlist,
-// computes quorum against the expected cluster size, and reports all of it
-// as metrics, a readiness check, a member list and change hooks.
+// computes quorum against the expected cluster size, and reports it as
+// metrics, a member list and change hooks. Its readiness check requires
+// quorum only with Config.RequireQuorumForReady; otherwise it reports the
+// first join, duplicate names and shutdown.
 package discovery
 
 import (
@@ -38,10 +40,12 @@ type Agent struct {
 	finder  *peerFinder
 	hooks   *hookRunner
 	queue   *memberlist.TransmitLimitedQueue
-	keyring *memberlist.Keyring // nil: no encryption
-	keys    keyFiles
+	keyring *gossipKeyring // nil: no encryption
+	keys    keyFiles       // the key files last applied
 	names   *nameGuard
 	meta    atomic.Pointer[[]byte] // nodeMeta, encoded
+	proc    uint64                 // identifies this process in its views: random, never 0
+	viewSeq uint64                 // the last view's sequence number; stateLoop's alone
 	// target is the last size the source reported; nil until it has.
 	target atomic.Pointer[Target]
 	wake   chan struct{} // cap 1: the target changed
@@ -87,6 +91,7 @@ func New(cfg Config) (*Agent, error) {
 		joining: map[string]bool{},
 		wake:    make(chan struct{}, 1),
 		size:    cfg.Size,
+		proc:    rand.Uint64() | 1,
 	}
 	if cfg.ExpectedFile != "" {
 		a.size = &fileSize{path: cfg.ExpectedFile, interval: cfg.ExpectedFileInterval, max: cfg.MaxMembers}
@@ -131,8 +136,8 @@ func New(cfg Config) (*Agent, error) {
 		if err != nil {
 			return nil, fmt.Errorf("keyring: %w", err)
 		}
-		a.keyring, a.keys = kr, kf
-		a.setKeyMetrics(kf)
+		a.keyring, a.keys = &gossipKeyring{kr: kr}, kf
+		a.metrics.keyring.ring.Store(a.keyring)
 	}
 	return a, nil
 }
@@ -156,7 +161,9 @@ func (a *Agent) Quorum() Quorum { return a.table.currentQuorum() }
 // Startup reports nil once this member has joined the cluster: another
 // member answered this agent's own probe (at once when N is 1). Once nil it
 // stays nil; it is meant for a startup probe, so that the containers after
-// the sidecar start only when the agent has heard from a peer.
+// the sidecar start only when the agent has heard from a peer. So while
+// every other member is down it never reports nil: behind that probe, a
+// sole survivor that restarts cannot start its database.
 func (a *Agent) Startup() error {
 	select {
 	case <-a.started:
@@ -241,7 +248,9 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 	mc.GossipToTheDeadTime = t.GossipToTheDeadTime
 	mc.DeadNodeReclaimTime = t.DeadNodeReclaimTime
 	mc.Label = a.cfg.Label
-	mc.Keyring = a.keyring
+	if a.keyring != nil {
+		mc.Keyring = a.keyring.kr
+	}
 	d := delegates{a: a}
 	mc.Delegate, mc.Events, mc.Alive, mc.Conflict, mc.Ping = d, d, d, d, d
 	mc.LogOutput = nil
@@ -253,8 +262,11 @@ func (a *Agent) memberlistConfig() *memberlist.Config {
 }
 
 // Run starts gossip and keeps finding and joining peers until ctx is done.
-// Then it turns unready, announces its leave, leaves gracefully (bounded by
-// LeaveTimeout) and shuts memberlist down. It returns an error only if
+// Then it turns unready, stops its loops (waiting for a probe in flight),
+// lets an OnChange run in progress finish (for up to OnChangeShutdownGrace),
+// announces its leave, leaves gracefully and shuts memberlist down, the
+// leave and the joins in flight bounded by LeaveTimeout together. It
+// returns an error only if
 // gossip could not start.
 func (a *Agent) Run(ctx context.Context) error {
 	if a.ran.Swap(true) {
@@ -306,6 +318,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.hooks.enabled() {
 		wg.Go(func() { a.hooks.run(loopCtx) })
 	}
+	if a.cfg.ReapChildren {
+		wg.Go(func() { reapChildren(loopCtx, a.log) })
+	}
 	if a.keyring != nil {
 		wg.Go(func() { a.keyringLoop(loopCtx) })
 	}
@@ -315,16 +330,17 @@ func (a *Agent) Run(ctx context.Context) error {
 	a.metrics.ready.Set(0)
 	cancel()
 	wg.Wait()
+	deadline := time.Now().Add(a.cfg.LeaveTimeout)
 	if a.abort.Load() {
 		_ = ml.Shutdown()
-		a.waitJoins()
+		a.waitJoins(deadline)
 		return nil
 	}
-	a.leave(ml)
+	a.leave(ml, deadline)
 	if err := ml.Shutdown(); err != nil {
 		a.log.Warn("gossip shutdown", "err", err)
 	}
-	a.waitJoins()
+	a.waitJoins(deadline)
 	a.log.Info("gossip stopped")
 	return nil
 }
@@ -334,8 +350,7 @@ func (a *Agent) Run(ctx context.Context) error {
 // holds another process under this agent's name (nameGuard.isDisplaced). (memberlist does mark
 // a self-announced dead node left internally, but hands the delegate the
 // same Node either way, so the agent announces its leave itself.)
-func (a *Agent) leave(ml *memberlist.Memberlist) {
-	deadline := time.Now().Add(a.cfg.LeaveTimeout)
+func (a *Agent) leave(ml *memberlist.Memberlist, deadline time.Time) {
 	data, _ := json.Marshal(leaveMsg{Name: a.cfg.NodeName, Addr: a.addr.String()})
 	msg := append([]byte{msgLeave}, data...)
 	done := make(chan struct{})
@@ -377,12 +392,16 @@ func (a *Agent) leave(ml *memberlist.Memberlist) {
 	}
 }
 
-func (a *Agent) waitJoins() {
+// waitJoins waits for the joins in flight until deadline at the latest.
+// One still dialling or waiting for its peer's state then ends on its own
+// within Timing.TCPTimeout (memberlist's Join takes no context), after Run
+// has returned.
+func (a *Agent) waitJoins(deadline time.Time) {
 	done := make(chan struct{})
 	go func() { a.joinWG.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-time.After(a.cfg.Timing.TCPTimeout):
+	case <-time.After(time.Until(deadline)):
 	}
 }
 
@@ -472,7 +491,8 @@ func (a *Agent) joinPeers(peers map[string]peer) {
 }
 
 // probeLoop pings every member each probe interval, and at once when a
-// member joins, so a member counts as alive only once it answered this
+// member joins (all pairs: N-1 pings per agent and interval, N(N-1) in the
+// cluster), so a member counts as alive only once it answered this
 // agent directly, and a silent one turns suspect. It also checks for
 // another process claiming this agent's name, and samples memberlist's
 // health score.
@@ -507,7 +527,7 @@ func (a *Agent) probeLoop(ctx context.Context) {
 				// negative round trip; time the whole call instead.
 				sent := time.Now()
 				if _, err := a.ml.Ping(m.Name, udp); err == nil {
-					a.table.ack(m.Name, time.Since(sent))
+					a.table.ack(m.Name, m.Address, time.Since(sent))
 				}
 			})
 		}
@@ -554,8 +574,10 @@ func (a *Agent) stateLoop(ctx context.Context) {
 }
 
 func (a *Agent) broadcastView(v view) {
+	a.viewSeq++
 	a.queue.QueueBroadcast(viewBroadcast(encodeView(viewMsg{
-		Name: a.cfg.NodeName, Hash: v.Hash, Members: v.Members, Sent: time.Now().UnixNano(),
+		Name: a.cfg.NodeName, Hash: v.Hash, Members: v.Members,
+		Proc: a.proc, Seq: a.viewSeq, Sent: time.Now().UnixNano(),
 	})))
 }
 
@@ -572,7 +594,8 @@ func (a *Agent) memberList() []string {
 }
 
 // keyringLoop re-reads the key files and applies changes to the live
-// keyring.
+// keyring; a change that fails to apply, or leaves the ring different from
+// the files, is applied again at the next tick.
 func (a *Agent) keyringLoop(ctx context.Context) {
 	tick := time.NewTicker(a.cfg.KeyringReloadInterval)
 	defer tick.Stop()
@@ -588,27 +611,22 @@ func (a *Agent) keyringLoop(ctx context.Context) {
 			lastErr = ""
 			continue
 		}
+		msg := "gossip keyring not reloaded; keeping the installed keys"
 		if err == nil {
-			err = applyKeys(a.keyring, kf)
+			err = a.keyring.apply(kf)
+			msg = "gossip keyring does not match the key files; retrying at the next reload"
 		}
 		if err != nil {
 			if err.Error() != lastErr {
 				lastErr = err.Error()
 				a.metrics.keyringReloads.WithLabelValues("failure").Inc()
-				a.log.Error("gossip keyring not reloaded; keeping the installed keys", "err", err)
+				a.log.Error(msg, "err", err)
 			}
 			continue
 		}
 		lastErr = ""
 		a.keys = kf
-		a.setKeyMetrics(kf)
 		a.metrics.keyringReloads.WithLabelValues("success").Inc()
 		a.log.Info("gossip keyring reloaded", "keys", len(kf.all), "primary", fingerprint(kf.primary))
 	}
-}
-
-func (a *Agent) setKeyMetrics(kf keyFiles) {
-	a.metrics.keyringKeys.Set(float64(len(kf.all)))
-	a.metrics.keyringPrimary.Reset()
-	a.metrics.keyringPrimary.WithLabelValues(fingerprint(kf.primary)).Set(1)
 }

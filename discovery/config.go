@@ -102,19 +102,22 @@ type Config struct {
 
 	// PeersSRV is an SRV name whose targets are the peers, for example
 	// "_gossip._tcp.web.default.svc.cluster.local". A target's first label
-	// is the peer's name; the record's port is its gossip port.
+	// is the peer's name; the record's port is its gossip port. It is
+	// looked up as an absolute name, with or without its trailing dot.
 	PeersSRV string
 	// PeersDomain is the domain per-ordinal names live under: peers are
 	// looked up as <set>-<ordinal>.<PeersDomain>, for example
-	// "web.default.svc.cluster.local". Combined with PeersSRV, a name found
-	// both ways takes the address of the per-ordinal lookup.
+	// "web.default.svc.cluster.local", as absolute names. Combined with
+	// PeersSRV, a name found both ways takes the address of the per-ordinal
+	// lookup.
 	PeersDomain string
 	// PeersPort is the gossip port of peers found through PeersDomain.
 	// Default 0: this agent's own advertised port.
 	PeersPort int
 	// DNSServer is the host:port lookups are sent to directly, so that a
 	// cache in front of it cannot hide a new peer. Default "": the system
-	// resolver (net.Resolver, honouring resolv.conf search paths).
+	// resolver (net.Resolver, with resolv.conf's servers and options; the
+	// names are absolute, so its search list does not apply).
 	DNSServer string
 	// RefreshInterval is how often peers are looked up again and missing
 	// expected peers rejoined once the cluster is complete, ±20% jitter.
@@ -134,13 +137,30 @@ type Config struct {
 	// and without arguments, after the member list or the quorum settles on
 	// a new value. It reads the list on stdin, one DNS name (or node name)
 	// per line, and the quorum in its environment (PEERAGENT_*). It runs in
-	// its own process group; the last HookOutputTail bytes of its output
-	// are logged. A failure is logged and counted, never fatal. Default ""
-	// (none).
+	// its own process group, which is killed once the command has exited;
+	// processes that left the group (setsid, daemons) are not killed. The
+	// last HookOutputTail bytes of its output are logged. A failure is
+	// logged and counted, never fatal. Exiting 0 is a success even when a
+	// process it left still holds its output open (logged as a warning).
+	// Default "" (none).
 	OnChange string
 	// OnChangeTimeout bounds one OnChange run; then its whole process group
 	// is killed. Default 30s.
 	OnChangeTimeout time.Duration
+	// OnChangeShutdownGrace is how long an OnChange run in progress when
+	// Run's context ends may go on (within its OnChangeTimeout) before its
+	// process group is killed; the leave waits for it, so it adds to the
+	// shutdown's duration. 0: killed at once. Default 5s.
+	OnChangeShutdownGrace time.Duration
+	// ReapChildren makes the agent wait for every child of its process
+	// that has exited, whenever no OnChange run is in progress, and on
+	// Linux makes the process a child subreaper: what a hook leaves outside
+	// its process group is re-parented to it and reaped once it exits
+	// instead of staying a zombie. Set it only when nothing else in the
+	// process waits for children of its own: peeragent sets it when it is
+	// PID 1, as in its container. Default false: such processes are
+	// re-parented to init (or the nearest subreaper), which reaps them.
+	ReapChildren bool
 	// PeersFile, when set, is rewritten atomically with the same list as
 	// OnChange receives, each time it settles. Default "".
 	PeersFile string
@@ -155,8 +175,12 @@ type Config struct {
 	// false: Ready only waits for the first join, because taking every pod
 	// out of its Service when quorum is lost is seldom what clients want.
 	RequireQuorumForReady bool
-	// LeaveTimeout bounds the graceful leave on shutdown. It must fit in the
-	// pod's terminationGracePeriodSeconds. Default 5s.
+	// LeaveTimeout bounds the leave on shutdown: the leave announcement,
+	// memberlist's leave and the wait for joins in flight together. Run
+	// first stops its loops (a probe in flight: up to Timing.ProbeTimeout;
+	// a running OnChange: up to OnChangeShutdownGrace), so Run returns at
+	// most that plus LeaveTimeout after its context is done. It must fit in
+	// the pod's terminationGracePeriodSeconds. Default 5s.
 	LeaveTimeout time.Duration
 
 	// Logger receives the agent's and memberlist's logs. Default: discard.
@@ -298,6 +322,7 @@ func DefaultConfig() Config {
 		RefreshMinInterval:    250 * time.Millisecond,
 		LookupTimeout:         2 * time.Second,
 		OnChangeTimeout:       30 * time.Second,
+		OnChangeShutdownGrace: 5 * time.Second,
 		LeaveTimeout:          5 * time.Second,
 		MaxMembers:            64,
 		ExpectedFileInterval:  2 * time.Second,
@@ -374,6 +399,9 @@ func (c *Config) validate() error {
 	}
 	if c.SettleTime < 0 {
 		return bad("settle time must not be negative")
+	}
+	if c.OnChangeShutdownGrace < 0 {
+		return bad("hook shutdown grace must not be negative")
 	}
 	if c.SettleTime > 0 && c.SettleTime < t.SuspectTimeout {
 		return bad("settle time %s is shorter than the suspect timeout %s: a member turning suspect would settle unseen", c.SettleTime, t.SuspectTimeout)

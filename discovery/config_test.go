@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 )
 
 type fileSizeSource struct{}
@@ -34,6 +35,7 @@ func TestConfigValidate(t *testing.T) {
 		{"advertise a name", func(c *Config) { c.AdvertiseAddr = "web-1.web" }},
 		{"probe timeout above interval", func(c *Config) { c.Timing.ProbeTimeout = 2 * c.Timing.ProbeInterval }},
 		{"zero suspect timeout", func(c *Config) { c.Timing.SuspectTimeout = 0 }},
+		{"negative hook shutdown grace", func(c *Config) { c.OnChangeShutdownGrace = -time.Second }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := base()

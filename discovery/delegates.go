@@ -58,10 +58,14 @@ type duplicateMsg struct {
 	Held  string   `json:"h,omitempty"`
 }
 
+// viewMsg carries a member's view. Proc and Seq order it (see view); Sent,
+// the sender's clock, is still sent for agents that predate them.
 type viewMsg struct {
 	Name    string `json:"n"`
 	Hash    uint64 `json:"h"`
 	Members int    `json:"c"`
+	Proc    uint64 `json:"p,omitempty"`
+	Seq     uint64 `json:"s,omitempty"`
 	Sent    int64  `json:"t"`
 }
 
@@ -141,7 +145,7 @@ func (d delegates) NotifyConflict(existing, other *memberlist.Node) {
 func (d delegates) AckPayload() []byte { return nil }
 
 func (d delegates) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ []byte) {
-	d.a.table.ack(n.Name, rtt)
+	d.a.table.ack(n.Name, nodeAddr(n), rtt)
 }
 
 // NodeMeta is this agent's version, zone and voting configuration epoch;
@@ -167,7 +171,7 @@ func (d delegates) NotifyMsg(b []byte) {
 			d.a.log.Debug("dropping malformed view message", "err", err)
 			return
 		}
-		d.a.table.setView(v.Name, view{Hash: v.Hash, Members: v.Members, Sent: v.Sent})
+		d.a.table.setView(v.Name, view{Hash: v.Hash, Members: v.Members, Proc: v.Proc, Seq: v.Seq, Sent: v.Sent})
 	case msgLeave:
 		var m leaveMsg
 		if err := json.Unmarshal(b[1:], &m); err != nil {

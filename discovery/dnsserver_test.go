@@ -16,6 +16,10 @@ import (
 type testDNS struct {
 	addr     string
 	servfail atomic.Bool
+	// rcode, when not zero, is the rcode of every answer; silent drops
+	// every question unanswered.
+	rcode  atomic.Int32
+	silent atomic.Bool
 
 	mu    sync.Mutex
 	hosts map[string][]netip.Addr // owner (absolute, lower case) → addresses
@@ -87,8 +91,16 @@ func (d *testDNS) ServeDNS(w dns.ResponseWriter, req *dns.Msg) {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.Authoritative = true
+	if d.silent.Load() {
+		return
+	}
 	if d.servfail.Load() || len(req.Question) != 1 {
 		resp.Rcode = dns.RcodeServerFailure
+		_ = w.WriteMsg(resp)
+		return
+	}
+	if rcode := d.rcode.Load(); rcode != 0 {
+		resp.Rcode = int(rcode)
 		_ = w.WriteMsg(resp)
 		return
 	}

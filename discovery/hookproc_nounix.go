@@ -2,8 +2,14 @@
 
 package discovery
 
-import "os/exec"
+import (
+	"context"
+	"log/slog"
+	"os/exec"
+)
 
 func startInGroup(*exec.Cmd) {}
 
 func endGroup(int) {}
+
+func reapChildren(context.Context, *slog.Logger) {}

@@ -13,8 +13,15 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
+
+// childWait is held shared by every OnChange run, from its start until
+// os/exec has waited for the command and endGroup for its process group,
+// and exclusively by the reaper (reapChildren) while it waits for any
+// child: so the reaper never takes an exit status os/exec waits for.
+var childWait sync.RWMutex
 
 // HookOutputTail is how much of an OnChange run's output (stdout and
 // stderr together) the agent keeps to log: the last 4 KiB. Whatever the
@@ -39,25 +46,27 @@ func (in hookInput) equal(o hookInput) bool {
 // previous one is still being delivered replaces any input waiting behind
 // it: the hooks always catch up with the latest state and never queue up.
 type hookRunner struct {
-	node      string
-	command   string
-	timeout   time.Duration
-	peersFile string
-	metrics   *metrics
-	log       *slog.Logger
+	node          string
+	command       string
+	timeout       time.Duration
+	shutdownGrace time.Duration
+	peersFile     string
+	metrics       *metrics
+	log           *slog.Logger
 
 	latest chan hookInput // cap 1, newest input wins
 }
 
 func newHookRunner(cfg *Config, m *metrics, log *slog.Logger) *hookRunner {
 	return &hookRunner{
-		node:      cfg.NodeName,
-		command:   cfg.OnChange,
-		timeout:   cfg.OnChangeTimeout,
-		peersFile: cfg.PeersFile,
-		metrics:   m,
-		log:       log,
-		latest:    make(chan hookInput, 1),
+		node:          cfg.NodeName,
+		command:       cfg.OnChange,
+		timeout:       cfg.OnChangeTimeout,
+		shutdownGrace: cfg.OnChangeShutdownGrace,
+		peersFile:     cfg.PeersFile,
+		metrics:       m,
+		log:           log,
+		latest:        make(chan hookInput, 1),
 	}
 }
 
@@ -78,19 +87,18 @@ func (h *hookRunner) offer(in hookInput) {
 	}
 }
 
-// run delivers inputs until ctx is done; a command still running then is
-// killed with its process group.
+// run delivers inputs until ctx is done. A command still running then has
+// the shutdown grace to finish before it is killed with its process group;
+// run returns once it has ended.
 func (h *hookRunner) run(ctx context.Context) {
-	if h.command != "" {
-		if err := becomeSubreaper(); err != nil {
-			h.log.Warn("cannot become the subreaper of the on-change command's processes; orphans it leaves are not reaped here", "err", err)
-		}
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case in := <-h.latest:
+			if ctx.Err() != nil {
+				return // both were ready: start nothing new at shutdown
+			}
 			h.deliver(ctx, in)
 		}
 	}
@@ -109,8 +117,23 @@ func (h *hookRunner) deliver(ctx context.Context, in hookInput) {
 	if h.command == "" {
 		return
 	}
-	cctx, cancel := context.WithTimeout(ctx, h.timeout)
+	// The run ends at its timeout, or the shutdown grace after ctx ends,
+	// whichever comes first.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.timeout)
 	defer cancel()
+	var atShutdown atomic.Bool
+	stopGrace := context.AfterFunc(ctx, func() {
+		h.log.Info("shutting down: the on-change command may run on for the grace", "grace", h.shutdownGrace)
+		t := time.NewTimer(h.shutdownGrace)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			atShutdown.Store(true)
+			cancel()
+		case <-cctx.Done():
+		}
+	})
+	defer stopGrace()
 	// No shell: the images have none, and a path cannot be mis-quoted.
 	cmd := exec.CommandContext(cctx, h.command)
 	cmd.Stdin = bytes.NewReader(body)
@@ -122,14 +145,31 @@ func (h *hookRunner) deliver(ctx context.Context, in hookInput) {
 	cmd.WaitDelay = time.Second
 	startInGroup(cmd)
 	start := time.Now()
+	// Held from the start until os/exec has waited for the command and
+	// endGroup for its group, so the reaper takes none of their statuses.
+	childWait.RLock()
 	err := cmd.Run()
 	if cmd.Process != nil {
-		// Nothing the hook started outlives it: kill what is left of its
-		// group and reap what was re-parented to this process.
+		// Kill what is left of the hook's process group and reap those of
+		// it that are this process's children by now. Processes that left
+		// the group (setsid, daemons) are neither: they run on, and are
+		// reaped by init, or by the reaper (Config.ReapChildren) once they
+		// exit.
 		endGroup(cmd.Process.Pid)
 	}
+	childWait.RUnlock()
+	if errors.Is(err, exec.ErrWaitDelay) {
+		// The command exited 0; only a process it left kept the output
+		// open after WaitDelay.
+		h.log.Warn("on-change command exited 0 but a process it started held its output open; what it wrote after the wait delay was not read",
+			"wait_delay", cmd.WaitDelay)
+		err = nil
+	}
 	if err != nil {
-		if errors.Is(cctx.Err(), context.DeadlineExceeded) {
+		switch {
+		case atShutdown.Load():
+			err = fmt.Errorf("%w: killed at shutdown after the %s grace", err, h.shutdownGrace)
+		case errors.Is(cctx.Err(), context.DeadlineExceeded):
 			err = fmt.Errorf("%w after %s", err, h.timeout)
 		}
 		h.metrics.hookRuns.WithLabelValues("on_change", "failure").Inc()

@@ -10,8 +10,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -139,7 +141,9 @@ func containsKey(keys [][]byte, k []byte) bool {
 
 // applyKeys brings kr to kf in the order that never leaves a member unable
 // to read what it is sent: install new keys, then switch the primary, then
-// remove keys whose files are gone.
+// remove keys whose files are gone. It then checks that the ring holds
+// exactly kf's keys with kf's primary, and returns an error if not, so the
+// caller retries.
 func applyKeys(kr *memberlist.Keyring, kf keyFiles) error {
 	for _, k := range kf.all {
 		if err := kr.AddKey(k); err != nil {
@@ -149,14 +153,62 @@ func applyKeys(kr *memberlist.Keyring, kf keyFiles) error {
 	if err := kr.UseKey(kf.primary); err != nil {
 		return fmt.Errorf("use primary key: %w", err)
 	}
-	for _, k := range kr.GetKeys() {
+	// A copy: GetKeys returns the ring's own slice, which RemoveKey shifts
+	// in place, so ranging over it skips the key after each one removed.
+	for _, k := range slices.Clone(kr.GetKeys()) {
 		if !containsKey(kf.all, k) {
 			if err := kr.RemoveKey(k); err != nil {
 				return fmt.Errorf("remove key: %w", err)
 			}
 		}
 	}
+	if live := liveKeys(kr); !live.equal(kf) {
+		return fmt.Errorf("keyring holds %s, the key files %s", live, kf)
+	}
 	return nil
+}
+
+// liveKeys is what kr decrypts with (all) and encrypts with (primary), as
+// copies sorted like readKeyFiles' result.
+func liveKeys(kr *memberlist.Keyring) keyFiles {
+	kf := keyFiles{primary: kr.GetPrimaryKey(), all: slices.Clone(kr.GetKeys())}
+	sort.Slice(kf.all, func(i, j int) bool { return bytes.Compare(kf.all[i], kf.all[j]) < 0 })
+	return kf
+}
+
+// String names the keys by fingerprint, never by value.
+func (kf keyFiles) String() string {
+	fps := make([]string, len(kf.all))
+	for i, k := range kf.all {
+		fps[i] = fingerprint(k)
+	}
+	return fmt.Sprintf("%d keys [%s] with primary %s", len(kf.all), strings.Join(fps, " "), fingerprint(kf.primary))
+}
+
+// gossipKeyring is the keyring memberlist encrypts and decrypts with,
+// changed only through apply. Its lock keeps a scrape (keys) from reading
+// the ring's slice while RemoveKey shifts it.
+//
+// memberlist reads that slice for every packet without this lock, so a
+// packet decrypted at the moment of a removal may miss a key still
+// installed and be dropped as undecryptable, as if it were lost: a
+// memberlist gap this lock cannot close.
+type gossipKeyring struct {
+	mu sync.Mutex
+	kr *memberlist.Keyring
+}
+
+func (g *gossipKeyring) apply(kf keyFiles) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return applyKeys(g.kr, kf)
+}
+
+// keys returns a copy of the live ring.
+func (g *gossipKeyring) keys() keyFiles {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return liveKeys(g.kr)
 }
 
 // fingerprint names a key without revealing it: 8 hex digits of its SHA-256.

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/hashicorp/memberlist"
 )
 
@@ -162,5 +163,26 @@ func TestApplyKeys(t *testing.T) {
 	}
 	if got := kr.GetKeys(); len(got) != 1 {
 		t.Errorf("%d keys installed, want 1", len(got))
+	}
+}
+
+// Removing two keys of four in one update must remove both: memberlist's
+// GetKeys hands out the ring's own slice, which RemoveKey shifts in place.
+func TestApplyKeysRemovesEveryRevokedKey(t *testing.T) {
+	p, a, b, c := key(1), key(2), key(3), key(4)
+	kr, err := memberlist.NewKeyring([][]byte{a, b, c}, p) // ring [P A B C]
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := applyKeys(kr, keyFiles{primary: p, all: [][]byte{p, c}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, k := range kr.GetKeys() {
+		got = append(got, fingerprint(k))
+	}
+	want := []string{fingerprint(p), fingerprint(c)}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("live ring after {P, C} (-want +got):\n%s", diff)
 	}
 }

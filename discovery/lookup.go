@@ -14,8 +14,8 @@ import (
 
 // ErrNotFound is returned by a Resolver when the name does not exist
 // (NXDOMAIN) or has no record of the type asked for: the peer is not there
-// yet. Any other error means the answer is unknown, and the last good one
-// is kept.
+// yet. Any other error (a timeout, SERVFAIL, REFUSED or another rcode)
+// means the answer is unknown, and the agent keeps the last good one.
 var ErrNotFound = errors.New("not found")
 
 // SRV is one SRV record: a target and its port, with the target's addresses
@@ -27,7 +27,9 @@ type SRV struct {
 }
 
 // Resolver looks up the records peers are found through. Implementations
-// must be safe for concurrent use and honour ctx's deadline.
+// must be safe for concurrent use and honour ctx's deadline. The agent
+// passes every name absolute, with a trailing dot: an implementation that
+// applies a search list must not apply it to such a name.
 type Resolver interface {
 	// LookupSRV returns the SRV records of name.
 	LookupSRV(ctx context.Context, name string) ([]SRV, error)
@@ -124,7 +126,9 @@ func (r *dnsResolver) LookupAddrs(ctx context.Context, host string, ipv6 bool) (
 }
 
 // NewSystemResolver returns a Resolver using the Go resolver, which reads
-// /etc/resolv.conf (search paths and all) and does not cache.
+// /etc/resolv.conf and does not cache. Its search list applies only to
+// names without a trailing dot (and Go then returns the error of the last
+// name it tried); the agent passes absolute names only.
 func NewSystemResolver() Resolver { return systemResolver{r: &net.Resolver{}} }
 
 type systemResolver struct{ r *net.Resolver }

@@ -16,8 +16,11 @@ type MemberState int
 const (
 	// StateUnknown is an expected name never seen in the cluster.
 	StateUnknown MemberState = iota
-	// StateAlive is a member that has answered this agent's own probes
-	// within Timing.SuspectTimeout. The only state counted towards quorum.
+	// StateAlive is a member that has answered this agent's own probes at
+	// its current address within Timing.SuspectTimeout, as checked at the
+	// end of each probe round: a silent member still counts for up to
+	// SuspectTimeout + ProbeInterval + ProbeTimeout after its last ack. The
+	// only state counted towards quorum.
 	StateAlive
 	// StateSuspect is a member that memberlist holds but that has not
 	// answered this agent's own probes: not yet since it joined (it may be
@@ -88,8 +91,13 @@ func (s MemberState) present() bool { return s == StateAlive || s == StateSuspec
 type view struct {
 	Hash    uint64
 	Members int
-	// Sent is the sender's clock when it built the view; a view is only
-	// replaced by a newer one, whatever order gossip delivers them in.
+	// Proc identifies the sending process (random, drawn at its start) and
+	// Seq numbers that process's views from 1: a view is only replaced by
+	// a later one of the same process, whatever order gossip delivers them
+	// in, or by one from another process of that name (a restart).
+	Proc, Seq uint64
+	// Sent is the sender's clock when it built the view. It orders views
+	// only from agents that send no Proc (older versions).
 	Sent int64
 }
 
@@ -136,6 +144,8 @@ type membership struct {
 	// unsized: the size source has not reported yet and no configuration
 	// was saved; quorum is not held until it has.
 	unsized bool
+	// versionSeries: the members_by_version series last set, by version.
+	versionSeries map[string]int
 }
 
 func newMembership(self, version string, admit ExpectedSet, v Voting, target []int, t Timing, m *metrics) *membership {
@@ -357,7 +367,8 @@ func (ms *membership) update(name, addr string, meta nodeMeta) {
 }
 
 // leave records memberlist's verdict that a member is gone: left if it
-// announced its leave from the address held for it, dead otherwise. A
+// announced its leave from the address held for it, or if it is this
+// agent, dead otherwise. A
 // member that did not announce its leave and answered this agent's own
 // probe within the suspect timeout keeps counting until it has not:
 // memberlist's verdict may come from another member's gossip (a healing
@@ -377,7 +388,9 @@ func (ms *membership) leave(name string) {
 		return
 	}
 	e.gone = false
-	if e.leaving {
+	// memberlist reports this agent's own death only when it leaves
+	// (Memberlist.Leave); a death others gossip about it is refuted.
+	if e.leaving || name == ms.self {
 		ms.setStateLocked(e, StateLeft, "leave")
 	} else {
 		ms.setStateLocked(e, StateDead, "fail")
@@ -403,12 +416,15 @@ func (ms *membership) leaving(name, addr string) bool {
 	return true
 }
 
-// ack records a direct ack from a member to one of this agent's probes.
-func (ms *membership) ack(name string, rtt time.Duration) {
+// ack records a direct ack from a member to one of this agent's probes
+// sent to addr. It counts only if addr is the member's current address: a
+// late ack from the address it had before memberlist re-admitted it
+// elsewhere says nothing about the process now holding the name.
+func (ms *membership) ack(name, addr string, rtt time.Duration) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
-	if !ok || name == ms.self {
+	if !ok || name == ms.self || e.Address != addr {
 		return
 	}
 	ms.metrics.memberRTT.WithLabelValues(strconv.Itoa(e.Ordinal)).Observe(rtt.Seconds())
@@ -485,12 +501,26 @@ func (ms *membership) checkSuspects() {
 	}
 }
 
+// replaces reports whether v is newer than held, a view from the same
+// member.
+func (v view) replaces(held view) bool {
+	switch {
+	case held == (view{}):
+		return true
+	case v.Proc != 0 && held.Proc != 0 && v.Proc == held.Proc:
+		return v.Seq > held.Seq
+	case v.Proc == 0 && held.Proc == 0: // an older agent: its clock
+		return v.Sent >= held.Sent
+	}
+	return true // another process of that name
+}
+
 // setView stores a member's reported view if it is newer than the one held.
 func (ms *membership) setView(name string, v view) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	e, ok := ms.members[name]
-	if !ok || name == ms.self || v.Sent < e.view.Sent {
+	if !ok || name == ms.self || !v.replaces(e.view) {
 		return
 	}
 	e.view, e.viewAt = v, ms.now()
@@ -523,13 +553,20 @@ func (ms *membership) recomputeLocked() {
 	for _, s := range []MemberState{StateAlive, StateSuspect, StateDead, StateLeft} {
 		ms.metrics.members.WithLabelValues(s.String()).Set(float64(counts[s]))
 	}
-	ms.metrics.membersByVersion.Reset()
 	if _, ok := versions[ms.selfVersion]; !ok {
 		versions[ms.selfVersion] = 0 // this agent's own version always has a series
 	}
+	// Set the new values, then drop the versions gone: a scrape in
+	// between sees each series old or new, never the family empty.
 	for v, n := range versions {
 		ms.metrics.membersByVersion.WithLabelValues(v).Set(float64(n))
 	}
+	for v := range ms.versionSeries {
+		if _, ok := versions[v]; !ok {
+			ms.metrics.membersByVersion.DeleteLabelValues(v)
+		}
+	}
+	ms.versionSeries = versions
 	q := votingQuorum(ms.voting, ms.selfOrdinal, func(o int) bool {
 		e := ms.members[ms.nameOf(o)]
 		return e != nil && e.State == StateAlive

@@ -25,7 +25,7 @@ func newTestMembership(t *testing.T) (*membership, *fakeClock) {
 	ms.now = clock.now
 	for _, n := range set.Names() {
 		ms.join(n, n+":7946", nodeMeta{})
-		ms.ack(n, time.Millisecond)
+		ms.ack(n, n+":7946", time.Millisecond)
 	}
 	return ms, clock
 }
@@ -35,7 +35,7 @@ func TestMembershipStates(t *testing.T) {
 	timeout := testTiming().SuspectTimeout
 
 	clock.add(timeout / 2)
-	ms.ack("web-1", time.Millisecond)
+	ms.ack("web-1", "web-1:7946", time.Millisecond)
 	clock.add(timeout/2 + time.Millisecond)
 	ms.checkSuspects()
 	if got := ms.state("web-2"); got != "suspect" {
@@ -47,7 +47,7 @@ func TestMembershipStates(t *testing.T) {
 	if q := ms.currentQuorum(); q.Alive != 2 || !q.Has {
 		t.Fatalf("quorum %+v, want 2 alive (suspect does not count)", q)
 	}
-	ms.ack("web-2", time.Millisecond)
+	ms.ack("web-2", "web-2:7946", time.Millisecond)
 	if got := ms.state("web-2"); got != "alive" {
 		t.Fatalf("web-2 after an ack is %s, want alive", got)
 	}
@@ -65,7 +65,7 @@ func TestMembershipStates(t *testing.T) {
 		t.Fatalf("web-1 %s, web-2 %s; want left (announced) and dead", a, b)
 	}
 	ms.join("web-1", "web-1:7000", nodeMeta{})
-	ms.ack("web-1", time.Millisecond)
+	ms.ack("web-1", "web-1:7000", time.Millisecond)
 	if got := ms.state("web-1"); got != "alive" {
 		t.Fatalf("web-1 back is %s, want alive", got)
 	}
@@ -81,6 +81,8 @@ func TestMembershipStates(t *testing.T) {
 	}
 }
 
+// The views here carry no Proc, as from agents that predate it: their
+// clocks order them.
 func TestViewDisagreement(t *testing.T) {
 	ms, clock := newTestMembership(t)
 	disagree := func() float64 { return testutil.ToFloat64(ms.metrics.viewDisagreement) }
@@ -101,7 +103,7 @@ func TestViewDisagreement(t *testing.T) {
 	ms.setView("web-2", view{Hash: mine.Hash + 1, Members: 2, Sent: 3})
 	clock.add(3*testTiming().ViewInterval + time.Second)
 	for _, n := range []string{"web-1", "web-2"} {
-		ms.ack(n, time.Millisecond)
+		ms.ack(n, n+":7946", time.Millisecond)
 	}
 	ms.checkSuspects()
 	if disagree() != 0 {
@@ -129,7 +131,7 @@ func TestDeadOnHearsayKeepsCountingWhileAcksAreFresh(t *testing.T) {
 		if q := ms.currentQuorum(); q.Alive != 3 {
 			t.Fatalf("quorum %+v, want web-1 still counted: 3 alive", q)
 		}
-		ms.ack("web-1", time.Millisecond) // it still answers this agent
+		ms.ack("web-1", "web-1:7946", time.Millisecond) // it still answers this agent
 		clock.add(timeout / 2)
 		ms.checkSuspects()
 		ms.join("web-1", "web-1:7946", nodeMeta{}) // it refuted: memberlist takes it back
@@ -148,7 +150,7 @@ func TestDeadOnHearsayKeepsCountingWhileAcksAreFresh(t *testing.T) {
 		ms, clock := newTestMembership(t)
 		clock.add(timeout / 2)
 		ms.leave("web-2")
-		ms.ack("web-1", time.Millisecond)
+		ms.ack("web-1", "web-1:7946", time.Millisecond)
 		clock.add(timeout/2 + time.Millisecond)
 		ms.checkSuspects()
 		if got := ms.state("web-2"); got != "dead" {
@@ -176,4 +178,68 @@ func TestDeadOnHearsayKeepsCountingWhileAcksAreFresh(t *testing.T) {
 			t.Fatalf("web-1 after its announced leave is %s; want left", got)
 		}
 	})
+}
+
+// An ack counts for the address that was pinged: a late ack from the
+// address a member had before memberlist re-admitted it at another one
+// says nothing about the new process.
+func TestAckFromAnOldAddressDoesNotCount(t *testing.T) {
+	timeout := testTiming().SuspectTimeout
+	for _, tc := range []struct {
+		name string
+		move func(ms *membership)
+	}{
+		{"rejoined after dead", func(ms *membership) {
+			ms.leave("web-1")
+			ms.join("web-1", "web-1:7000", nodeMeta{})
+		}},
+		{"address updated", func(ms *membership) {
+			ms.update("web-1", "web-1:7000", nodeMeta{})
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ms, clock := newTestMembership(t)
+			clock.add(timeout + time.Millisecond)
+			ms.checkSuspects() // web-1 and web-2 silent
+			tc.move(ms)
+			if got := ms.state("web-1"); got != "suspect" {
+				t.Fatalf("web-1 at its new address is %s, want suspect", got)
+			}
+			ms.ack("web-1", "web-1:7946", time.Millisecond) // the old address's late ack
+			if got := ms.state("web-1"); got != "suspect" {
+				t.Fatalf("web-1 after an ack from its old address is %s, want suspect", got)
+			}
+			if q := ms.currentQuorum(); q.Alive != 1 {
+				t.Fatalf("quorum %+v, want web-0 alone counted", q)
+			}
+			ms.ack("web-1", "web-1:7000", time.Millisecond)
+			if got := ms.state("web-1"); got != "alive" {
+				t.Fatalf("web-1 after an ack from its new address is %s, want alive", got)
+			}
+		})
+	}
+}
+
+// A member's views are ordered by its own sequence, not its clock: a clock
+// stepped back does not make its next views look old, a view delayed in
+// gossip is still ignored, and a restarted process starts a new sequence.
+func TestViewOrderSurvivesAClockStep(t *testing.T) {
+	ms, _ := newTestMembership(t)
+	disagree := func() float64 { return testutil.ToFloat64(ms.metrics.viewDisagreement) }
+	mine := ms.currentView()
+	for _, step := range []struct {
+		what string
+		v    view
+		want float64
+	}{
+		{"a different view", view{Hash: mine.Hash + 1, Members: 2, Proc: 7, Seq: 1, Sent: 2_000}, 1},
+		{"caught up, its clock stepped back", view{Hash: mine.Hash, Members: 3, Proc: 7, Seq: 2, Sent: 1_000}, 0},
+		{"the first view delivered late", view{Hash: mine.Hash + 1, Members: 2, Proc: 7, Seq: 1, Sent: 2_000}, 0},
+		{"a restarted process's first view", view{Hash: mine.Hash + 1, Members: 2, Proc: 8, Seq: 1, Sent: 500}, 1},
+	} {
+		ms.setView("web-1", step.v)
+		if got := disagree(); got != step.want {
+			t.Fatalf("after %s: view_disagreement = %v, want %v", step.what, got, step.want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promauto"
@@ -43,8 +44,7 @@ type metrics struct {
 	nameDuplicated    prometheus.Gauge
 	membersByVersion  *prometheus.GaugeVec
 	ready             prometheus.Gauge
-	keyringKeys       prometheus.Gauge
-	keyringPrimary    *prometheus.GaugeVec
+	keyring           *keyringCollector
 	keyringReloads    *prometheus.CounterVec
 	hookRuns          *prometheus.CounterVec
 	nodeInfo          *prometheus.GaugeVec
@@ -67,7 +67,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		hasQuorum: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_has_quorum",
-			Help: "1 while a majority of the voting configuration (of the old and of the new one while a change is in flight) answered this agent's own probes within the suspect timeout (this agent included when it votes) and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
+			Help: "1 while a majority of the voting configuration (of the old and of the new one while a change is in flight) answered this agent's own probes within the suspect timeout, as checked at the end of each probe round (so a member silent for up to suspect timeout + probe interval + probe timeout still counts; this agent included when it votes), and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
 		}),
 		failureTolerance: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_failure_tolerance",
@@ -79,7 +79,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		memberUp: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "peeragent_member_up",
-			Help: "1 if the member with this ordinal is alive (answered this agent's own probes within the suspect timeout), else 0.",
+			Help: "1 if the member with this ordinal is alive (answered this agent's own probes within the suspect timeout, as checked at the end of each probe round: up to suspect timeout + probe interval + probe timeout after its last ack), else 0.",
 		}, []string{"ordinal"}),
 		memberRTT: f.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "peeragent_member_rtt_seconds",
@@ -135,17 +135,10 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 			Name: "peeragent_ready",
 			Help: "1 while /readyz answers 200, else 0.",
 		}),
-		keyringKeys: f.NewGauge(prometheus.GaugeOpts{
-			Name: "peeragent_keyring_keys",
-			Help: "Gossip encryption keys installed (0: encryption off).",
-		}),
-		keyringPrimary: f.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "peeragent_keyring_primary_key_info",
-			Help: "Always 1, labelled with the first 8 hex digits of the SHA-256 of the primary gossip key, to check a rotation reached every member.",
-		}, []string{"fingerprint"}),
+		keyring: newKeyringCollector(),
 		keyringReloads: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peeragent_keyring_reloads_total",
-			Help: "Changes of the key files applied to the keyring, by result.",
+			Help: "Changes of the key files applied to the keyring, by result (failure: the files could not be read, or the keyring did not end up holding exactly their keys; retried every reload interval, and counted again only when the error changes).",
 		}, []string{"result"}),
 		hookRuns: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peeragent_hook_runs_total",
@@ -156,6 +149,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 			Help: "Always 1, labelled with this agent's node name and ordinal.",
 		}, []string{"name", "ordinal"}),
 	}
+	reg.MustRegister(m.keyring)
 	m.expected.Set(float64(set.N))
 	m.quorumSize.Set(float64(QuorumSize(set.N)))
 	for _, s := range memberStates {
@@ -186,4 +180,44 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 	}
 	m.nodeInfo.WithLabelValues(self.Name(), strconv.Itoa(self.Ordinal)).Set(1)
 	return m
+}
+
+// keyringCollector reports the live gossip keyring at each scrape: the keys
+// memberlist decrypts and encrypts with, not the key files.
+type keyringCollector struct {
+	ring    atomic.Pointer[gossipKeyring] // nil: encryption off
+	keys    *prometheus.Desc
+	key     *prometheus.Desc
+	primary *prometheus.Desc
+}
+
+func newKeyringCollector() *keyringCollector {
+	return &keyringCollector{
+		keys: prometheus.NewDesc("peeragent_keyring_keys",
+			"Gossip encryption keys installed in the live keyring, the primary included (0: encryption off).", nil, nil),
+		key: prometheus.NewDesc("peeragent_keyring_key_info",
+			"Always 1, one series per key installed in the live keyring (the primary included), labelled with the first 8 hex digits of the key's SHA-256: a revoked key is gone once its series is.", []string{"fingerprint"}, nil),
+		primary: prometheus.NewDesc("peeragent_keyring_primary_key_info",
+			"Always 1, labelled with the first 8 hex digits of the SHA-256 of the live keyring's primary key (the one this agent encrypts with), to check a rotation reached every member.", []string{"fingerprint"}, nil),
+	}
+}
+
+func (c *keyringCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.keys
+	ch <- c.key
+	ch <- c.primary
+}
+
+func (c *keyringCollector) Collect(ch chan<- prometheus.Metric) {
+	g := c.ring.Load()
+	if g == nil {
+		ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, 0)
+		return
+	}
+	kf := g.keys()
+	ch <- prometheus.MustNewConstMetric(c.keys, prometheus.GaugeValue, float64(len(kf.all)))
+	for _, k := range kf.all {
+		ch <- prometheus.MustNewConstMetric(c.key, prometheus.GaugeValue, 1, fingerprint(k))
+	}
+	ch <- prometheus.MustNewConstMetric(c.primary, prometheus.GaugeValue, 1, fingerprint(kf.primary))
 }

@@ -80,3 +80,35 @@ func TestMetricsGolden(t *testing.T) {
 		}
 	}
 }
+
+// A scrape while the table recomputes sees every members_by_version
+// series it should, never an empty family.
+func TestMembersByVersionNeverEmpty(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	set := ExpectedSet{Set: "web", N: 3}
+	m := newMetrics(reg, set, Identity{Set: "web", Ordinal: 0})
+	ms := newMembership("web-0", "v1", ExpectedSet{Set: set.Set, N: 64}, Voting{Current: VotingConfig{Voters: set.Ordinals()}}, set.Ordinals(), testTiming(), m)
+	done := make(chan struct{})
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			default:
+				ms.update("web-0", "", nodeMeta{Version: "v1"}) // recomputes
+			}
+		}
+	}()
+	defer func() { close(done); <-stopped }()
+	for range 300 {
+		n, err := testutil.GatherAndCount(reg, "peeragent_members_by_version")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			t.Fatal("a scrape saw peeragent_members_by_version empty")
+		}
+	}
+}

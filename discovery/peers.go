@@ -20,9 +20,14 @@ type peer struct {
 }
 
 // peerFinder looks peers up by name through an SRV record and/or
-// per-ordinal names, and remembers the last good answer per name: NXDOMAIN
-// removes a peer (not there yet, or gone), any other failure keeps what was
-// known, so a DNS outage does not empty the peer list.
+// per-ordinal names, and remembers the last good answer per name: a name
+// that does not exist or has no record of the type (ErrNotFound) removes
+// its peers (not there yet, or gone); any other failure (a timeout, an
+// rcode other than NOERROR and NXDOMAIN) keeps what was known, so a DNS
+// outage does not empty the peer list. Every name is looked up absolute
+// (rooted), so that only that name's answer counts: through the system
+// resolver, a relative name would also be tried with each resolv.conf
+// search suffix, and the last one's NXDOMAIN reported instead.
 type peerFinder struct {
 	srvName string
 	domain  string
@@ -93,7 +98,7 @@ func (f *peerFinder) lookupHost(ctx context.Context, host string) (netip.Addr, e
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	start := time.Now()
-	addrs, err := f.r.LookupAddrs(ctx, host, f.ipv6)
+	addrs, err := f.r.LookupAddrs(ctx, rooted(host), f.ipv6)
 	f.observe(f.addrType(), start, err)
 	if err != nil {
 		return netip.Addr{}, err
@@ -169,7 +174,7 @@ func (f *peerFinder) refreshName(ctx context.Context, name string) {
 func (f *peerFinder) refreshSRV(ctx context.Context) {
 	lctx, cancel := context.WithTimeout(ctx, f.timeout)
 	start := time.Now()
-	recs, err := f.r.LookupSRV(lctx, f.srvName)
+	recs, err := f.r.LookupSRV(lctx, rooted(f.srvName))
 	cancel()
 	f.observe("SRV", start, err)
 	if errors.Is(err, ErrNotFound) {
@@ -258,6 +263,12 @@ func (f *peerFinder) dnsName(name string) string {
 		return name
 	}
 	return name + "." + f.suffix
+}
+
+// rooted is name made absolute, with the trailing dot that keeps a
+// resolver from applying a search list to it.
+func rooted(name string) string {
+	return strings.TrimSuffix(name, ".") + "."
 }
 
 func (p peer) String() string {

@@ -18,9 +18,9 @@ func QuorumSize(n int) int {
 
 // Quorum is the cluster's standing as one agent sees it: Has means a
 // majority of the voting configuration (of both, while a change is in
-// flight) answered this agent's own probes within the suspect timeout. It
-// does not mean those members see each other, nor that no other agent
-// believes the same about an overlapping majority.
+// flight) is alive: answered this agent's own probes recently enough (see
+// StateAlive). It does not mean those members see each other, nor that no
+// other agent believes the same about an overlapping majority.
 type Quorum struct {
 	// Expected is the number of voters in the committed voting
 	// configuration.
@@ -28,9 +28,8 @@ type Quorum struct {
 	// Size is QuorumSize(Expected).
 	Size int
 	// Alive counts the committed configuration's voters in state alive
-	// (acked by this agent within the suspect timeout), this agent
-	// included if it is one. Suspect members, members never acked and
-	// learners do not count.
+	// (see StateAlive), this agent included if it is one. Suspect members,
+	// members never acked and learners do not count.
 	Alive int
 	// Has is Alive >= Size (and, while Joint, Next.Has()), and false
 	// whatever Alive is while NameDuplicated or Unsized.

@@ -2,6 +2,7 @@ package discovery
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 )
 
@@ -108,11 +109,8 @@ func TestKeyRotationWithoutRestart(t *testing.T) {
 		}
 		eventually(t, what, func() error {
 			for _, a := range agents {
-				if got := a.gauge(a.metrics.keyringKeys); got != float64(wantKeys) {
-					return fmt.Errorf("%s has %v keys, want %d", a.cfg.NodeName, got, wantKeys)
-				}
-				if got := a.gauge(a.metrics.keyringPrimary.WithLabelValues(fingerprint(wantPrimary))); got != 1 {
-					return fmt.Errorf("%s: primary is not %s", a.cfg.NodeName, fingerprint(wantPrimary))
+				if err := wantKeyring(a, wantKeys, wantPrimary); err != nil {
+					return err
 				}
 			}
 			return nil
@@ -148,4 +146,114 @@ func TestKeyRotationWithoutRestart(t *testing.T) {
 			t.Errorf("%s: %v keyring reloads, want 3", a.cfg.NodeName, got)
 		}
 	}
+}
+
+// Revoking two keys in one update revokes both: once the members report
+// the new ring, a node whose only key is one of the revoked ones cannot
+// join.
+func TestRevokedKeyCannotJoin(t *testing.T) {
+	t.Parallel()
+	c := newTestCluster(t, 3)
+	p, ka, kb, kc := key(1), key(2), key(3), key(4)
+	dirs := map[string]*secretDir{}
+	var agents []*testAgent
+	for _, name := range webNames(2) {
+		dirs[name] = newSecretDir(t, map[string][]byte{"primary": p, "a": ka, "b": kb, "c": kc})
+		agents = append(agents, c.start(name, func(cfg *Config) { cfg.KeyringDir = dirs[name].dir }))
+	}
+	pair := allAlive(webNames(2)...)
+	eventually(t, "pair converges", wantStates(pair, agents...))
+
+	for _, d := range dirs {
+		d.write(map[string][]byte{"primary": p, "c": kc})
+	}
+	eventually(t, "rotation applied", func() error {
+		for _, a := range agents {
+			if got := a.gauge(a.metrics.keyringReloads.WithLabelValues("success")); got != 1 {
+				return fmt.Errorf("%s: %v keyring reloads", a.cfg.NodeName, got)
+			}
+			if err := wantKeyring(a, 2, p, p, kc); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+
+	rejected := func() float64 {
+		sum := 0.0
+		for _, a := range agents {
+			sum += a.gauge(a.metrics.rejected.WithLabelValues("key"))
+		}
+		return sum
+	}
+	before := rejected()
+	revoked := runAgent(t, func() Config {
+		cfg := c.config("web-2")
+		cfg.KeyringDir = newSecretDir(t, map[string][]byte{"primary": kb}).dir
+		return cfg
+	}())
+	eventually(t, "revoked key rejected", func() error {
+		if rejected() == before {
+			return fmt.Errorf("no key rejection counted yet")
+		}
+		return nil
+	})
+	lookups := func() float64 { return revoked.gauge(revoked.metrics.lookups.WithLabelValues("SRV", "ok")) }
+	start := lookups()
+	eventually(t, "the node with the revoked key keeps trying", func() error {
+		if n := lookups() - start; n < 3 {
+			return fmt.Errorf("%v SRV lookups since", n)
+		}
+		return nil
+	})
+	if err := wantStates(pair, agents...)(); err != nil {
+		t.Fatalf("a node holding only a revoked key got in: %v", err)
+	}
+	if err := revoked.Startup(); err == nil {
+		t.Fatal("the node holding only a revoked key joined")
+	}
+}
+
+// wantKeyring checks what an agent's metrics report of its keyring: n keys
+// (their fingerprints too, when keys are given) and the primary.
+func wantKeyring(a *testAgent, n int, primary []byte, keys ...[]byte) error {
+	mfs, err := a.reg.Gather()
+	if err != nil {
+		return err
+	}
+	var count float64
+	var gotPrimary string
+	var got []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "peeragent_keyring_keys":
+				count = m.GetGauge().GetValue()
+			case "peeragent_keyring_primary_key_info":
+				gotPrimary = m.GetLabel()[0].GetValue()
+			case "peeragent_keyring_key_info":
+				got = append(got, m.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	if count != float64(n) || len(got) != n {
+		return fmt.Errorf("%s reports %v keys and %d key fingerprints, want %d", a.cfg.NodeName, count, len(got), n)
+	}
+	if gotPrimary != fingerprint(primary) {
+		return fmt.Errorf("%s: primary %s, want %s", a.cfg.NodeName, gotPrimary, fingerprint(primary))
+	}
+	if len(keys) > 0 {
+		var want []string
+		for _, k := range keys {
+			if !slices.Contains(want, fingerprint(k)) {
+				want = append(want, fingerprint(k))
+			}
+		}
+		slices.Sort(want)
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("%s reports keys %v, want %v", a.cfg.NodeName, got, want)
+		}
+	}
+	return nil
 }

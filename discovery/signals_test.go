@@ -40,8 +40,8 @@ func TestMembersCountOnlyAfterTheirFirstAck(t *testing.T) {
 	if ms.joined() {
 		t.Error("joined before any other member answered")
 	}
-	ms.ack("web-1", time.Millisecond)
-	ms.ack("web-2", time.Millisecond)
+	ms.ack("web-1", "web-1:7946", time.Millisecond)
+	ms.ack("web-2", "web-2:7946", time.Millisecond)
 	if q := ms.currentQuorum(); q.Alive != 3 || !q.Has {
 		t.Fatalf("after two acks: quorum %+v, want 3 alive and quorum", q)
 	}

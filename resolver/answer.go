@@ -29,7 +29,19 @@ type answer struct {
 	// additional section only after a whole RRset, so a client never
 	// caches part of an RRset as if it were all of it.
 	cuts []cut
+	// tc is set when answer records were left out at build because the
+	// whole answer exceeds the 65,535 bytes of a DNS message: every
+	// response from it, over TCP too, then has TC.
+	tc bool
 }
+
+// maxRecords bounds the records of one section an answer is built from.
+// The smallest record peerdns serves (an A record with a compressed owner:
+// 2 + 10 + 4 octets) is 16 octets, so more than maxRecords of them never fit
+// in a message of dns.MaxMsgSize octets: building more would only cost time
+// for records that are cut. The bound makes the cost of building an answer
+// independent of the size of a service beyond it.
+const maxRecords = dns.MaxMsgSize / 16
 
 // cut is a place a response may end: records records precede offset end.
 type cut struct {
@@ -44,7 +56,10 @@ var nodata = &answer{}
 func (a *answer) body() []byte { return a.full[a.qend:] }
 
 // newAnswer packs rrs as the answer to qname/qtype. extra goes to the
-// additional section.
+// additional section. An answer larger than a DNS message can be (65,535
+// octets) is cut to fit: additional records first, at an RRset boundary,
+// then answer records, and then marked tc. Callers give at most
+// maxRecords+1 records per section.
 func newAnswer(qname string, qtype uint16, rrs, extra []dns.RR) *answer {
 	if len(rrs) == 0 {
 		return nodata
@@ -52,6 +67,18 @@ func newAnswer(qname string, qtype uint16, rrs, extra []dns.RR) *answer {
 	m := &dns.Msg{Compress: true}
 	m.Question = []dns.Question{{Name: qname, Qtype: qtype, Qclass: dns.ClassINET}}
 	m.Answer, m.Extra = rrs, extra
+	if m.Len() > dns.MaxMsgSize {
+		m.Truncate(dns.MaxMsgSize)
+		m.Compress = true
+		// Keep whole RRsets of the additional section only.
+		keep := 0
+		for _, j := range rrsetEnds(extra) {
+			if j < len(m.Extra) {
+				keep = j + 1
+			}
+		}
+		m.Extra = m.Extra[:keep]
+	}
 	b, err := m.Pack()
 	if err != nil {
 		// Only names too long for the wire get here (a 63-byte label on a
@@ -64,6 +91,7 @@ func newAnswer(qname string, qtype uint16, rrs, extra []dns.RR) *answer {
 		an:   uint16(len(m.Answer)),
 		ns:   uint16(len(m.Ns)),
 		ar:   uint16(len(m.Extra)),
+		tc:   len(m.Answer) < len(rrs),
 	}
 	ends, ok := recordEnds(b, a.qend, len(m.Answer)+len(m.Ns)+len(m.Extra))
 	if !ok {
@@ -149,11 +177,11 @@ func skipName(msg []byte, off int) (int, bool) {
 // fit returns the part of a's body that fits a response ending at offset
 // limit at most (header and question included, as in full), with its record
 // counts. tc reports that records of the answer or authority section were
-// left out; leaving out additional records is not truncation (RFC 2181 §9),
-// the client has what it asked for.
+// left out, here or when a was built (a.tc); leaving out additional records
+// is not truncation (RFC 2181 §9), the client has what it asked for.
 func (a *answer) fit(limit int) (body []byte, an, ns, ar uint16, tc bool) {
 	if len(a.full) <= limit {
-		return a.body(), a.an, a.ns, a.ar, false
+		return a.body(), a.an, a.ns, a.ar, a.tc
 	}
 	// The last cut at or before limit; cuts[0] is the end of the question,
 	// which always fits.
@@ -172,7 +200,7 @@ func (a *answer) fit(limit int) (body []byte, an, ns, ar uint16, tc bool) {
 	n -= an
 	ns = min(n, a.ns)
 	ar = n - ns
-	return a.full[a.qend:c.end], an, ns, ar, an < a.an || ns < a.ns
+	return a.full[a.qend:c.end], an, ns, ar, an < a.an || ns < a.ns || a.tc
 }
 
 // Answer slots of a node: which records a query type asks for.
@@ -232,8 +260,16 @@ func (h *Handler) answerFor(n *node, zi int, tree string, slot int) *answer {
 	if a := p.Load(); a != nil {
 		return a
 	}
+	// One build per node at a time: after a change of a large service,
+	// every worker asked for it would otherwise build the same answer at
+	// once, and queries for other names would wait for a free worker.
+	n.building.Lock()
+	defer n.building.Unlock()
+	if a := p.Load(); a != nil {
+		return a // built while this query waited
+	}
 	a := h.build(n, &h.zones[zi], tree, slot)
-	p.Store(a) // racing builders store equal answers; either is right
+	p.Store(a)
 	return a
 }
 
@@ -333,6 +369,9 @@ func (h *Handler) addrRecords(qname string, n *node, v4 bool) []dns.RR {
 			if a.Is4() != v4 || seen[a] {
 				continue
 			}
+			if len(rrs) > maxRecords {
+				return rrs // newAnswer cuts it anyway
+			}
 			seen[a] = true
 			rrs = append(rrs, h.addrRR(qname, a))
 		}
@@ -352,8 +391,10 @@ func (h *Handler) addrRR(name string, a netip.Addr) dns.RR {
 // pair, hosts in ordinal order, pairing a host only with the numbers its
 // own endpoints have (ports belong to EndpointSlices, not to the service).
 // The hosts' addresses are additional records. Priority is 0 and every
-// record of a port name has the same weight, 100/N for its N records (at
-// least 1), so clients spread load evenly.
+// record of a port has the same weight, 100/N for its N records (at least
+// 1), so clients spread load evenly. Past maxRecords+1 records in either
+// section, no more are made (newAnswer would cut them); N still counts
+// them all.
 func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, extra []dns.RR) {
 	v := n.v
 	var ports []Port
@@ -372,10 +413,14 @@ func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, ext
 	targets := make([]string, len(v.hosts))
 	used := make([]bool, len(v.hosts))
 	for _, p := range ports {
-		first := len(rrs)
+		first, count := len(rrs), 0
 		for i, hs := range v.hosts {
 			for _, hp := range hs.ports {
 				if hp.Name != p.Name || hp.Protocol != p.Protocol {
+					continue
+				}
+				count++
+				if len(rrs) > maxRecords {
 					continue
 				}
 				if targets[i] == "" {
@@ -385,7 +430,7 @@ func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, ext
 				rrs = append(rrs, &dns.SRV{Hdr: h.hdr(qname, dns.TypeSRV), Priority: 0, Port: hp.Port, Target: targets[i]})
 			}
 		}
-		weight := uint16(max(1, 100/max(1, len(rrs)-first)))
+		weight := uint16(max(1, 100/max(1, count)))
 		for _, rr := range rrs[first:] {
 			rr.(*dns.SRV).Weight = weight
 		}
@@ -393,6 +438,9 @@ func (h *Handler) srvRecords(qname string, n *node, zone, tree string) (rrs, ext
 	for i, hs := range v.hosts {
 		if !used[i] {
 			continue
+		}
+		if len(extra) > maxRecords {
+			break
 		}
 		for _, a := range hs.addrs {
 			extra = append(extra, h.addrRR(targets[i], a))
@@ -411,4 +459,43 @@ func (h *Handler) ptrRecords(qname string, e *ptrEntry) []dns.RR {
 		rrs = append(rrs, &dns.PTR{Hdr: h.hdr(qname, dns.TypePTR), Ptr: target})
 	}
 	return rrs
+}
+
+// prebuildHosts is the size from which a view's answers are built by the
+// writer before the view is published, not by the first query: at 1,000
+// hosts an SRV answer is about 60 KB and takes milliseconds to build, and
+// after each change of such a service every query for it would miss the
+// cache at once.
+const prebuildHosts = 1000
+
+// prebuild builds, for a service of at least prebuildHosts endpoints, the
+// answers of its service and port names (A, AAAA, SRV and ANY of the
+// service name, SRV of each port name) in every forward zone and both
+// trees. The Store calls it while it holds its writer lock, before it
+// publishes e, so queries answer from the previous state's cached answers
+// until the new ones are ready, and no query builds them: a change of such
+// a service becomes visible that much later. The answers are kept until the
+// next change, at most one DNS message each (see maxRecords), whether or not
+// they are asked for.
+func (h *Handler) prebuild(e *entry) {
+	for zi := range h.zones {
+		if h.zones[zi].reverse {
+			continue
+		}
+		for _, tv := range [2]struct {
+			tree string
+			v    *view
+		}{{treeService, e.ready}, {treePeers, e.all}} {
+			v := tv.v
+			if v == nil || len(v.hosts) < prebuildHosts {
+				continue
+			}
+			for _, slot := range [...]int{slotA, slotAAAA, slotSRV, slotANY} {
+				h.answerFor(&v.service, zi, tv.tree, slot)
+			}
+			for i := range v.portNodes {
+				h.answerFor(&v.portNodes[i], zi, tv.tree, slotSRV)
+			}
+		}
+	}
 }

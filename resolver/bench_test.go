@@ -2,7 +2,10 @@ package resolver
 
 import (
 	"fmt"
+	"net"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -88,4 +91,85 @@ func BenchmarkMixedEDNSSizes(b *testing.B) {
 			}
 		})
 	}
+}
+
+// BenchmarkServeUDP measures a query through the server's UDP sockets over
+// loopback, client included, with the allocations of both sides: a wildcard
+// bind reads each query's destination address and answers from it.
+func BenchmarkServeUDP(b *testing.B) {
+	for _, bc := range []struct{ name, bind, to string }{
+		{name: "bound-address", bind: "127.0.0.1:0", to: "127.0.0.1"},
+		{name: "wildcard/second-address", bind: ":0", to: "127.0.0.2"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s := startServer(b, ServerConfig{Addr: bc.bind, UDPSockets: 1, UDPWorkers: 1})
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			dst := netip.AddrPortFrom(netip.MustParseAddr(bc.to), s.Addr().Port())
+			q := packQuery(b, "web-1.nginx.default.svc.cluster.local.", dns.TypeA, 0)
+			buf := make([]byte, 512)
+			if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
+					b.Fatal(err)
+				}
+				if _, from, err := c.ReadFromUDPAddrPort(buf); err != nil || from.Addr().Unmap() != dst.Addr() {
+					b.Fatalf("answer from %v: %v", from, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkServeTCP measures queries over one TCP connection over
+// loopback, client included: one at a time, and pipelined ten at a time
+// (each op is one query).
+func BenchmarkServeTCP(b *testing.B) {
+	for _, depth := range []int{1, 10} {
+		b.Run(fmt.Sprintf("pipelined-%d", depth), func(b *testing.B) {
+			s := startServer(b, ServerConfig{})
+			c, err := net.Dial("tcp", s.Addr().String())
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			q := packQuery(b, "web-1.nginx.default.svc.cluster.local.", dns.TypeA, 0)
+			var batch []byte
+			for range depth {
+				batch = append(batch, byte(len(q)>>8), byte(len(q)))
+				batch = append(batch, q...)
+			}
+			if err := c.SetDeadline(time.Now().Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+			buf := make([]byte, 64<<10)
+			want := depth * (2 + len(packAnswerProbe(b, s, q)))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += depth {
+				if _, err := c.Write(batch); err != nil {
+					b.Fatal(err)
+				}
+				for got := 0; got < want; {
+					n, err := c.Read(buf)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got += n
+				}
+			}
+		})
+	}
+}
+
+// packAnswerProbe is the answer s gives to q, to know how many bytes to
+// read back.
+func packAnswerProbe(b *testing.B, s *Server, q []byte) []byte {
+	return s.cfg.Handler.Answer(make([]byte, 0, 512), q, TCP)
 }

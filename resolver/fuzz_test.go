@@ -31,13 +31,27 @@ func FuzzAnswer(f *testing.F) {
 		f.Add(b, false)
 		f.Add(b, true)
 	}
-	h := newTestHandler(f, true, seed()...)
+	for _, m := range []*dns.Msg{
+		queryWith("web-1.nginx.default.svc.cluster.local.", dns.TypeA, &dns.EDNS0_NSID{Code: dns.EDNS0NSID}, &dns.EDNS0_TCP_KEEPALIVE{Code: dns.EDNS0TCPKEEPALIVE}),
+		func() *dns.Msg {
+			m := queryWith("id.server.", dns.TypeTXT)
+			m.Question[0].Qclass = dns.ClassCHAOS
+			return m
+		}(),
+	} {
+		b, _ := m.Pack()
+		f.Add(b, true)
+	}
+	// NSID, keepalive and a stale store: every EDNS option a response can
+	// carry.
+	var sync syncedAt
+	h := newSignalHandler(f, true, func(c *Config) { c.Sync = &sync })
 	f.Fuzz(func(t *testing.T, q []byte, tcp bool) {
 		tr := UDP
 		if tcp {
 			tr = TCP
 		}
-		b := h.Answer(nil, q, tr)
+		b := h.answerConn(nil, q, via{t: tr, keepalive: 300})
 		if b == nil {
 			return
 		}

@@ -15,10 +15,14 @@ import (
 
 // Config configures a Handler.
 type Config struct {
-	// Zones are the zones to answer for, forward ("cluster.local.") and
-	// reverse ("10.in-addr.arpa."). Every service is served under every
-	// forward zone; PTR targets use the first forward zone. Default
-	// ["cluster.local."].
+	// Zones are the zones to answer for, forward ("peerdns.internal.") and
+	// reverse ("250.10.in-addr.arpa."; every address in it that is not a
+	// ready endpoint's is NXDOMAIN). Every service is served under every
+	// forward zone; PTR targets use the first forward zone. No zone may be
+	// the root or lie inside another (see CheckZones). Default
+	// ["peerdns.internal."]: a zone of its own that the cluster DNS forwards
+	// to peerdns. Not the cluster domain: behind a cluster DNS, forwarding
+	// cluster.local. here would hide every service that is not headless.
 	Zones []string
 	// TTL of every positive record. Default 5 seconds, as CoreDNS's
 	// kubernetes plugin: long enough to absorb bursts, short enough that a
@@ -46,6 +50,29 @@ type Config struct {
 	// 2020): larger UDP responses fragment on many paths (VXLAN pod
 	// networks among them) and multiply what a spoofed query can reflect.
 	MaxUDPSize int
+	// NSID names this server to clients that ask which replica answered:
+	// the NSID option (RFC 5001) in responses to queries that carry one
+	// (except the FORMERR, NOTIMP, BADVERS and NOTAUTH responses to queries
+	// the fast path does not parse), and the TXT record of id.server. and
+	// hostname.bind. in class CH. At most 255 bytes. Default empty: no
+	// NSID, and those CH names are REFUSED.
+	NSID string
+	// Sync, when set, tells how current the store's records are; nil: they
+	// are taken as current whenever the store has synced.
+	Sync SyncStatus
+	// StaleAfter: once Sync's last sync is longer ago than this, answers
+	// from the store's records (names below svc.<zone>, peers.<zone> and
+	// the reverse zones) to EDNS queries carry the Extended DNS Error Stale
+	// Answer (RFC 8914). Default 2 minutes.
+	StaleAfter time.Duration
+	// MaxStaleness, when positive and Sync is set, makes Ready fail once
+	// Sync's last sync is longer ago than this, so a replica whose watch is
+	// broken leaves the Service while another serves. Default 0: readiness
+	// does not depend on it.
+	MaxStaleness time.Duration
+	// ServerLabel is the server label of the handler's metrics, as
+	// CoreDNS's: the scheme and the listen address. Default "dns://:53".
+	ServerLabel string
 	// Registerer receives the handler's metrics; nil registers none.
 	Registerer prometheus.Registerer
 	// Logger receives rare events; nil discards them. Queries are counted,
@@ -56,12 +83,24 @@ type Config struct {
 // DefaultConfig returns the defaults documented on Config.
 func DefaultConfig() Config {
 	return Config{
-		Zones:       []string{"cluster.local."},
+		Zones:       []string{"peerdns.internal."},
 		TTL:         5,
 		NegativeTTL: 1,
 		UDPSize:     1232,
 		MaxUDPSize:  1232,
+		StaleAfter:  2 * time.Minute,
+		ServerLabel: "dns://:53",
 	}
+}
+
+// SyncStatus reports how current the records a Store holds are. The
+// EndpointSlice watcher implements it; the handler calls it on each answer
+// from the store, from many goroutines at once, so it must be safe for
+// concurrent use and must neither block nor allocate.
+type SyncStatus interface {
+	// LastSynced is when the records were last known to match the API
+	// server (the watch connected and current); the zero time if never.
+	LastSynced() time.Time
 }
 
 // Handler answers DNS queries from a Store. It is safe for concurrent use
@@ -79,6 +118,9 @@ type Handler struct {
 	// draining is set in the lame-duck period before shutdown; it only
 	// affects readiness, answers go on.
 	draining atomic.Bool
+	// chaosTXT is the CH TXT record of Config.NSID, owned by a pointer to
+	// the question's name; nil without an NSID.
+	chaosTXT []byte
 }
 
 // Transport is how a query arrived; it decides the response size limit.
@@ -114,21 +156,34 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	if cfg.MaxUDPSize < dns.MinMsgSize || cfg.MaxUDPSize > dns.MaxMsgSize {
 		return nil, fmt.Errorf("max UDP size %d: not in [%d, %d]", cfg.MaxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
 	}
+	if cfg.ServerLabel == "" {
+		cfg.ServerLabel = def.ServerLabel
+	}
+	if cfg.StaleAfter <= 0 {
+		cfg.StaleAfter = def.StaleAfter
+	}
+	if len(cfg.NSID) > 255 {
+		return nil, fmt.Errorf("NSID %q: %d bytes, at most 255", cfg.NSID, len(cfg.NSID))
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	h := &Handler{cfg: cfg, store: store, nsNode: node{kind: kindNS}}
-	seen := map[string]bool{}
-	for _, name := range cfg.Zones {
-		z, err := newZone(name)
-		if err != nil {
-			return nil, err
-		}
-		if seen[z.name] {
-			return nil, fmt.Errorf("zone %q: given twice", z.name)
-		}
-		seen[z.name] = true
-		h.zones = append(h.zones, z)
+	if cfg.NSID != "" {
+		rr := packAlone(&dns.TXT{
+			Hdr: dns.RR_Header{Name: "id.server.", Rrtype: dns.TypeTXT, Class: dns.ClassCHAOS},
+			Txt: []string{cfg.NSID},
+		})
+		// Owned by the question's name, whichever of the two it is: a
+		// pointer to it replaces the packed name.
+		h.chaosTXT = append([]byte{0xc0, headerSize}, rr[len(chaosIDServer):]...)
+	}
+	zones, err := newZones(cfg.Zones)
+	if err != nil {
+		return nil, err
+	}
+	h.zones = zones
+	for _, z := range h.zones {
 		if !z.reverse && h.ptrZone == "" {
 			h.ptrZone = z.name
 		}
@@ -144,12 +199,13 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 		return nil, errors.New("store already has a handler")
 	}
 	store.log.Store(cfg.Logger)
+	store.setPrebuild(h.prebuild)
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()
 		}
 	}
-	h.metrics = newMetrics(cfg.Registerer, store)
+	h.metrics = newMetrics(cfg.Registerer, store, cfg.ServerLabel, h.zones)
 	return h, nil
 }
 
@@ -162,7 +218,17 @@ func (h *Handler) Ready() error {
 	if !h.store.Synced() {
 		return errors.New("endpoints not synced yet")
 	}
+	if h.cfg.MaxStaleness > 0 && h.cfg.Sync != nil {
+		if age := time.Since(h.cfg.Sync.LastSynced()); age > h.cfg.MaxStaleness {
+			return fmt.Errorf("endpoints last synced %s ago, more than %s", age.Round(time.Second), h.cfg.MaxStaleness)
+		}
+	}
 	return nil
+}
+
+// stale reports whether the store's records are older than StaleAfter.
+func (h *Handler) stale() bool {
+	return h.cfg.Sync != nil && time.Since(h.cfg.Sync.LastSynced()) > h.cfg.StaleAfter
 }
 
 // Drain makes Ready fail while answers go on: the lame-duck period lets
@@ -176,8 +242,23 @@ type result struct {
 	ans    *answer
 	static []byte // one record for the answer section (apex SOA/NS, TXT)
 	soa    bool   // the zone's SOA in the authority section
-	zi     int    // the zone the name is in
+	zi     int    // the zone the name is in, -1 for none
+	ede    *extendedError
 }
+
+// extendedError is an Extended DNS Error (RFC 8914) to send with a
+// response, when the query has an OPT record.
+type extendedError struct {
+	code uint16
+	text string
+}
+
+var (
+	edeNotReady     = &extendedError{dns.ExtendedErrorCodeNotReady, "endpoints not synced yet"}
+	edeNotAuth      = &extendedError{dns.ExtendedErrorCodeNotAuthoritative, "not in a zone served here"}
+	edeNotSupported = &extendedError{dns.ExtendedErrorCodeNotSupported, "zone transfers are not served"}
+	edeStale        = &extendedError{dns.ExtendedErrorCodeStaleAnswer, "endpoints not synced with the API server recently"}
+)
 
 // Header bits.
 const (
@@ -193,20 +274,37 @@ const (
 
 // Answer writes the response to query q, received over t, to dst[:0] and
 // returns it; nil means send nothing (the packet was not a query). It never
-// panics on malformed input and keeps no reference to q or dst.
+// panics on malformed input and keeps no reference to q or dst. Its
+// metrics count the query under family IPv4.
 func (h *Handler) Answer(dst, q []byte, t Transport) []byte {
+	return h.answerConn(dst, q, via{t: t})
+}
+
+// via is how a query reached the server.
+type via struct {
+	t Transport
+	// v6: the client's address is IPv6 (IPv4-mapped ones are IPv4).
+	v6 bool
+	// keepalive is how long, in units of 100 ms, the server keeps a TCP
+	// connection open after an answer, which it tells TCP clients that
+	// ask (RFC 7828); 0 tells none.
+	keepalive uint16
+}
+
+// answerConn is Answer for a server, which tells how the query came.
+func (h *Handler) answerConn(dst, q []byte, v via) []byte {
 	start := time.Now()
-	resp, qtype, rcode := h.answer(dst[:0], q, t)
-	h.metrics.observe(t, qtype, rcode, resp, start)
+	resp, qtype, rcode, zi := h.answer(dst[:0], q, v.t, v.keepalive)
+	h.metrics.observe(v, zi, qtype, rcode, len(q), resp, start)
 	return resp
 }
 
 // answer parses the queries it can answer from the cache without
 // allocating: opcode QUERY, one question, an OPT record of version 0 at
 // most. Everything else is rejected by reject, through miekg/dns.
-func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
+func (h *Handler) answer(dst, q []byte, t Transport, keepalive uint16) (resp []byte, qtype uint16, rcode, zi int) {
 	if len(q) < headerSize {
-		return nil, 0, -1 // no header: any reply could amplify
+		return nil, 0, -1, -1 // no header: any reply could amplify
 	}
 	flags := binary.BigEndian.Uint16(q[2:])
 	hdr := dns.Header{
@@ -219,7 +317,7 @@ func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
 	switch dns.DefaultMsgAcceptFunc(hdr) {
 	case dns.MsgAccept:
 	case dns.MsgIgnore:
-		return nil, 0, -1 // a response: any reply could amplify
+		return nil, 0, -1, -1 // a response: any reply could amplify
 	default:
 		return h.reject(dst, q, t)
 	}
@@ -231,25 +329,54 @@ func (h *Handler) answer(dst, q []byte, t Transport) ([]byte, uint16, int) {
 	if !ok || qend+4 > len(q) {
 		return h.reject(dst, q, t)
 	}
-	qtype := binary.BigEndian.Uint16(q[qend:])
+	qtype = binary.BigEndian.Uint16(q[qend:])
 	qclass := binary.BigEndian.Uint16(q[qend+2:])
 	question := q[headerSize : qend+4]
 	e, ok := parseEDNS(q, qend+4, hdr.Arcount)
 	if !ok || e.version != 0 {
 		return h.reject(dst, q, t)
 	}
-	var r result
+	r := result{zi: -1}
 	switch {
-	case qclass != dns.ClassINET:
-		r.rcode = dns.RcodeRefused
+	case qclass == dns.ClassCHAOS:
+		r = h.chaos(&w, qtype)
+	case qclass != dns.ClassINET && qclass != dns.ClassANY:
+		// QCLASS * (RFC 1035 §3.2.5) matches IN, the only class served,
+		// and is answered as IN, as Knot does.
+		r = result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
 	case qtype == dns.TypeOPT || qtype == 0:
 		r.rcode = dns.RcodeFormatError
 	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR || qtype == dns.TypeMAILA || qtype == dns.TypeMAILB:
-		r.rcode = dns.RcodeRefused // no zone transfers
+		r = result{rcode: dns.RcodeRefused, ede: edeNotSupported, zi: -1} // no zone transfers
 	default:
 		r = h.resolve(&w, qtype)
 	}
-	return h.write(dst, q, flags, question, r, e, t), qtype, r.rcode
+	var o replyOptions
+	if e.present {
+		o = replyOptions{nsid: e.nsid && h.cfg.NSID != "", ede: r.ede}
+		if e.keepalive && t == TCP {
+			o.keepalive = keepalive // RFC 7828 §3.2.1: never over UDP
+		}
+	}
+	return h.write(dst, q, flags, question, r, e, o, t), qtype, r.rcode, r.zi
+}
+
+var (
+	chaosIDServer     = appendWire(nil, "id.server.")
+	chaosHostnameBind = appendWire(nil, "hostname.bind.")
+)
+
+// chaos answers class CH: the TXT record of Config.NSID at id.server. and
+// hostname.bind., as BIND, Knot and Unbound name themselves.
+func (h *Handler) chaos(w *wireName, qtype uint16) result {
+	name := w.b[:w.n]
+	if h.chaosTXT == nil || !eq(name, chaosIDServer) && !eq(name, chaosHostnameBind) {
+		return result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
+	}
+	if qtype == dns.TypeTXT || qtype == dns.TypeANY {
+		return result{static: h.chaosTXT, zi: -1}
+	}
+	return result{zi: -1} // NODATA
 }
 
 // edns is what a query's OPT record asked for.
@@ -258,12 +385,15 @@ type edns struct {
 	size    uint16
 	version uint8
 	do      bool
+	// nsid: the NSID option (RFC 5001); keepalive: the edns-tcp-keepalive
+	// option (RFC 7828).
+	nsid, keepalive bool
 }
 
 // parseEDNS walks the query's additional section from off: ar records, at
 // most one of them an OPT record owned by the root. It reports false for
 // anything else answer leaves to reject: a malformed section, a second OPT,
-// a TSIG record.
+// a TSIG record, malformed options.
 func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 	var e edns
 	for range ar {
@@ -293,10 +423,38 @@ func parseEDNS(q []byte, off int, ar uint16) (edns, bool) {
 				version: q[off+5],
 				do:      q[off+6]&0x80 != 0,
 			}
+			if !e.parseOptions(q[off+10 : off+10+rdlen]) {
+				return e, false
+			}
 		}
 		off += 10 + rdlen
 	}
 	return e, true
+}
+
+// parseOptions reads the options of an OPT record's RDATA, and reports
+// false when they do not fill it exactly (RFC 6891 §6.1.2), which BIND and
+// Knot answer with FORMERR.
+func (e *edns) parseOptions(b []byte) bool {
+	for len(b) > 0 {
+		if len(b) < 4 {
+			return false
+		}
+		code, n := binary.BigEndian.Uint16(b), int(binary.BigEndian.Uint16(b[2:]))
+		if 4+n > len(b) {
+			return false
+		}
+		switch code {
+		case dns.EDNS0NSID:
+			e.nsid = true
+		case dns.EDNS0TCPKEEPALIVE:
+			// RFC 7828 §3.1: a client sends it without a TIMEOUT. One
+			// with a TIMEOUT is ignored, as Knot and Unbound do.
+			e.keepalive = n == 0
+		}
+		b = b[4+n:]
+	}
+	return true
 }
 
 // sectionsMatch reports whether m holds as many records in each section as
@@ -314,7 +472,7 @@ func sectionsMatch(q []byte, m *dns.Msg) bool {
 // it) and of RFC 8945 (TSIG errors) come from a library that implements
 // them, not from a second hand-written parser. Error responses are rare and
 // small; these allocations are the price of that.
-func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
+func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int, int) {
 	req := new(dns.Msg)
 	err := req.Unpack(q) // the header always unpacks: answer checked its length
 	resp := new(dns.Msg)
@@ -406,9 +564,9 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int) {
 		b, err = resp.Pack()
 	}
 	if err != nil {
-		return nil, qtype, -1
+		return nil, qtype, -1, -1
 	}
-	return append(dst, b...), qtype, resp.Rcode
+	return append(dst, b...), qtype, resp.Rcode, -1
 }
 
 // resolve looks the question up in the zones and the store.
@@ -420,7 +578,7 @@ func (h *Handler) resolve(w *wireName, qtype uint16) result {
 		}
 	}
 	if zi < 0 {
-		return result{rcode: dns.RcodeRefused}
+		return result{rcode: dns.RcodeRefused, ede: edeNotAuth, zi: -1}
 	}
 	var r result
 	switch {
@@ -484,8 +642,18 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 	if n == 1 {
 		return result{soa: true} // svc.<zone>, peers.<zone>: empty non-terminals
 	}
+	r := h.lookupService(w, zi, n, qtype, peers)
+	if r.ede == nil && h.stale() {
+		r.ede = edeStale
+	}
+	return r
+}
+
+// lookupService answers names of services below svc.<zone> or
+// peers.<zone> from the store.
+func (h *Handler) lookupService(w *wireName, zi, n int, qtype uint16, peers bool) result {
 	if !h.store.Synced() {
-		return result{rcode: dns.RcodeServerFailure}
+		return result{rcode: dns.RcodeServerFailure, ede: edeNotReady}
 	}
 	st := h.store.snapshot()
 	if n == 2 {
@@ -531,8 +699,17 @@ func (h *Handler) resolveForward(w *wireName, zi, n int, qtype uint16) result {
 // every ready endpoint, NODATA for the names above them.
 func (h *Handler) resolveReverse(w *wireName, zi, n int, qtype uint16) result {
 	if !h.store.Synced() {
-		return result{rcode: dns.RcodeServerFailure}
+		return result{rcode: dns.RcodeServerFailure, ede: edeNotReady}
 	}
+	r := h.lookupReverse(w, zi, n, qtype)
+	if h.stale() {
+		r.ede = edeStale
+	}
+	return r
+}
+
+// lookupReverse answers names below a reverse zone from the store.
+func (h *Handler) lookupReverse(w *wireName, zi, n int, qtype uint16) result {
 	z := &h.zones[zi]
 	labels := n + z.labelsToArpa
 	full := 4
@@ -583,7 +760,7 @@ func eq(a, b []byte) bool { return string(a) == string(b) }
 // client's letter case), the result's sections, and an OPT record when the
 // query had one. An answer too large for the transport is cut at a record
 // boundary; TC is set only when answer or authority records were left out.
-func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result, e edns, t Transport) []byte {
+func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result, e edns, o replyOptions, t Transport) []byte {
 	limit := dns.MaxMsgSize
 	if t == UDP {
 		limit = dns.MinMsgSize
@@ -593,7 +770,7 @@ func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result,
 	}
 	opt := 0
 	if e.present {
-		opt = optLen
+		opt = optLen + h.optionsLen(o)
 	}
 	flags := flagQR | qflags&(flagRD|flagCD) | uint16(r.rcode&0xf)
 	if r.rcode == dns.RcodeSuccess || r.rcode == dns.RcodeNameError {
@@ -638,8 +815,53 @@ func (h *Handler) write(dst, q []byte, qflags uint16, question []byte, r result,
 		if e.do {
 			do = 0x80 // RFC 3225: the DO bit is copied into the response
 		}
+		rdlen := h.optionsLen(o)
 		dst = append(dst, 0, byte(dns.TypeOPT>>8), byte(dns.TypeOPT&0xff),
-			byte(h.cfg.UDPSize>>8), byte(h.cfg.UDPSize), byte(r.rcode>>4), 0, do, 0, 0, 0)
+			byte(h.cfg.UDPSize>>8), byte(h.cfg.UDPSize), byte(r.rcode>>4), 0, do, 0, byte(rdlen>>8), byte(rdlen))
+		dst = h.appendOptions(dst, o)
+	}
+	return dst
+}
+
+// replyOptions are the EDNS options of a response.
+type replyOptions struct {
+	nsid      bool   // Config.NSID
+	keepalive uint16 // edns-tcp-keepalive TIMEOUT, 0 for none
+	ede       *extendedError
+}
+
+// optionsLen is the length of the options o in an OPT record's RDATA.
+func (h *Handler) optionsLen(o replyOptions) int {
+	n := 0
+	if o.nsid {
+		n += 4 + len(h.cfg.NSID)
+	}
+	if o.keepalive > 0 {
+		n += 4 + 2
+	}
+	if o.ede != nil {
+		n += 4 + 2 + len(o.ede.text)
+	}
+	return n
+}
+
+// appendOptions appends the options o to an OPT record's RDATA.
+func (h *Handler) appendOptions(dst []byte, o replyOptions) []byte {
+	if o.nsid {
+		dst = binary.BigEndian.AppendUint16(dst, dns.EDNS0NSID)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(len(h.cfg.NSID)))
+		dst = append(dst, h.cfg.NSID...)
+	}
+	if o.keepalive > 0 {
+		dst = binary.BigEndian.AppendUint16(dst, dns.EDNS0TCPKEEPALIVE)
+		dst = binary.BigEndian.AppendUint16(dst, 2)
+		dst = binary.BigEndian.AppendUint16(dst, o.keepalive)
+	}
+	if o.ede != nil {
+		dst = binary.BigEndian.AppendUint16(dst, dns.EDNS0EDE)
+		dst = binary.BigEndian.AppendUint16(dst, uint16(2+len(o.ede.text)))
+		dst = binary.BigEndian.AppendUint16(dst, o.ede.code)
+		dst = append(dst, o.ede.text...)
 	}
 	return dst
 }

@@ -370,7 +370,7 @@ func TestTruncation(t *testing.T) {
 		st.Upsert(s)
 	}
 	st.SetSynced()
-	h, err := NewHandler(st, Config{MaxUDPSize: 4096})
+	h, err := NewHandler(st, Config{Zones: []string{"cluster.local."}, MaxUDPSize: 4096})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -615,7 +615,9 @@ func TestProtocolErrors(t *testing.T) {
 func TestUpdatesReplaceAnswers(t *testing.T) {
 	st := NewStore()
 	st.SetSynced()
-	h, err := NewHandler(st, DefaultConfig())
+	cfg := DefaultConfig()
+	cfg.Zones = []string{"cluster.local."}
+	h, err := NewHandler(st, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -645,7 +647,14 @@ func TestUpdatesReplaceAnswers(t *testing.T) {
 }
 
 func TestBadConfig(t *testing.T) {
-	for _, zones := range [][]string{{"bad..zone"}, {"x.in-addr.arpa."}, {"a.", "A."}, {strings.Repeat("a.", 125)}} {
+	for _, zones := range [][]string{
+		{"bad..zone"}, {"x.in-addr.arpa."}, {"a.", "A."}, {strings.Repeat("a.", 125)},
+		{"."}, // the root: every name, and an NS target ns.dns.. that cannot be packed
+		{"cluster.local.", "peers.cluster.local."},   // the longer zone would shadow the other's peer view
+		{"Peers.Cluster.Local.", "cluster.local."},   // in either order, in any case
+		{"10.in-addr.arpa.", "1.10.in-addr.arpa."},   // reverse zones too
+		{"in-addr.arpa.", "cluster.local.", "arpa."}, // arpa. holds in-addr.arpa.
+	} {
 		if _, err := NewHandler(NewStore(), Config{Zones: zones}); err == nil {
 			t.Errorf("zones %q: want an error", zones)
 		}

@@ -8,15 +8,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promauto"
 )
 
-// metrics are the handler's. Every series a query touches is resolved when
-// the handler is built, so counting a query is a few atomic adds.
+// metrics are the handler's, with CoreDNS's metric and label names under
+// the peerdns_ prefix (server, zone, proto, family, type, rcode), so a
+// CoreDNS dashboard or alert ports with a prefix rewrite. Every series a
+// query touches is resolved when the handler is built, so counting a query
+// is a few atomic adds.
 type metrics struct {
-	requests   [2][len(qtypeLabels)]prometheus.Counter
-	responses  map[int]prometheus.Counter
-	rcodeOther prometheus.Counter
-	dropped    prometheus.Counter
-	truncated  [2]prometheus.Counter
-	duration   [2]prometheus.Observer
+	// Indexed by zone+1 (0: in no zone served, zone "dropped"), then as
+	// named: proto (Transport), family (0: IPv4, 1: IPv6), type
+	// (qtypeLabels), rcode (rcodeLabels, then other).
+	requests  [][2][2][len(qtypeLabels)]prometheus.Counter
+	responses [][len(rcodeLabels) + 1]prometheus.Counter
+	duration  [][len(qtypeLabels)]prometheus.Observer
+	reqSize   [][2]prometheus.Observer
+	respSize  [][2]prometheus.Observer
+	truncated [][2]prometheus.Counter
+	dropped   prometheus.Counter
 }
 
 // qtypeLabels bound the type label: the types peerdns serves, then "other".
@@ -27,48 +34,87 @@ var qtypeIndex = map[uint16]int{
 	dns.TypeTXT: 4, dns.TypeSOA: 5, dns.TypeNS: 6, dns.TypeANY: 7,
 }
 
-var rcodeLabels = []int{
+var rcodeLabels = [...]int{
 	dns.RcodeSuccess, dns.RcodeFormatError, dns.RcodeServerFailure, dns.RcodeNameError,
 	dns.RcodeNotImplemented, dns.RcodeRefused, dns.RcodeNotAuth, dns.RcodeBadVers,
 }
 
-func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
+// familyLabels are CoreDNS's: the address family numbers of IPv4 and IPv6.
+var familyLabels = [2]string{"1", "2"}
+
+// sizeBuckets are CoreDNS's message size buckets, so its dashboards' size
+// panels read the same.
+var sizeBuckets = []float64{0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16e3, 32e3, 48e3, 64e3}
+
+// zoneDropped is the zone label of queries in no zone served, as CoreDNS
+// labels queries that no server block takes.
+const zoneDropped = "dropped"
+
+func newMetrics(reg prometheus.Registerer, s *Store, server string, zones []zone) *metrics {
 	f := promauto.With(reg)
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_requests_total",
-		Help: "DNS queries received, by transport and query type (types peerdns does not serve count as other).",
-	}, []string{"transport", "type"})
+		Help: "DNS queries received, by server (listen address), zone (dropped: in no zone served), transport (proto), client address family (1: IPv4, 2: IPv6) and query type (types peerdns does not serve count as other).",
+	}, []string{"server", "zone", "proto", "family", "type"})
 	responses := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_responses_total",
-		Help: "DNS responses sent, by response code.",
-	}, []string{"rcode"})
+		Help: "DNS responses sent, by server, zone and response code.",
+	}, []string{"server", "zone", "rcode"})
 	truncated := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_truncated_responses_total",
-		Help: "Responses sent with TC set because answer records did not fit the transport's size limit, by transport (additional records left out do not count).",
-	}, []string{"transport"})
+		Help: "Responses sent with TC set because answer records did not fit the transport's size limit, by server, zone and transport (additional records left out do not count).",
+	}, []string{"server", "zone", "proto"})
 	duration := f.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "peerdns_dns_request_duration_seconds",
-		Help:    "Time to answer a query inside the server, from parsing the query to the response being ready, by transport.",
+		Help:    "Time to answer a query inside the server, from parsing the query to the response being ready, by server, zone and query type.",
 		Buckets: prometheus.ExponentialBuckets(2e-6, 4, 10), // 2µs … 0.5s
-	}, []string{"transport"})
+	}, []string{"server", "zone", "type"})
+	reqSize := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "peerdns_dns_request_size_bytes",
+		Help:    "Size of the queries answered, in bytes, by server, zone and transport.",
+		Buckets: sizeBuckets,
+	}, []string{"server", "zone", "proto"})
+	respSize := f.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "peerdns_dns_response_size_bytes",
+		Help:    "Size of the responses sent, in bytes, by server, zone and transport.",
+		Buckets: sizeBuckets,
+	}, []string{"server", "zone", "proto"})
+	n := len(zones) + 1
 	m := &metrics{
-		responses: map[int]prometheus.Counter{},
+		requests:  make([][2][2][len(qtypeLabels)]prometheus.Counter, n),
+		responses: make([][len(rcodeLabels) + 1]prometheus.Counter, n),
+		duration:  make([][len(qtypeLabels)]prometheus.Observer, n),
+		reqSize:   make([][2]prometheus.Observer, n),
+		respSize:  make([][2]prometheus.Observer, n),
+		truncated: make([][2]prometheus.Counter, n),
 		dropped: f.NewCounter(prometheus.CounterOpts{
 			Name: "peerdns_dns_dropped_requests_total",
 			Help: "Packets dropped without an answer: too short for a DNS header, or responses rather than queries.",
 		}),
 	}
-	for _, t := range []Transport{UDP, TCP} {
-		for i, q := range qtypeLabels {
-			m.requests[t][i] = requests.WithLabelValues(t.String(), q)
+	for zi := range n {
+		zl := zoneDropped
+		if zi > 0 {
+			zl = zones[zi-1].name
 		}
-		m.truncated[t] = truncated.WithLabelValues(t.String())
-		m.duration[t] = duration.WithLabelValues(t.String())
+		for _, t := range []Transport{UDP, TCP} {
+			for fam, fl := range familyLabels {
+				for i, q := range qtypeLabels {
+					m.requests[zi][t][fam][i] = requests.WithLabelValues(server, zl, t.String(), fl, q)
+				}
+			}
+			m.truncated[zi][t] = truncated.WithLabelValues(server, zl, t.String())
+			m.reqSize[zi][t] = reqSize.WithLabelValues(server, zl, t.String())
+			m.respSize[zi][t] = respSize.WithLabelValues(server, zl, t.String())
+		}
+		for i, q := range qtypeLabels {
+			m.duration[zi][i] = duration.WithLabelValues(server, zl, q)
+		}
+		for i, rc := range rcodeLabels {
+			m.responses[zi][i] = responses.WithLabelValues(server, zl, dns.RcodeToString[rc])
+		}
+		m.responses[zi][len(rcodeLabels)] = responses.WithLabelValues(server, zl, "other")
 	}
-	for _, rc := range rcodeLabels {
-		m.responses[rc] = responses.WithLabelValues(dns.RcodeToString[rc])
-	}
-	m.rcodeOther = responses.WithLabelValues("other")
 	f.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "peerdns_services",
 		Help: "Headless services known, with at least one endpoint that has an address.",
@@ -84,24 +130,35 @@ func newMetrics(reg prometheus.Registerer, s *Store) *metrics {
 	return m
 }
 
-// observe counts one query. rcode -1 means the packet was dropped.
-func (m *metrics) observe(t Transport, qtype uint16, rcode int, resp []byte, start time.Time) {
+// observe counts one query of qlen bytes that came via v, in zone zi (-1:
+// none). rcode -1 means the packet was dropped.
+func (m *metrics) observe(v via, zi int, qtype uint16, rcode, qlen int, resp []byte, start time.Time) {
 	if rcode < 0 {
 		m.dropped.Inc()
 		return
 	}
+	zi++
 	i, ok := qtypeIndex[qtype]
 	if !ok {
 		i = len(qtypeLabels) - 1
 	}
-	m.requests[t][i].Inc()
-	if c, ok := m.responses[rcode]; ok {
-		c.Inc()
-	} else {
-		m.rcodeOther.Inc()
+	fam := 0
+	if v.v6 {
+		fam = 1
 	}
+	m.requests[zi][v.t][fam][i].Inc()
+	rc := len(rcodeLabels) // other
+	for j, l := range rcodeLabels {
+		if l == rcode {
+			rc = j
+			break
+		}
+	}
+	m.responses[zi][rc].Inc()
 	if len(resp) > 3 && resp[2]&byte(flagTC>>8) != 0 {
-		m.truncated[t].Inc()
+		m.truncated[zi][v.t].Inc()
 	}
-	m.duration[t].Observe(time.Since(start).Seconds())
+	m.reqSize[zi][v.t].Observe(float64(qlen))
+	m.respSize[zi][v.t].Observe(float64(len(resp)))
+	m.duration[zi][i].Observe(time.Since(start).Seconds())
 }

@@ -124,6 +124,7 @@ func TestUnencodableNamesDropped(t *testing.T) {
 	st.Upsert(Service{Namespace: "default", Name: "a.b", Endpoints: []Endpoint{{Hostname: "x", Addrs: addrs("10.6.1.1"), Ready: true}}})
 	st.SetSynced()
 	cfg := DefaultConfig()
+	cfg.Zones = []string{"cluster.local."}
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
 	h, err := NewHandler(st, cfg)

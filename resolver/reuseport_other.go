@@ -6,4 +6,4 @@ import "net"
 
 const reusePortSupported = false
 
-func listenConfig(bool) net.ListenConfig { return net.ListenConfig{} }
+func listenConfig(bool, bool, int) net.ListenConfig { return net.ListenConfig{} }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"runtime"
@@ -20,20 +21,23 @@ import (
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
-// startServer serves seed() on a free loopback port until the test ends.
-func startServer(t *testing.T, cfg ServerConfig) *Server {
+// startServer serves seed() on a free loopback port (cfg.Addr when set)
+// until the test ends.
+func startServer(t testing.TB, cfg ServerConfig) *Server {
 	t.Helper()
 	return startServerPrepared(t, cfg, nil)
 }
 
 // startServerPrepared is startServer calling prepare (to set test hooks)
 // before it serves.
-func startServerPrepared(t *testing.T, cfg ServerConfig, prepare func(*Server)) *Server {
+func startServerPrepared(t testing.TB, cfg ServerConfig, prepare func(*Server)) *Server {
 	t.Helper()
 	if cfg.Handler == nil {
 		cfg.Handler = newTestHandler(t, true, seed()...)
 	}
-	cfg.Addr = "127.0.0.1:0"
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
 	s, err := Listen(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -136,8 +140,14 @@ func TestGoResolver(t *testing.T) {
 // (make test); otherwise its absence skips the test, saying how to get it.
 func dig(t *testing.T, s *Server, args ...string) string {
 	t.Helper()
+	return digAt(t, s.Addr(), args...)
+}
+
+// digAt runs dig against the server at addr.
+func digAt(t *testing.T, addr netip.AddrPort, args ...string) string {
+	t.Helper()
 	path := testtools.Path(t, "dig")
-	args = append([]string{"@" + s.Addr().Addr().String(), "-p", fmt.Sprint(s.Addr().Port()), "+time=5", "+tries=1"}, args...)
+	args = append([]string{"@" + addr.Addr().String(), "-p", fmt.Sprint(addr.Port()), "+time=5", "+tries=1"}, args...)
 	out, err := exec.Command(path, args...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("dig %s: %v\n%s", strings.Join(args, " "), err, out)
@@ -340,6 +350,7 @@ func TestTCPMemoryOfSilentConnections(t *testing.T) {
 		return nil
 	})
 	grown := int64(heapAlloc()) - int64(before)
+	t.Logf("heap grew %d bytes per silent connection, both ends", grown/conns)
 	if perConn := grown / conns; perConn > 8<<10 {
 		t.Errorf("heap grew %d KiB for %d silent connections, %d bytes each; want under 8 KiB each", grown>>10, conns, perConn)
 	}

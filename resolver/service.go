@@ -39,8 +39,11 @@ type Endpoint struct {
 	Hostname string
 	// Addrs are the endpoint's addresses, IPv4 and IPv6 merged.
 	Addrs []netip.Addr
-	// Ready is true when the endpoint may receive traffic: its ready
-	// condition is true or absent and it is not terminating.
+	// Ready is true when the endpoint may receive traffic. From
+	// EndpointSlices (resolver/kube): its ready condition when it has one,
+	// true even for a terminating endpoint (the endpointslice controller
+	// sets that only for a Service that publishes not-ready addresses);
+	// without one, true unless the endpoint is terminating.
 	Ready bool
 	// Ports are the endpoint's own ports (with Service.Ports): an SRV
 	// record pairs a port only with the endpoints that have it. Endpoints

@@ -34,9 +34,17 @@ type Store struct {
 	// beforePublish, when set (by tests), is called by a writer holding wmu
 	// once the next state is built, just before it is published.
 	beforePublish func()
+	// prebuild, set by the Handler, builds the answers of a large service's
+	// views before they are published (see Handler.prebuild).
+	prebuild func(*entry)
 
 	synced atomic.Bool
-	serial atomic.Uint32 // SOA serial: Unix time of the last change
+	// serial is the SOA serial: at the store's creation its Unix time, then
+	// at each publish the Unix time or one more than the serial before,
+	// whichever is larger, so it grows by at least one per change and can
+	// run ahead of the clock when changes come faster than one a second.
+	// Each replica has its own.
+	serial atomic.Uint32
 	// bound is set by the Handler that answers from the store: answers
 	// cached on its names are laid out for that handler's zones.
 	bound atomic.Bool
@@ -170,6 +178,9 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	if nc != was {
 		next.namespaces = cur.namespaces.set(namespace, nc, nc.ready == 0 && nc.all == 0)
 	}
+	if e != nil && s.prebuild != nil {
+		s.prebuild(e)
+	}
 	if s.ptrOn {
 		var oldReady, newReady *view
 		if old != nil {
@@ -259,6 +270,14 @@ func ptrChanges(x *ptrIndex, old, cur *view) map[netip.Addr]*ptrEntry {
 		out[a] = pe
 	}
 	return out
+}
+
+// setPrebuild sets the function that builds a service's answers before it
+// is published.
+func (s *Store) setPrebuild(f func(*entry)) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.prebuild = f
 }
 
 // enablePTR starts indexing addresses for PTR records, which only a handler

@@ -13,6 +13,7 @@ func TestZeroTTLIsKept(t *testing.T) {
 	st.Upsert(Service{Namespace: "default", Name: "nginx", Endpoints: []Endpoint{{Hostname: "web-0", Addrs: addrs("10.1.0.1"), Ready: true}}})
 	st.SetSynced()
 	cfg := DefaultConfig()
+	cfg.Zones = []string{"cluster.local."}
 	cfg.TTL, cfg.NegativeTTL = 0, 0
 	h, err := NewHandler(st, cfg)
 	if err != nil {

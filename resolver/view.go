@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 )
 
@@ -68,6 +69,9 @@ type node struct {
 	// cache holds one slot per (zone, tree, answer kind); allocated on first
 	// use.
 	cache atomic.Pointer[[]atomic.Pointer[answer]]
+	// building is held while an answer of the node is built, so it is
+	// built once however many queries miss the cache at the same time.
+	building sync.Mutex
 }
 
 const linearScanMax = 16
@@ -257,28 +261,46 @@ func protoBit(p string) uint8 {
 }
 
 // compareLabel orders per-endpoint labels the way a StatefulSet orders its
-// pods: by the name before the last '-', then by the ordinal after it as a
-// number (web-2 before web-10). Labels without an ordinal sort as text.
+// pods: labels "<base>-<digits>" by base, then by the digits as a number
+// (web-2 before web-10), then as text (web-2 before web-02, which has the
+// same value); every other label by itself as its base, after the ordinal
+// labels of the same base. It is a total order: the comparison of the keys
+// (base, has no ordinal, ordinal, label), and a label is part of its key.
 func compareLabel(a, b string) int {
 	pa, oa, oka := splitOrdinal(a)
 	pb, ob, okb := splitOrdinal(b)
-	if oka && okb && pa == pb {
-		return cmp.Compare(oa, ob)
+	if c := strings.Compare(pa, pb); c != 0 {
+		return c
 	}
-	return strings.Compare(a, b)
+	if oka != okb {
+		if oka {
+			return -1
+		}
+		return 1
+	}
+	return cmp.Or(cmp.Compare(oa, ob), strings.Compare(a, b))
 }
 
-// splitOrdinal splits "web-12" into "web" and 12.
-func splitOrdinal(s string) (string, int, bool) {
+// maxOrdinalDigits bounds the digits read as an ordinal, so the number fits
+// an int64; longer runs of digits are not ordinals.
+const maxOrdinalDigits = 18
+
+// splitOrdinal splits "web-12" into "web" and 12. ok is false, and base is
+// s, when s does not end in '-' and 1 to maxOrdinalDigits digits.
+func splitOrdinal(s string) (base string, ordinal int64, ok bool) {
 	i := strings.LastIndexByte(s, '-')
-	if i < 0 || i == len(s)-1 {
+	digits := s[i+1:]
+	if i < 0 || len(digits) == 0 || len(digits) > maxOrdinalDigits {
 		return s, 0, false
 	}
-	n, err := strconv.Atoi(s[i+1:])
-	if err != nil || n < 0 {
-		return s, 0, false
+	for j := range len(digits) {
+		c := digits[j]
+		if c < '0' || c > '9' {
+			return s, 0, false
+		}
+		ordinal = ordinal*10 + int64(c-'0')
 	}
-	return s[:i], n, true
+	return s[:i], ordinal, true
 }
 
 // compareAddr orders IPv4 before IPv6, then numerically.

@@ -40,11 +40,57 @@ const maxZoneWire = maxName - 3*(1+maxLabel) - (1 + len(treePeers))
 // maxLabel is the longest label (RFC 1035 §2.3.4).
 const maxLabel = 63
 
+// CheckZones reports whether names can be the zones of a Handler
+// (Config.Zones): what NewHandler would refuse, without building one.
+func CheckZones(names []string) error {
+	_, err := newZones(names)
+	return err
+}
+
+// newZones parses names as the zones of one handler. Besides what newZone
+// refuses, a zone may be given only once and may not lie inside another:
+// the longer zone would answer every name below it, so the shorter one's
+// names there (its peers tree, for cluster.local. and peers.cluster.local.)
+// would be hidden.
+func newZones(names []string) ([]zone, error) {
+	zones := make([]zone, 0, len(names))
+	for _, name := range names {
+		z, err := newZone(name)
+		if err != nil {
+			return nil, err
+		}
+		for _, o := range zones {
+			switch {
+			case o.name == z.name:
+				return nil, fmt.Errorf("zone %q: given twice", z.name)
+			case strings.HasSuffix(z.name, "."+o.name):
+				return nil, fmt.Errorf("zone %q is inside zone %q, whose names it would hide", z.name, o.name)
+			case strings.HasSuffix(o.name, "."+z.name):
+				return nil, fmt.Errorf("zone %q is inside zone %q, whose names it would hide", o.name, z.name)
+			}
+		}
+		zones = append(zones, z)
+	}
+	return zones, nil
+}
+
+// newZone parses one zone name. It refuses the root zone (peerdns would
+// answer every name, REFUSED none, and its NS target ns.dns.. is not a
+// name) and names with a label that is not letters, digits, '-' and '_':
+// every name peerdns serves is built of such labels.
 func newZone(name string) (zone, error) {
 	if _, ok := dns.IsDomainName(name); !ok || name == "" {
 		return zone{}, fmt.Errorf("zone %q: not a domain name", name)
 	}
 	name = dns.CanonicalName(name)
+	if name == "." {
+		return zone{}, fmt.Errorf("zone %q: the root zone: peerdns would answer for every name on the internet", name)
+	}
+	for _, l := range dns.SplitDomainName(name) {
+		if !validLabel(l, maxLabel) {
+			return zone{}, fmt.Errorf("zone %q: label %q is not letters, digits, '-' and '_'", name, l)
+		}
+	}
 	z := zone{name: name, wire: appendWire(nil, name)}
 	for _, tree := range []struct {
 		suffix string

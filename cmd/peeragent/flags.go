@@ -50,6 +50,7 @@ type config struct {
 
 	onChange        string
 	onChangeTimeout time.Duration
+	onChangeGrace   time.Duration
 	settle          time.Duration
 	peersFile       string
 
@@ -105,11 +106,11 @@ func newFlags(cfg *config) *cli.App {
 		Default("0s").DurationVar(&cfg.gossipInterval)
 	app.Flag("gossip.suspicion-mult", fmt.Sprintf("A suspect member has suspicion-mult × probe-interval (scaled up past 10 members) to refute before it is declared dead. 0: the profile's (lan: %d).", lan.SuspicionMult)).
 		Default("0").IntVar(&cfg.suspicionMult)
-	app.Flag("gossip.suspect-timeout", fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum. 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout)).
+	app.Flag("gossip.suspect-timeout", fmt.Sprintf("A member silent to this agent's probes this long is shown suspect and no longer counts towards quorum, at the end of the next probe round (up to probe-interval + probe-timeout later). 0: 2 × probe-interval + probe-timeout (lan: %s).", lan.SuspectTimeout)).
 		Default("0s").DurationVar(&cfg.suspectTimeout)
 	app.Flag("gossip.dead-node-reclaim-time", "How long after a member is declared dead its name may rejoin from a new address (a restarted pod with a new IP); until then it is a name conflict.").
 		Default(lan.DeadNodeReclaimTime.String()).DurationVar(&cfg.deadNodeReclaim)
-	app.Flag("gossip.leave-timeout", "Bound on the graceful leave at shutdown; keep it below the pod's terminationGracePeriodSeconds.").
+	app.Flag("gossip.leave-timeout", "Bound on the leave at shutdown: announcing it, memberlist's leave and the wait for joins in flight. The whole shutdown takes at most --gossip.probe-timeout (a probe in flight) + --on-change.shutdown-grace (a running hook) + this + 5s (HTTP requests in flight); keep that below the pod's terminationGracePeriodSeconds.").
 		Default(def.LeaveTimeout.String()).DurationVar(&cfg.leaveTimeout)
 	app.Flag("gossip.keyring-dir", "Directory of gossip encryption keys (a mounted Secret): one base64 16/24/32-byte key per file. Re-read while running. Empty: no encryption.").
 		StringVar(&cfg.keyringDir)
@@ -118,13 +119,13 @@ func newFlags(cfg *config) *cli.App {
 	app.Flag("gossip.keyring-reload-interval", "How often --gossip.keyring-dir is read for changes.").
 		Default(def.KeyringReloadInterval.String()).DurationVar(&cfg.keyringReload)
 
-	app.Flag("peers.srv", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; a target's first label is the peer's name, the record's port its gossip port.").
+	app.Flag("peers.srv", "SRV name listing the peers, e.g. _gossip._tcp.web.default.svc.cluster.local; looked up as an absolute name (no search list); a target's first label is the peer's name, the record's port its gossip port.").
 		StringVar(&cfg.peersSRV)
-	app.Flag("peers.domain", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, e.g. web.default.svc.cluster.local.").
+	app.Flag("peers.domain", "Domain of the per-ordinal names: peers are looked up as <set>-<ordinal>.<domain>, absolute (no search list), e.g. web.default.svc.cluster.local.").
 		StringVar(&cfg.peersDomain)
 	app.Flag("peers.port", "Gossip port of peers found through --peers.domain. 0: this agent's own port.").
 		Default("0").IntVar(&cfg.peersPort)
-	app.Flag("peers.dns-server", "host:port to send peer lookups to directly (no search path, no cache in between). Empty: the system resolver.").
+	app.Flag("peers.dns-server", "host:port to send peer lookups to directly (no cache in between). Empty: the system resolver (resolv.conf's servers; names are absolute, so not its search list).").
 		StringVar(&cfg.dnsServer)
 	app.Flag("peers.refresh-interval", "How often peers are looked up and missing ones rejoined once all are present (±20% jitter).").
 		Default(def.RefreshInterval.String()).DurationVar(&cfg.refreshInterval)
@@ -133,10 +134,12 @@ func newFlags(cfg *config) *cli.App {
 	app.Flag("peers.lookup-timeout", "Bound on one DNS query.").
 		Default(def.LookupTimeout.String()).DurationVar(&cfg.lookupTimeout)
 
-	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out; the last 4 KiB of its output are logged. Failures are logged and counted.").
+	app.Flag("on-change", "Absolute path of an executable run (no shell, no arguments) when the member list or quorum settles on a new value; stdin is the list, one DNS name per line in ordinal order; PEERAGENT_* variables carry the quorum. It runs in its own process group, killed when it exits or times out (processes that left the group, with setsid, are not; as PID 1 the agent reaps them once they exit); the last 4 KiB of its output are logged. Failures are logged and counted; exiting 0 while a process it left holds its output open is a success, with a warning.").
 		StringVar(&cfg.onChange)
 	app.Flag("on-change.timeout", "Bound on one --on-change run; then its whole process group is killed.").
 		Default(def.OnChangeTimeout.String()).DurationVar(&cfg.onChangeTimeout)
+	app.Flag("on-change.shutdown-grace", "How long an --on-change run in progress at shutdown may go on (within --on-change.timeout) before its process group is killed; the leave waits for it. 0: killed at once.").
+		Default(def.OnChangeShutdownGrace.String()).DurationVar(&cfg.onChangeGrace)
 	app.Flag("on-change.settle", "How long the member list and quorum must stay unchanged before --on-change and --peers-file see them; at least --gossip.suspect-timeout. 0: the suspect timeout.").
 		Default(def.SettleTime.String()).DurationVar(&cfg.settle)
 	app.Flag("peers-file", "File rewritten atomically with the settled member list, one DNS name per line. Empty: none.").
@@ -234,6 +237,9 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 	if cfg.settle < 0 {
 		return c, cli.Invalid("on-change.settle", "%s: must not be negative", cfg.settle)
 	}
+	if cfg.onChangeGrace < 0 {
+		return c, cli.Invalid("on-change.shutdown-grace", "%s: must not be negative", cfg.onChangeGrace)
+	}
 	if cfg.suspicionMult < 0 {
 		return c, cli.Invalid("gossip.suspicion-mult", "%d: must not be negative", cfg.suspicionMult)
 	}
@@ -301,6 +307,7 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 
 	c.OnChange = cfg.onChange
 	c.OnChangeTimeout = cfg.onChangeTimeout
+	c.OnChangeShutdownGrace = cfg.onChangeGrace
 	c.SettleTime = cfg.settle
 	c.PeersFile = cfg.peersFile
 	c.RequireQuorumForReady = cfg.requireQuorum

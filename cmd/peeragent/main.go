@@ -1,7 +1,8 @@
 // Command peeragent is a quorum membership sidecar for StatefulSet
 // databases: it finds its peers through their stable DNS names, forms
-// membership with memberlist, and reports quorum through metrics, /readyz,
-// /members and change hooks.
+// membership with memberlist, and reports quorum through metrics, /members
+// and change hooks, and through /readyz only with
+// --readyz.require-quorum.
 package main
 
 import (
@@ -50,6 +51,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 		dcfg.Size = src
 	}
+	// As PID 1 (its container's init: the pod shares no process
+	// namespace) every orphan in the container is this process's child, and
+	// only it can reap them. This process starts no children but the hooks.
+	dcfg.ReapChildren = os.Getpid() == 1
 	if err := telemetry.ValidateWebConfig(cfg.webConfigFile); err != nil {
 		return app.Fail(cli.Invalid("web.config.file", "%v", err))
 	}

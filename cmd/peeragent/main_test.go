@@ -217,6 +217,8 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peeragent: error: --cluster.expected: 9 exceeds --cluster.max-members 8, try --help\n"},
 		{name: "probe timeout over interval", args: []string{"--node.name=db-0", "--cluster.expected=1", "--gossip.probe-timeout=2s"}, code: 2,
 			stderr: "peeragent: error: --gossip.probe-timeout: 2s exceeds the probe interval 1s, try --help\n"},
+		{name: "negative hook shutdown grace", args: []string{"--node.name=db-0", "--cluster.expected=1", "--on-change.shutdown-grace=-1s"}, code: 2,
+			stderr: "peeragent: error: --on-change.shutdown-grace: -1s: must not be negative, try --help\n"},
 		{name: "missing web config file", args: []string{"--node.name=db-0", "--cluster.expected=1", "--web.config.file=/nonexistent"}, code: 2,
 			stderr: "peeragent: error: --web.config.file: "},
 		{name: "bool with a value", args: []string{"--node.name=db-0", "--cluster.expected=1", "--readyz.require-quorum=true", "--version"},

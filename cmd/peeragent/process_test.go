@@ -1,23 +1,22 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os/exec"
-	"strconv"
+	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
 
+	childproc "github.com/peerdns/peerdns/internal/proc"
 	"github.com/peerdns/peerdns/internal/promcheck"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
@@ -76,75 +75,71 @@ func serveZone(t *testing.T, srvName string, targets map[string]int) string {
 
 // proc is one peeragent process.
 type proc struct {
+	*childproc.Process
 	name string
 	web  string
-	cmd  *exec.Cmd
-	done chan struct{}
-	mu   sync.Mutex
-	logs bytes.Buffer
-}
-
-func (p *proc) logTail() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	s := p.logs.String()
-	if len(s) > 4000 {
-		s = s[len(s)-4000:]
-	}
-	return s
+	// client reaches web; nil: http.DefaultClient.
+	client *http.Client
 }
 
 func startProc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(binary, args...), done: make(chan struct{})}
-	for _, a := range args {
+	return startCommand(t, name, exec.Command(binary, args...))
+}
+
+// startCommand starts cmd, a peeragent or a command that execs one (ip
+// netns exec), and kills it when t ends.
+func startCommand(t *testing.T, name string, cmd *exec.Cmd) *proc {
+	t.Helper()
+	c, err := childproc.StartCommand(name, cmd, filepath.Join(t.TempDir(), "peeragent.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{Process: c, name: name}
+	for _, a := range cmd.Args {
 		if v, ok := strings.CutPrefix(a, "--web.listen-address="); ok {
 			p.web = "http://" + v
 		}
 	}
-	stderr, err := p.cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.logs.WriteString(sc.Text() + "\n")
-			p.mu.Unlock()
-		}
-		_ = p.cmd.Wait()
-		close(p.done)
-	}()
 	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		if err := p.Kill(); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
-			t.Logf("%s log:\n%s", p.name, p.logTail())
+			t.Logf("%s log:\n%s", p.name, p.Tail(60))
 		}
 	})
 	return p
 }
 
+// httpClient is the client that reaches p's web address.
+func (p *proc) httpClient() *http.Client {
+	if p.client == nil {
+		return http.DefaultClient
+	}
+	return p.client
+}
+
 // signal sends sig and waits for the process to exit, returning its code.
 func (p *proc) signal(t *testing.T, sig syscall.Signal) int {
 	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	if err := p.Signal(sig); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-p.done:
+	case <-p.Done():
 	case <-time.After(waitFor):
 		t.Fatalf("%s did not exit after %v", p.name, sig)
 	}
-	return p.cmd.ProcessState.ExitCode()
+	return p.ExitCode()
 }
 
 func (p *proc) get(path string) (int, string, error) {
-	resp, err := http.Get(p.web + path)
+	client := p.client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Get(p.web + path)
 	if err != nil {
 		return 0, "", err
 	}
@@ -172,18 +167,13 @@ func (p *proc) members() (map[string]string, error) {
 	return out, nil
 }
 
-// metric returns the value of the sample written exactly as series.
+// metric returns the value of series on /metrics.
 func (p *proc) metric(series string) (float64, error) {
-	_, body, err := p.get("/metrics")
+	m, err := promcheck.Scrape(context.Background(), p.httpClient(), p.web+"/metrics")
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(body, "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("no sample %s", series)
+	return m.Get(series)
 }
 
 func wantMembers(p *proc, want map[string]string) func() error {

@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/proc"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -100,7 +101,7 @@ func TestBehindCoreDNS(t *testing.T) {
 
 	var cfg config
 	if _, err := newFlags(&cfg).Parse([]string{
-		"--kubeconfig", cp.Kubeconfig(), "--dns.zone", "peers.internal.",
+		"--kubeconfig", cp.Kubeconfig(), "--dns.zone", "peerdns.internal.",
 		"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0", "--dns.lame-duck", "0s",
 	}); err != nil {
 		t.Fatal(err)
@@ -127,22 +128,25 @@ func TestBehindCoreDNS(t *testing.T) {
 
 	port := testtools.FreePort(t, "127.0.0.1")
 	corefile := filepath.Join(t.TempDir(), "Corefile")
-	if err := os.WriteFile(corefile, fmt.Appendf(nil, "peers.internal:%d {\n  bind 127.0.0.1\n  forward . %s\n}\n", port, peerdns), 0o644); err != nil {
+	if err := os.WriteFile(corefile, fmt.Appendf(nil, "peerdns.internal:%d {\n  bind 127.0.0.1\n  forward . %s\n}\n", port, peerdns), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(coredns, "-conf", corefile)
-	cmd.Stdout, cmd.Stderr = t.Output(), t.Output()
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start("coredns", coredns, []string{"-conf", corefile}, filepath.Join(t.TempDir(), "coredns.log"))
+	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait() // the kill's "signal: killed"
+		if err := p.Kill(); err != nil {
+			t.Error(err)
+		}
+		if t.Failed() {
+			t.Logf("coredns output:\n%s", p.Tail(30))
+		}
 	})
 
 	// Both are ready once the direct answer is the full one and CoreDNS
 	// forwards it.
-	const srv = "_client._tcp.db.default.svc.peers.internal"
+	const srv = "_client._tcp.db.default.svc.peerdns.internal"
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		direct := runDig(t, "127.0.0.1", int(peerdns.Port()), "+tcp", "SRV", srv)
@@ -161,15 +165,15 @@ func TestBehindCoreDNS(t *testing.T) {
 		args []string
 		tcp  bool // dig must have retried over TCP
 	}{
-		{name: "per-ordinal A", args: []string{"A", "db-7.db.default.svc.peers.internal"}},
+		{name: "per-ordinal A", args: []string{"A", "db-7.db.default.svc.peerdns.internal"}},
 		{name: "large SRV over UDP retries over TCP", args: []string{"+bufsize=1232", "SRV", srv}, tcp: true},
 		{name: "large SRV without EDNS retries over TCP", args: []string{"+noedns", "SRV", srv}, tcp: true},
 		{name: "large SRV over TCP", args: []string{"+tcp", "SRV", srv}},
-		{name: "service A over TCP", args: []string{"+tcp", "A", "db.default.svc.peers.internal"}},
-		{name: "NXDOMAIN", args: []string{"A", "nope.default.svc.peers.internal"}},
-		{name: "NODATA", args: []string{"AAAA", "db-7.db.default.svc.peers.internal"}},
-		{name: "PTR-less zone apex", args: []string{"SOA", "peers.internal"}},
-		{name: "schema version", args: []string{"TXT", "dns-version.peers.internal"}},
+		{name: "service A over TCP", args: []string{"+tcp", "A", "db.default.svc.peerdns.internal"}},
+		{name: "NXDOMAIN", args: []string{"A", "nope.default.svc.peerdns.internal"}},
+		{name: "NODATA", args: []string{"AAAA", "db-7.db.default.svc.peerdns.internal"}},
+		{name: "PTR-less zone apex", args: []string{"SOA", "peerdns.internal"}},
+		{name: "schema version", args: []string{"TXT", "dns-version.peerdns.internal"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			direct := runDig(t, "127.0.0.1", int(peerdns.Port()), tc.args...)

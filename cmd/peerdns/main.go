@@ -85,8 +85,9 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
 	if a.handler, err = resolver.NewHandler(store, rcfg); err != nil {
-		// resolverConfig checked every other field: what is left is a zone.
-		return nil, &cli.FlagError{Flag: "dns.zone", Err: err}
+		// resolverConfig checked every field, zones included: this is
+		// not a bad flag.
+		return nil, err
 	}
 	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
 	if err != nil {
@@ -95,7 +96,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		}
 		return nil, err
 	}
-	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, Logger: logger, Registerer: a.reg})
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, ReadServices: cfg.readServices, Logger: logger, Registerer: a.reg})
 	if err != nil {
 		return nil, err
 	}

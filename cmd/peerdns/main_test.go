@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/hex"
 	"flag"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,17 +121,58 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peerdns: error: --dns.udp-size: 100: not in [512, 65535], try --help\n"},
 		{name: "max UDP size out of range", args: []string{"--dns.max-udp-size", "70000"}, code: 2,
 			stderr: "peerdns: error: --dns.max-udp-size: 70000: not in [512, 65535], try --help\n"},
+		{name: "NSID too long", args: []string{"--dns.nsid", strings.Repeat("n", 256)}, code: 2,
+			stderr: "peerdns: error: --dns.nsid: \"" + strings.Repeat("n", 256) + "\": 256 bytes, at most 255, try --help\n"},
 		{name: "missing web config file", args: []string{"--web.config.file", "/nonexistent"}, code: 2,
 			stderr: "peerdns: error: --web.config.file: "},
 		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent",
 			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
 			stderr: "peerdns: error: --dns.zone: zone \"a..b\": not a domain name, try --help\n"},
+		{name: "root zone", args: []string{"--dns.zone=."}, code: 2,
+			stderr: "peerdns: error: --dns.zone: zone \".\": the root zone: peerdns would answer for every name on the internet, try --help\n"},
+		{name: "overlapping zones", args: []string{"--dns.zone=cluster.local.,peers.cluster.local."}, code: 2,
+			stderr: "peerdns: error: --dns.zone: zone \"peers.cluster.local.\" is inside zone \"cluster.local.\", whose names it would hide, try --help\n"},
+		{name: "bad listen address", args: []string{"--dns.listen-address=53"}, code: 2,
+			stderr: "peerdns: error: --dns.listen-address: \"53\": "},
 		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent",
 			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
 			stderr: "peerdns: error: --kubeconfig: "},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testtools.CheckCommandLine(t, run, testtools.CommandLine{Args: tc.args, Code: tc.code, Stdout: tc.stdout, Stderr: tc.stderr})
+		})
+	}
+}
+
+// TestNSIDFlag: --dns.nsid, else $POD_NAME, else the host name.
+func TestNSIDFlag(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		podName string
+		want    string
+	}{
+		{name: "flag", args: []string{"--dns.nsid=replica-a"}, podName: "peerdns-7d4f-x2", want: "replica-a"},
+		{name: "pod name", podName: "peerdns-7d4f-x2", want: "peerdns-7d4f-x2"},
+		{name: "host name", want: host},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("POD_NAME", tc.podName)
+			var cfg config
+			if _, err := newFlags(&cfg).Parse(tc.args); err != nil {
+				t.Fatal(err)
+			}
+			rcfg, err := cfg.resolverConfig()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rcfg.NSID != tc.want {
+				t.Errorf("NSID %q, want %q", rcfg.NSID, tc.want)
+			}
 		})
 	}
 }
@@ -142,8 +185,10 @@ func TestZonesFlag(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{name: "default", want: []string{"cluster.local."}},
-		{name: "one", args: []string{"--dns.zone=peers.internal."}, want: []string{"peers.internal."}},
+		// Not cluster.local.: behind a cluster DNS, a stub zone for the
+		// cluster domain hides every service that is not headless.
+		{name: "default", want: []string{"peerdns.internal."}},
+		{name: "one", args: []string{"--dns.zone=peerdns.internal."}, want: []string{"peerdns.internal."}},
 		{name: "repeated and comma-separated", args: []string{"--dns.zone=a.", "--dns.zone", "b., 10.in-addr.arpa."},
 			want: []string{"a.", "b.", "10.in-addr.arpa."}},
 	} {
@@ -191,7 +236,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	var cfg config
 	if _, err := newFlags(&cfg).Parse([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
-		"--dns.lame-duck", "1s",
+		"--dns.lame-duck", "1s", "--dns.nsid", "replica-a",
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +257,7 @@ func TestAgainstAPIServer(t *testing.T) {
 
 	query := func() *dns.Msg {
 		m := new(dns.Msg)
-		m.SetQuestion("_web._tcp.nginx.default.svc.cluster.local.", dns.TypeSRV)
+		m.SetQuestion("_web._tcp.nginx.default.svc.peerdns.internal.", dns.TypeSRV) // the default zone
 		r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, dnsAddr)
 		if err != nil {
 			t.Fatal(err)
@@ -240,12 +285,31 @@ func TestAgainstAPIServer(t *testing.T) {
 	if r := query(); r.Rcode != dns.RcodeSuccess || len(r.Answer) != 2 || len(r.Extra) != 2 {
 		t.Fatalf("after sync: %v", r)
 	}
+	// Which replica answered: --dns.nsid, to a client that asks (dig +nsid).
+	m := new(dns.Msg)
+	m.SetQuestion("nginx.default.svc.cluster.local.", dns.TypeA)
+	m.SetEdns0(1232, false)
+	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}}
+	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, dnsAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nsid *dns.EDNS0_NSID
+	if o := r.IsEdns0(); o != nil && len(o.Option) == 1 {
+		nsid, _ = o.Option[0].(*dns.EDNS0_NSID)
+	}
+	if nsid == nil || nsid.Nsid != hex.EncodeToString([]byte("replica-a")) {
+		t.Errorf("NSID: %v, want replica-a", r.IsEdns0())
+	}
 	// What an operator's Prometheus sees: the exposition passes promtool's
-	// linter, and a real server scrapes the sync state and the answers.
+	// linter, and a real server scrapes the sync state and the answers,
+	// with CoreDNS's labels.
 	promcheck.Lint(t, "http://"+a.webServer.Addr().String()+"/metrics")
 	prom := promcheck.Start(t, a.webServer.Addr().String())
 	prom.WaitFor(t, "peerdns_kube_synced", 1, 30*time.Second)
 	prom.WaitFor(t, "peerdns_services", 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_responses_total{server="dns://127.0.0.1:0",zone="cluster.local.",rcode="NOERROR"}) > bool 0`, 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_requests_total{zone="cluster.local.",proto="udp",family="1",type="SRV"}) > bool 0`, 1, 30*time.Second)
 
 	stop()
 	// Lame duck: unready, still answering.

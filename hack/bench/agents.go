@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +17,8 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerdns/peerdns/internal/proc"
+	"github.com/peerdns/peerdns/internal/promcheck"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // The agents run on loopback, agent i on 127.0.0.<agentHostBase+i>, all on
@@ -126,10 +127,11 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 		return nil, err
 	}
 	defer dnsSrv.close()
-	port, err := freePort()
+	ports, err := testtools.FreePorts("127.0.0.1", 1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 
 	// 1. Names resolvable before the agents start.
 	dnsSrv.enabled.Store(true)
@@ -223,11 +225,11 @@ func (b *bench) agentsPhase(ctx context.Context) (*agentsResult, error) {
 // startAgents starts n agents of an expected set of n.
 func (b *bench) startAgents(n, port int, dnsAddr, tag string) ([]*agent, error) {
 	var agents []*agent
-	for i := range n {
-		web, err := freePort()
-		if err != nil {
-			return nil, err
-		}
+	webs, err := testtools.FreePorts("127.0.0.1", n)
+	if err != nil {
+		return nil, err
+	}
+	for i, web := range webs {
 		gossip := netip.AddrPortFrom(agentAddr(i), uint16(port)).String()
 		args := []string{
 			"--node.name=" + fmt.Sprintf("%s-%d", agentSet, i),
@@ -292,21 +294,12 @@ func waitAgents(ctx context.Context, agents []*agent, state string, want int, ti
 
 // membersGauge reads peeragent_members{state="<state>"} from /metrics.
 func membersGauge(ctx context.Context, client *http.Client, url, state string) (int, error) {
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	resp, err := client.Do(req)
+	m, err := promcheck.Scrape(ctx, client, url)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	prefix := `peeragent_members{state="` + state + `"} `
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), prefix); ok {
-			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			return int(f), err
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s", url, strings.TrimSpace(prefix))
+	v, err := m.Get(`peeragent_members{state="` + state + `"}`)
+	return int(v), err
 }
 
 func mbs(xs []int64) []int64 {

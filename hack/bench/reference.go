@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // The two reference points run as child processes of the bench (the bench
@@ -71,10 +73,11 @@ func (b *bench) startReference(ctx context.Context, kind, name string) (*dnsServ
 	if err != nil {
 		return nil, err
 	}
-	port, err := freePort()
+	ports, err := testtools.FreePorts("127.0.0.1", 1)
 	if err != nil {
 		return nil, err
 	}
+	port := ports[0]
 	s := &dnsServer{name: name, addr: loopback(port)}
 	s.proc, err = b.procs.start("reference-"+kind, self, []string{referenceCommand, "-kind", kind, "-addr", s.addr.String()}, filepath.Join(b.dir, "reference-"+kind+".log"))
 	if err != nil {

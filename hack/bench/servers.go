@@ -5,18 +5,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/miekg/dns"
 
 	"github.com/peerdns/peerdns/internal/proc"
+	"github.com/peerdns/peerdns/internal/promcheck"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // dnsServer is peerdns or CoreDNS running as a child process.
@@ -34,39 +34,17 @@ type dnsServer struct {
 
 const readyPoll = 5 * time.Millisecond
 
-// freePort returns a loopback port free for both UDP and TCP right now.
-func freePort() (int, error) {
-	for range 20 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			return 0, err
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		t, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-		u.Close()
-		if err != nil {
-			continue
-		}
-		t.Close()
-		return port, nil
-	}
-	return 0, fmt.Errorf("no loopback port free for both UDP and TCP")
-}
-
 func loopback(port int) netip.AddrPort {
 	return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), uint16(port))
 }
 
 // startPeerdns runs bin/peerdns against the kubeconfig; tag names its log.
 func (b *bench) startPeerdns(kubeconfig, tag string) (*dnsServer, error) {
-	dnsPort, err := freePort()
+	ports, err := testtools.FreePorts("127.0.0.1", 2)
 	if err != nil {
 		return nil, err
 	}
-	webPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	dnsPort, webPort := ports[0], ports[1]
 	s := &dnsServer{
 		name:    "peerdns",
 		addr:    loopback(dnsPort),
@@ -92,14 +70,11 @@ func (b *bench) startPeerdns(kubeconfig, tag string) (*dnsServer, error) {
 // startCoreDNS runs CoreDNS with the kubernetes plugin against the
 // kubeconfig, without a cache, and the ready plugin for readiness.
 func (b *bench) startCoreDNS(kubeconfig, tag string) (*dnsServer, error) {
-	dnsPort, err := freePort()
+	ports, err := testtools.FreePorts("127.0.0.1", 2)
 	if err != nil {
 		return nil, err
 	}
-	readyPort, err := freePort()
-	if err != nil {
-		return nil, err
-	}
+	dnsPort, readyPort := ports[0], ports[1]
 	s := &dnsServer{
 		name:  "CoreDNS",
 		addr:  loopback(dnsPort),
@@ -174,26 +149,15 @@ func (s *dnsServer) waitReady(ctx context.Context, timeout time.Duration, name s
 	}
 }
 
-// metric reads one unlabelled sample from the server's /metrics.
-func (s *dnsServer) metric(ctx context.Context, name string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.metrics, nil)
-	if err != nil {
-		return 0, err
-	}
+// metric reads one sample from the server's /metrics.
+func (s *dnsServer) metric(ctx context.Context, series string) (float64, error) {
 	client := &http.Client{Timeout: 5 * time.Second}
 	defer client.CloseIdleConnections()
-	resp, err := client.Do(req)
+	m, err := promcheck.Scrape(ctx, client, s.metrics)
 	if err != nil {
 		return 0, err
 	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			return strconv.ParseFloat(strings.TrimSpace(v), 64)
-		}
-	}
-	return 0, fmt.Errorf("%s: no %s", s.metrics, name)
+	return m.Get(series)
 }
 
 // stop ends the server (peerdns's lame duck is off).

@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // kwokDemo is the demo without a node: a control plane whose fake node
@@ -105,34 +106,26 @@ func kwokDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator,
 	if err := cp.WriteKubeconfig(saConfig, kubeconfig); err != nil {
 		return err
 	}
-	dnsPort, err := freeDNSPort()
+	ports, err := testtools.FreePorts("127.0.0.1", 2) // DNS (UDP and TCP), web
 	if err != nil {
 		return err
 	}
-	webPort, err := freePort()
-	if err != nil {
-		return err
-	}
+	dnsPort, webPort := ports[0], ports[1]
 	dnsAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(dnsPort))
 	webAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(webPort))
 	// Unattended, peerdns's log would interleave with the story: it goes to
 	// a file in the directory. With --hold, to the terminal, to watch.
-	logOut := stderr
-	if !cfg.hold {
-		f, err := os.Create(filepath.Join(dir, "peerdns.log"))
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		logOut = f
+	logPath := filepath.Join(dir, "peerdns.log")
+	if cfg.hold {
+		logPath = ""
 	}
-	p, err := startPeerdns(peerdnsPath, kubeconfig, dnsAddr, webAddr, logOut)
+	p, err := startPeerdns(peerdnsPath, kubeconfig, dnsAddr, webAddr, logPath, stderr)
 	if err != nil {
 		return err
 	}
 	defer func() {
 		// --dns.lame-duck=0s: it stops at once.
-		if stopErr := p.stop(30 * time.Second); stopErr != nil {
+		if stopErr := p.Stop(30 * time.Second); stopErr != nil {
 			err = errors.Join(err, stopErr)
 		}
 	}()
@@ -145,7 +138,7 @@ func kwokDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator,
 		return err
 	}
 	n.say("SRV lists every ready pod of the service with its port, in ordinal order; each pod has its own A record.")
-	srv := "nginx.default.svc.cluster.local"
+	srv := "nginx.default.svc.peerdns.internal" // the default zone
 	answer, err := query(ctx, dnsAddr, srv, dns.TypeSRV)
 	if err != nil {
 		return fmt.Errorf("peerdns is up but did not answer SRV %s: %w", srv, err)
@@ -185,8 +178,8 @@ Ctrl-C stops everything.
 	case <-ctx.Done():
 		fmt.Fprintln(n.out, "\nInterrupted.")
 		return nil
-	case <-p.done:
-		return fmt.Errorf("peerdns exited: %v", p.waitErr) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
+	case <-p.Done():
+		return fmt.Errorf("peerdns exited: %v", p.Err()) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 	}
 }
 

@@ -109,35 +109,30 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// wait polls check every quarter second until it reports done, ctx ends or
-// limit passes. Every 5 s of waiting it prints what it waits for and
-// check's latest status, so a person sees progress; on timeout the error
-// carries that status.
-func (n *narrator) wait(ctx context.Context, what string, limit time.Duration, check func() (status string, done bool, err error)) error {
+// wait polls check every quarter second until it returns nil, ctx ends or
+// limit passes, as testtools.Eventually does for the tests. Every 5 s of
+// waiting it prints what it waits for and check's latest error, so a
+// person sees progress; on timeout the error carries it.
+func (n *narrator) wait(ctx context.Context, what string, limit time.Duration, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	start := time.Now()
 	lastPrint := start
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
-	var status string
 	for {
-		s, done, err := check()
-		if err != nil {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if done {
+		last := check(ctx)
+		if last == nil {
 			return nil
 		}
-		status = s
 		if time.Since(lastPrint) >= 5*time.Second {
-			n.note("waiting %s for %s: %s", time.Since(start).Round(time.Second), what, status)
+			n.note("waiting %s for %s: %v", time.Since(start).Round(time.Second), what, last)
 			lastPrint = time.Now()
 		}
 		select {
 		case <-ctx.Done():
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-				return fmt.Errorf("%s: not within %v; last seen: %s", what, limit, status)
+				return fmt.Errorf("%s: not within %v; last seen: %w", what, limit, last)
 			}
 			return ctx.Err()
 		case <-tick.C:

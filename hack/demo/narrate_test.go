@@ -85,12 +85,6 @@ func TestWrap(t *testing.T) {
 	}
 }
 
-func TestOrdinalLess(t *testing.T) {
-	if !ordinalLess("web-2", "web-10") || ordinalLess("web-10", "web-2") || !ordinalLess("web-0", "web-1") {
-		t.Error("ordinalLess does not order web-2 before web-10 and web-0 before web-1")
-	}
-}
-
 // newPipe returns an os.Pipe closed when the test ends.
 func newPipe(t *testing.T) (*os.File, *os.File) {
 	t.Helper()

@@ -42,6 +42,8 @@ type nodeScenario struct {
 	bin    string   // ToolsBin: kubectl and helm
 	charts string   // copies of the charts the demo installs
 	pods   *podWatch
+	// seed's checks, the ones test/node waits on.
+	*seed.Cluster
 }
 
 // nodeDemo tells the seed's story on a real node. Once the node has
@@ -130,8 +132,8 @@ func (s *nodeScenario) setUp() error {
 	if s.client, err = kubernetes.NewForConfig(s.cp.AdminConfig()); err != nil {
 		return err
 	}
-	s.pods = &podWatch{client: s.client, namespace: seed.Namespace, selector: "app=nginx", n: s.n,
-		readyAt: map[string]time.Time{}, containers: map[string]bool{}}
+	s.Cluster = &seed.Cluster{CP: s.cp, Client: s.client, Dig: "dig"}
+	s.pods = &podWatch{cluster: s.Cluster, n: s.n, containers: map[string]bool{}}
 	s.charts = filepath.Join(dir, "charts")
 	return seed.CopyCharts(s.charts)
 }
@@ -182,6 +184,26 @@ func (s *nodeScenario) loadImages(ctx context.Context) error {
 	return nil
 }
 
+// await waits, narrating, until check passes: the pods' changes as they
+// happen, and every 5 s what check last saw.
+func (s *nodeScenario) await(ctx context.Context, what string, limit time.Duration, check seed.Check) error {
+	return s.n.wait(ctx, what, limit, func(ctx context.Context) error {
+		if err := s.pods.poll(ctx); err != nil {
+			return err
+		}
+		return check(ctx)
+	})
+}
+
+// inOrder stops log and tells whether the pods came and went in order.
+func (s *nodeScenario) inOrder(log *seed.PodLog, before, after int) error {
+	if err := errors.Join(log.Stop(), log.InOrder(before, after)); err != nil {
+		return err
+	}
+	s.n.note("in order: each pod was created only after the one below it was Ready, and removed only after the one above it was gone (from a watch of the pods)")
+	return nil
+}
+
 func (s *nodeScenario) installPeerDNS(ctx context.Context) error {
 	s.n.say("peerdns goes in its own namespace, behind a Service with the fixed cluster IP %s that the cluster "+
 		"DNS's stub zone forwards to. One replica is enough here (the chart's default is 2). The charts are "+
@@ -190,21 +212,10 @@ func (s *nodeScenario) installPeerDNS(ctx context.Context) error {
 	if _, err := s.helm(ctx, seed.InstallPeerDNS("./peerdns", imageTag)...); err != nil {
 		return err
 	}
-	err := s.n.wait(ctx, "peerdns Ready", 90*time.Second, func() (string, bool, error) {
-		list, err := s.client.CoreV1().Pods(seed.PeerDNSNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/name=peerdns"})
-		if err != nil {
-			return "", false, err
-		}
-		if len(list.Items) != 1 {
-			return fmt.Sprintf("%d pods", len(list.Items)), false, nil
-		}
-		p := list.Items[0]
-		return podStatus(p), isReady(p), nil
-	})
-	if err != nil {
+	if err := s.await(ctx, "peerdns Ready", 90*time.Second, s.PodsReady(seed.PeerDNSNamespace, seed.PeerDNSSelector, 1)); err != nil {
 		return err
 	}
-	_, err = s.kubectl(ctx, "--namespace", seed.PeerDNSNamespace, "get", "pods,services", "-o", "wide")
+	_, err := s.kubectl(ctx, "--namespace", seed.PeerDNSNamespace, "get", "pods,services", "-o", "wide")
 	return err
 }
 
@@ -214,23 +225,30 @@ func (s *nodeScenario) installSeed(ctx context.Context) error {
 		"small web server standing in for nginx and peeragent as a native sidecar, from the peeragent chart's " +
 		"template; the agents find each other through the peer view and gossip. The lines in brackets are the " +
 		"demo watching the pods (seconds since it started).")
-	if _, err := s.helm(ctx, "install", "seed", "./seed", "--namespace", seed.Namespace, "--set", "peeragent.image.tag="+imageTag); err != nil {
+	log, err := s.WatchPods(ctx)
+	if err != nil {
 		return err
 	}
-	if _, err := s.waitRollout(ctx, 3, 3*time.Minute); err != nil {
+	defer log.Stop() //nolint:errcheck // inOrder reports it; this one is for the early returns
+	if _, err := s.helm(ctx, seed.InstallSeed("./seed", imageTag)...); err != nil {
 		return err
 	}
-	if err := s.pods.checkOrdered(ctx, 3); err != nil {
+	if err := s.await(ctx, "StatefulSet web: 3 pods Ready", 3*time.Minute, s.Rollout(3, 0)); err != nil {
 		return err
 	}
-	s.n.note("in order: each pod was created no earlier than the one before it was Ready (API timestamps, to the second)")
-	_, err := s.kubectl(ctx, "get", "pods", "-o", "wide")
+	if err := s.inOrder(log, 0, 3); err != nil {
+		return err
+	}
+	_, err = s.kubectl(ctx, "get", "pods", "-o", "wide")
 	return err
 }
 
 func (s *nodeScenario) digFromPod(ctx context.Context) error {
-	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
+	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.PodName(0), metav1.GetOptions{})
 	if err != nil {
+		return err
+	}
+	if err := s.await(ctx, "the cluster DNS to answer SRV "+seed.SvcName, 30*time.Second, s.ServiceSRV(3)); err != nil {
 		return err
 	}
 	s.n.say("web-0's image holds nothing but its web server, so the demo runs this machine's dig in web-0's "+
@@ -245,8 +263,11 @@ func (s *nodeScenario) digFromPod(ctx context.Context) error {
 	if _, err := s.digIn(ctx, pod, "+noall", "+answer", "+additional", "SRV", "_web._tcp."+seed.SvcName); err != nil {
 		return err
 	}
-	for _, name := range []string{"web-0", "web-1", "web-2"} {
-		if _, err := s.digIn(ctx, pod, "+short", "A", name+"."+seed.SvcName); err != nil {
+	if err := s.await(ctx, "each pod's A record to answer its address", 30*time.Second, s.PodAddresses); err != nil {
+		return err
+	}
+	for i := range 3 {
+		if _, err := s.digIn(ctx, pod, "+short", "A", seed.PodName(i)+"."+seed.SvcName); err != nil {
 			return err
 		}
 	}
@@ -254,7 +275,7 @@ func (s *nodeScenario) digFromPod(ctx context.Context) error {
 }
 
 func (s *nodeScenario) peerView(ctx context.Context) error {
-	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
+	pod, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.PodName(0), metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
@@ -271,7 +292,10 @@ func (s *nodeScenario) quorum(ctx context.Context) error {
 		"--cluster.expected) that answer its own probes; quorum is ⌊N/2⌋+1 of them. They publish it " +
 		"on port agent-web (9470), which the peeragent chart's PodMonitor (podMonitor.enabled) has Prometheus scrape; here curl reads it, " +
 		"this machine reaching the pods through the node.")
-	pods, err := s.waitQuorum(ctx, 3)
+	if err := s.await(ctx, "every agent to count 3 of 3 alive, with quorum", 2*time.Minute, s.Quorum(3, 3)); err != nil {
+		return err
+	}
+	pods, err := s.Pods(ctx)
 	if err != nil {
 		return err
 	}
@@ -303,199 +327,102 @@ func (s *nodeScenario) scale(ctx context.Context) error {
 	s.pods.onUnready = s.compareViews
 	defer func() { s.pods.onUnready = nil }()
 	for _, replicas := range []int{5, 2} {
-		if _, err := s.helm(ctx, "upgrade", "seed", "./seed", "--namespace", seed.Namespace, "--reuse-values",
-			"--set", "replicas="+strconv.Itoa(replicas)); err != nil {
+		pods, err := s.Pods(ctx)
+		if err != nil {
 			return err
 		}
-		pods, err := s.waitRollout(ctx, replicas, 5*time.Minute)
+		log, err := s.WatchPods(ctx)
 		if err != nil {
+			return err
+		}
+		defer log.Stop() //nolint:errcheck // inOrder reports it; this one is for the early returns
+		if _, err := s.helm(ctx, seed.UpgradeSeed("./seed", "replicas="+strconv.Itoa(replicas))...); err != nil {
+			return err
+		}
+		if err := s.await(ctx, fmt.Sprintf("StatefulSet web: %d pods Ready at its new revision", replicas), 5*time.Minute, s.Rollout(replicas, 0)); err != nil {
+			return err
+		}
+		if err := s.inOrder(log, len(pods), replicas); err != nil {
 			return err
 		}
 		if _, err := s.kubectl(ctx, "get", "pods", "-o", "wide"); err != nil {
 			return err
 		}
-		if err := s.waitSRV(ctx, pods, replicas); err != nil {
+		if err := s.await(ctx, fmt.Sprintf("SRV to list %d pods", replicas), 30*time.Second, s.WebSRV(replicas)); err != nil {
 			return err
 		}
-		if pods, err = s.waitQuorum(ctx, replicas); err != nil {
+		web0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.PodName(0), metav1.GetOptions{})
+		if err != nil {
 			return err
 		}
-		if err := s.showQuorum(ctx, pods[:1]); err != nil {
+		if _, err := s.digIn(ctx, web0, "+short", "SRV", "_web._tcp."+seed.SvcName); err != nil {
+			return err
+		}
+		if err := s.await(ctx, fmt.Sprintf("every agent to count %d of %d alive, with quorum", replicas, replicas), 2*time.Minute, s.Quorum(replicas, replicas)); err != nil {
+			return err
+		}
+		if err := s.showQuorum(ctx, []corev1.Pod{*web0}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// compareViews asks the ready view and the peer view for the pods of port
-// web while unready is not ready yet, once: the peer view should list it,
-// the ready view not.
-func (s *nodeScenario) compareViews(ctx context.Context, unready corev1.Pod, from *corev1.Pod) {
-	s.n.note("%s is not Ready yet; asking both views from %s:", unready.Name, from.Name)
-	svc, err1 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.SvcName)
-	peers, err2 := s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.PeersName)
-	if err := errors.Join(err1, err2); err != nil {
-		s.n.note("dig failed: %v", err)
+// compareViews asks the ready view and the peer view about unready, a
+// pod not Ready yet, once: the peer view should list it, the ready view
+// not.
+func (s *nodeScenario) compareViews(ctx context.Context, unready corev1.Pod) {
+	s.pods.onUnready = nil
+	s.n.note("%s is not Ready yet; asking both views:", unready.Name)
+	if err := s.PeerViewOnly(unready.Name)(ctx); err != nil {
+		s.n.note("%v (it may have become Ready meanwhile)", err)
 		return
 	}
-	inPeers := strings.Contains(peers, unready.Name+".")
-	inSvc := strings.Contains(svc, unready.Name+".")
-	switch {
-	case inPeers && !inSvc:
-		s.n.note("%s is in the peer view and not in the ready view", unready.Name)
-	default:
-		s.n.note("%s: in the peer view %v, in the ready view %v (it may have become Ready meanwhile)", unready.Name, inPeers, inSvc)
-	}
-	s.pods.onUnready = nil
-}
-
-// waitSRV waits until the ready view's SRV for port web lists exactly the
-// pods, then shows it.
-func (s *nodeScenario) waitSRV(ctx context.Context, pods []corev1.Pod, replicas int) error {
-	from := &pods[0]
-	var last string
-	err := s.n.wait(ctx, fmt.Sprintf("SRV to list %d pods", replicas), 30*time.Second, func() (string, bool, error) {
-		cmd, err := s.cp.PodNetworkCommand(ctx, from, "dig", "@"+controlplane.ClusterDNSIP, "+short", "SRV", "_web._tcp."+seed.SvcName)
-		if err != nil {
-			return "", false, err
-		}
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			return fmt.Sprintf("dig: %v: %s", err, out), false, nil
-		}
-		last = strings.TrimSpace(string(out))
-		got := len(strings.Fields(last)) / 4
-		return fmt.Sprintf("%d records: %q", got, last), got == replicas, nil
-	})
-	if err != nil {
-		return err
-	}
-	_, err = s.digIn(ctx, from, "+short", "SRV", "_web._tcp."+seed.SvcName)
-	return err
+	s.n.note("%s is in the peer view and not in the ready view", unready.Name)
 }
 
 func (s *nodeScenario) deletePod(ctx context.Context) error {
 	s.n.say("A StatefulSet pod keeps its name, not its address. Deleting web-1 makes its agent leave; web-0 then " +
 		"counts 1 of the 2 it expects and loses quorum until the StatefulSet recreates web-1 (same name, perhaps a new " +
 		"address) and the agents readmit it. The demo follows web-0's view while this happens.")
-	old, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-1", metav1.GetOptions{})
+	web1 := seed.PodName(1)
+	old, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, web1, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	if _, err := s.kubectl(ctx, "delete", "pod", "web-1"); err != nil {
+	if _, err := s.kubectl(ctx, "delete", "pod", web1); err != nil {
 		return err
 	}
-	web0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, "web-0", metav1.GetOptions{})
+	web0, err := s.client.CoreV1().Pods(seed.Namespace).Get(ctx, seed.PodName(0), metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	quorum := ""
-	err = s.n.wait(ctx, "web-1 back and readmitted", 3*time.Minute, func() (string, bool, error) {
-		pods, err := s.pods.poll(ctx)
-		if err != nil {
-			return "", false, err
-		}
-		m, err := seed.Scrape(ctx, web0.Status.PodIP)
-		if err != nil {
-			return fmt.Sprintf("web-0's metrics: %v", err), false, nil
-		}
-		q := fmt.Sprintf("web-0: %v of %v members alive, has_quorum %v",
-			m[`peeragent_members{state="alive"}`], m["peeragent_expected_members"], m["peeragent_has_quorum"])
-		if q != quorum {
-			s.n.note("%s", q)
-			quorum = q
-		}
-		var back *corev1.Pod
-		for i := range pods {
-			if pods[i].Name == "web-1" && pods[i].UID != old.UID {
-				back = &pods[i]
+	view := ""
+	follow := func(ctx context.Context) error {
+		if m, err := seed.Scrape(ctx, web0.Status.PodIP); err == nil {
+			v := fmt.Sprintf("web-0: %v of %v members alive, has_quorum %v",
+				m[`peeragent_members{state="alive"}`], m["peeragent_expected_members"], m["peeragent_has_quorum"])
+			if v != view {
+				s.n.note("%s", v)
+				view = v
 			}
 		}
-		switch {
-		case back == nil:
-			return "web-1 not recreated yet", false, nil
-		case !isReady(*back):
-			return "web-1 recreated, " + podStatus(*back), false, nil
-		case m[`peeragent_members{state="alive"}`] != 2 || m["peeragent_has_quorum"] != 1:
-			return "web-1 Ready; " + q, false, nil
-		}
-		return "", true, nil
-	})
-	if err != nil {
+		return errors.Join(s.Recreated(web1, old.UID)(ctx), s.Quorum(2, 2)(ctx))
+	}
+	if err := s.await(ctx, "web-1 back and readmitted", 3*time.Minute, follow); err != nil {
 		return err
 	}
 	if _, err := s.kubectl(ctx, "get", "pods", "-o", "wide"); err != nil {
 		return err
 	}
-	if _, err := s.digIn(ctx, web0, "+short", "A", "web-1."+seed.SvcName); err != nil {
+	if err := s.await(ctx, "web-1's A record to answer its address", 30*time.Second, s.PodAddresses); err != nil {
+		return err
+	}
+	if _, err := s.digIn(ctx, web0, "+short", "A", web1+"."+seed.SvcName); err != nil {
 		return err
 	}
 	_, err = s.shell(ctx, "curl -s http://"+web0.Status.PodIP+":"+seed.AgentPort+"/members")
 	return err
-}
-
-// waitQuorum waits until every seed pod's agent reports all replicas
-// alive out of replicas expected, with quorum, and returns the pods.
-func (s *nodeScenario) waitQuorum(ctx context.Context, replicas int) ([]corev1.Pod, error) {
-	var pods []corev1.Pod
-	want := map[string]float64{
-		`peeragent_members{state="alive"}`: float64(replicas),
-		"peeragent_expected_members":       float64(replicas),
-		"peeragent_has_quorum":             1,
-	}
-	err := s.n.wait(ctx, fmt.Sprintf("every agent to count %d of %d alive, with quorum", replicas, replicas), 2*time.Minute, func() (string, bool, error) {
-		var err error
-		if pods, err = s.pods.poll(ctx); err != nil {
-			return "", false, err
-		}
-		if len(pods) != replicas {
-			return fmt.Sprintf("%d pods", len(pods)), false, nil
-		}
-		for _, p := range pods {
-			m, err := seed.Scrape(ctx, p.Status.PodIP)
-			if err != nil {
-				return fmt.Sprintf("%s: %v", p.Name, err), false, nil
-			}
-			for k, v := range want {
-				if m[k] != v {
-					return fmt.Sprintf("%s: %s = %v", p.Name, k, m[k]), false, nil
-				}
-			}
-		}
-		return "", true, nil
-	})
-	return pods, err
-}
-
-// waitRollout waits until StatefulSet web has replicas pods, all Ready and
-// at its update revision, printing what happens to the pods meanwhile.
-func (s *nodeScenario) waitRollout(ctx context.Context, replicas int, limit time.Duration) ([]corev1.Pod, error) {
-	var pods []corev1.Pod
-	err := s.n.wait(ctx, fmt.Sprintf("StatefulSet web: %d pods Ready at its new revision", replicas), limit, func() (string, bool, error) {
-		var err error
-		if pods, err = s.pods.poll(ctx); err != nil {
-			return "", false, err
-		}
-		sts, err := s.client.AppsV1().StatefulSets(seed.Namespace).Get(ctx, "web", metav1.GetOptions{})
-		if err != nil {
-			return "", false, err
-		}
-		st := sts.Status
-		status := fmt.Sprintf("%d pods, %d ready, %d updated", len(pods), st.ReadyReplicas, st.UpdatedReplicas)
-		for _, p := range pods {
-			if !isReady(p) {
-				status += "; " + p.Name + " " + podStatus(p)
-			}
-		}
-		r := int32(replicas)
-		done := st.ObservedGeneration >= sts.Generation && st.Replicas == r && st.ReadyReplicas == r &&
-			st.UpdatedReplicas == r && st.CurrentRevision == st.UpdateRevision && len(pods) == replicas
-		for _, p := range pods {
-			done = done && isReady(p)
-		}
-		return status, done, nil
-	})
-	return pods, err
 }
 
 // stop stops the control plane and checks that nothing of the node is

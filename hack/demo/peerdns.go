@@ -5,43 +5,40 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
-	"syscall"
 	"time"
+
+	"github.com/peerdns/peerdns/internal/proc"
 )
 
 // peerdns is the bin/peerdns child process.
 type peerdns struct {
-	cmd     *exec.Cmd
-	done    chan struct{} // closed when it has exited
-	waitErr error         // valid after done
-	webURL  string
+	*proc.Process
+	webURL string
 }
 
 // startPeerdns runs path against kubeconfig, answering DNS on dnsAddr and
-// serving telemetry on webAddr; its output goes to out.
-func startPeerdns(path, kubeconfig, dnsAddr, webAddr string, out io.Writer) (*peerdns, error) {
-	cmd := exec.Command(path,
-		"--kubeconfig="+kubeconfig,
-		"--dns.listen-address="+dnsAddr,
-		"--web.listen-address="+webAddr,
+// serving telemetry on webAddr; its output goes to logPath, or to out when
+// logPath is empty.
+func startPeerdns(path, kubeconfig, dnsAddr, webAddr, logPath string, out io.Writer) (*peerdns, error) {
+	args := []string{
+		"--kubeconfig=" + kubeconfig,
+		"--dns.listen-address=" + dnsAddr,
+		"--web.listen-address=" + webAddr,
 		// Nothing balances traffic away from a demo: stop at once on Ctrl-C.
 		"--dns.lame-duck=0s",
-	)
-	cmd.Stdout = out
-	cmd.Stderr = out
-	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", path, err)
 	}
-	p := &peerdns{cmd: cmd, done: make(chan struct{}), webURL: "http://" + webAddr}
-	go func() {
-		p.waitErr = cmd.Wait()
-		close(p.done)
-	}()
-	return p, nil
+	var p *proc.Process
+	var err error
+	if logPath != "" {
+		p, err = proc.Start("peerdns", path, args, logPath)
+	} else {
+		p, err = proc.StartTo("peerdns", path, args, out)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &peerdns{Process: p, webURL: "http://" + webAddr}, nil
 }
 
 // waitReady polls /readyz, which peerdns passes once its informers have
@@ -68,56 +65,11 @@ func (p *peerdns) waitReady(ctx context.Context) error {
 		}
 		last = err
 		select {
-		case <-p.done:
-			return fmt.Errorf("peerdns exited before it was ready: %v", p.waitErr) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
+		case <-p.Done():
+			return fmt.Errorf("peerdns exited before it was ready: %v", p.Err()) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 		case <-ctx.Done():
 			return fmt.Errorf("peerdns not ready: %w", errors.Join(last, ctx.Err()))
 		case <-tick.C:
 		}
 	}
-}
-
-// stop sends SIGTERM to peerdns's process group, waits for the lame-duck
-// period to pass, and kills the group if it is still there after grace.
-func (p *peerdns) stop(grace time.Duration) error {
-	pgid := p.cmd.Process.Pid
-	_ = syscall.Kill(-pgid, syscall.SIGTERM)
-	select {
-	case <-p.done:
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // anything it forked
-		return nil
-	case <-time.After(grace):
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-	<-p.done
-	return fmt.Errorf("peerdns did not stop within %v of SIGTERM; killed", grace)
-}
-
-// freeDNSPort returns a loopback port free for both UDP and TCP, since
-// peerdns answers on both.
-func freeDNSPort() (int, error) {
-	for range 20 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return 0, fmt.Errorf("pick a DNS port: %w", err)
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port, nil
-		}
-	}
-	return 0, errors.New("pick a DNS port: no port free for both UDP and TCP")
-}
-
-// freePort returns a loopback TCP port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("pick a port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/peerdns/peerdns/internal/proc"
+	"github.com/peerdns/peerdns/internal/testtools"
 )
 
 // Options configures Start. The zero value is a working configuration.
@@ -56,7 +57,7 @@ type Options struct {
 	// cgroup.
 	Node bool
 	// StubZones are forwarded by the cluster DNS (with Node): zone (such
-	// as "peers.internal.") to the address of its server ("10.96.0.53",
+	// as "peerdns.internal.") to the address of its server ("10.96.0.53",
 	// or "ip:port"), typically a Service's fixed cluster IP.
 	StubZones map[string]string
 }
@@ -168,7 +169,7 @@ func Start(ctx context.Context, opts Options) (_ *ControlPlane, err error) {
 
 // boot picks ports, writes the admin kubeconfig and starts the processes.
 func (cp *ControlPlane) boot(ctx context.Context, controllers, node bool) error {
-	ports, err := freePorts(4)
+	ports, err := testtools.FreePorts("127.0.0.1", 4)
 	if err != nil {
 		return err
 	}

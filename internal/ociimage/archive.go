@@ -18,6 +18,8 @@ import (
 // oci-archive format of podman, skopeo and `ctr images import`): entries
 // sorted by path, owned by root, mode 0644/0755, all dated modTime, so the
 // same layout gives the same bytes.
+// go-containerregistry writes the layout (package layout) but has no
+// writer for this tar of it.
 func WriteOCIArchive(path, dir string, modTime time.Time) error {
 	f, err := os.Create(path)
 	if err != nil {
@@ -73,6 +75,11 @@ type dockerManifestEntry struct {
 // archive at path, loadable by `podman load`, `docker load` and `ctr images
 // import`. Entries come in the order given, images first seen first, so the
 // same images give the same bytes. Refs must be tags (name:tag).
+//
+// Workaround: go-containerregistry's tarball.MultiRefWrite writes the same
+// format, but orders the entries of several images by iterating a map (in
+// v0.22.1, 20 writes of the same three images gave three different
+// archives), so the archive is written here.
 func WriteDockerArchive(path string, images ...Tagged) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)

@@ -27,7 +27,8 @@ type File struct {
 
 // layerTar writes files as an uncompressed tar: parent directories first,
 // entries sorted by path, names relative ("usr/bin/x"), every time field
-// modTime, no user or group names.
+// modTime, no user or group names. go-containerregistry's nearest, crane.Layer,
+// writes mode 0 (no executable), no directories and no time or owner.
 func layerTar(files []File, modTime time.Time) ([]byte, error) {
 	byPath := make(map[string]File, len(files))
 	dirs := map[string]bool{}

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -253,6 +254,32 @@ func TestDockerArchive(t *testing.T) {
 	want := []struct{ RepoTags []string }{{[]string{"example.com/prog:v0.1.0"}}, {[]string{"example.com/prog:latest"}}}
 	if diff := cmp.Diff(want, manifest); diff != "" {
 		t.Errorf("manifest.json (-want +got):\n%s", diff)
+	}
+}
+
+// Several different images, as hack/image writes one archive of peerdns
+// and peeragent a platform, still give the same bytes every time: the
+// entries follow the order given, not a map's.
+func TestDockerArchiveOfSeveralImagesIsReproducible(t *testing.T) {
+	dir := t.TempDir()
+	var images []ociimage.Tagged
+	for _, name := range []string{"a", "b", "c"} {
+		c := testConfig("amd64")
+		c.Layers = append(c.Layers, []ociimage.File{{Path: "/" + name, Data: []byte(name)}})
+		images = append(images, ociimage.Tagged{Ref: "example.com/" + name + ":v1", Image: mustBuild(t, c)})
+	}
+	first := filepath.Join(dir, "first.tar")
+	if err := ociimage.WriteDockerArchive(first, images...); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		again := filepath.Join(dir, fmt.Sprintf("again-%d.tar", i))
+		if err := ociimage.WriteDockerArchive(again, images...); err != nil {
+			t.Fatal(err)
+		}
+		if !sameFile(t, first, again) {
+			t.Fatalf("write %d of the same three images differs from the first", i+2)
+		}
 	}
 }
 

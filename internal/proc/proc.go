@@ -21,7 +21,7 @@ import (
 // Process is one child program with its output in a log file.
 type Process struct {
 	Name    string
-	LogPath string
+	LogPath string // empty after StartTo
 	Started time.Time
 
 	cmd      *exec.Cmd
@@ -38,23 +38,50 @@ type Process struct {
 // the caller's environment minus what would point a client elsewhere than
 // its flags say: KUBECONFIG and proxies.
 func Start(name, path string, args []string, logPath string) (*Process, error) {
+	return StartCommand(name, exec.Command(path, args...), logPath)
+}
+
+// StartCommand is Start for a command the caller has prepared (ip netns
+// exec, a PID namespace of its own): its SysProcAttr is kept, with the
+// process group and the parent-death signal added; a nil Env becomes
+// Start's environment.
+func StartCommand(name string, cmd *exec.Cmd, logPath string) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	cmd := exec.Command(path, args...)
-	cmd.Stdout = logFile
-	cmd.Stderr = logFile
-	cmd.SysProcAttr = sysProcAttr()
-	cmd.Env = childEnv()
-	if err := cmd.Start(); err != nil {
+	p, err := start(name, cmd, logFile)
+	if err != nil {
 		logFile.Close()
+		return nil, err
+	}
+	p.LogPath = logPath
+	go func() {
+		<-p.done
+		logFile.Close()
+	}()
+	return p, nil
+}
+
+// StartTo is Start with stdout and stderr going to out, for a person to
+// watch; Tail then has nothing to return.
+func StartTo(name, path string, args []string, out io.Writer) (*Process, error) {
+	return start(name, exec.Command(path, args...), out)
+}
+
+func start(name string, cmd *exec.Cmd, out io.Writer) (*Process, error) {
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = sysProcAttr(cmd.SysProcAttr)
+	if cmd.Env == nil {
+		cmd.Env = childEnv()
+	}
+	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &Process{Name: name, LogPath: logPath, Started: time.Now(), cmd: cmd, done: make(chan struct{})}
+	p := &Process{Name: name, Started: time.Now(), cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.waitErr = cmd.Wait()
-		logFile.Close()
 		close(p.done)
 	}()
 	return p, nil
@@ -91,6 +118,20 @@ func (p *Process) Exited() bool {
 
 // Err is how the process ended; valid once Done is closed.
 func (p *Process) Err() error { return p.waitErr }
+
+// ExitCode is the process's exit code, -1 when a signal ended it; valid
+// once Done is closed.
+func (p *Process) ExitCode() int { return p.cmd.ProcessState.ExitCode() }
+
+// Signal sends sig to the process group, as a kubelet or an OOM kill
+// would end it; from then on Stopping reports true.
+func (p *Process) Signal(sig syscall.Signal) error {
+	p.stopping.Store(true)
+	if err := syscall.Kill(-p.Pid(), sig); err != nil {
+		return fmt.Errorf("signal %s: %w", p.Name, err)
+	}
+	return nil
+}
 
 // Stopping reports whether Stop or Kill was called, so an exit is expected.
 func (p *Process) Stopping() bool { return p.stopping.Load() }
@@ -146,6 +187,9 @@ func GroupAlive(pgid int) bool {
 
 // Tail returns the last n lines of the process's log.
 func (p *Process) Tail(n int) string {
+	if p.LogPath == "" {
+		return ""
+	}
 	f, err := os.Open(p.LogPath)
 	if err != nil {
 		return err.Error()

@@ -6,7 +6,12 @@ import "syscall"
 // all of it) and has the kernel SIGKILL it when the thread that started it
 // dies, so nothing survives a crashed or killed test binary. Go never ends
 // the threads it runs goroutines on, unless a goroutine exits while locked
-// to one, which this package does not do.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+// to one, which this package does not do. What base sets otherwise is kept.
+func sysProcAttr(base *syscall.SysProcAttr) *syscall.SysProcAttr {
+	attr := syscall.SysProcAttr{}
+	if base != nil {
+		attr = *base
+	}
+	attr.Setpgid, attr.Pdeathsig = true, syscall.SIGKILL
+	return &attr
 }

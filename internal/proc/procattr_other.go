@@ -6,6 +6,12 @@ import "syscall"
 
 // sysProcAttr puts a child in its own process group. Without Linux's
 // parent-death signal, children of a crashed test binary may survive it.
-func sysProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: true}
+// What base sets otherwise is kept.
+func sysProcAttr(base *syscall.SysProcAttr) *syscall.SysProcAttr {
+	attr := syscall.SysProcAttr{}
+	if base != nil {
+		attr = *base
+	}
+	attr.Setpgid = true
+	return &attr
 }

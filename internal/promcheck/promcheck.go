@@ -1,10 +1,10 @@
-// Package promcheck checks metrics endpoints with the real Prometheus
-// tools, for tests: promtool's linter, and a Prometheus server that scrapes
-// them and answers queries.
+// Package promcheck reads and checks metrics endpoints with the real
+// Prometheus tools: Scrape parses one with the Prometheus text parser (for
+// tests, the demo and the benchmarks); for tests, promtool's linter and a
+// Prometheus server that scrapes them and answers queries.
 package promcheck
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peerdns/peerdns/internal/proc"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -58,27 +59,21 @@ func Start(t testing.TB, targets ...string) *Prometheus {
 	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(testtools.FreePort(t, "127.0.0.1")))
+	p, err := proc.Start("prometheus", bin, []string{
+		"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path=" + filepath.Join(dir, "data"),
+		"--web.listen-address=" + addr,
+	}, filepath.Join(dir, "prometheus.log"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	l.Close()
-	var logs bytes.Buffer
-	cmd := exec.Command(bin,
-		"--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+addr,
-	)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait() // the kill's "signal: killed"
+		if err := p.Kill(); err != nil {
+			t.Error(err)
+		}
 		if t.Failed() {
-			t.Logf("prometheus output:\n%s", logs.String())
+			t.Logf("prometheus output:\n%s", p.Tail(60))
 		}
 	})
 	return &Prometheus{api: "http://" + addr}

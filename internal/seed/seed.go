@@ -9,15 +9,13 @@ package seed
 import (
 	"context"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/peerdns/peerdns/internal/controlplane"
+	"github.com/peerdns/peerdns/internal/promcheck"
 	"github.com/peerdns/peerdns/internal/testtools"
 )
 
@@ -26,11 +24,13 @@ const (
 	// service.clusterIP so the cluster DNS's stub zone can forward to it.
 	PeerDNSIP = "10.96.0.53"
 	// StubZone is the zone peerdns serves and the cluster DNS forwards.
-	StubZone = "peers.internal."
+	StubZone = "peerdns.internal."
 	// Namespace is where the seed runs.
 	Namespace = "default"
 	// PeerDNSNamespace is where charts/peerdns is installed.
 	PeerDNSNamespace = "peerdns"
+	// PeerDNSSelector selects peerdns's pods.
+	PeerDNSSelector = "app.kubernetes.io/name=peerdns"
 
 	// PeerDNSImage names this checkout's peerdns image, imported into the
 	// node's containerd: no registry is reachable.
@@ -39,14 +39,46 @@ const (
 	// same way.
 	PeeragentImage = "localhost/peerdns/peeragent"
 
+	// Service is the seed's headless Service, as test/node/testdata/seed
+	// names it: the same as the kwok mode's (controlplane.SeedObjects).
+	Service = controlplane.SeedService
+	// StatefulSet is the seed's StatefulSet, named the same way.
+	StatefulSet = controlplane.SeedStatefulSet
+	// Selector selects the seed's pods.
+	Selector = "app=" + Service
 	// SvcName is the seed's Service in the stub zone's ready view.
-	SvcName = "nginx.default.svc.peers.internal"
+	SvcName = Service + "." + Namespace + ".svc.peerdns.internal"
 	// PeersName is the seed's Service in the peer view, which lists every
 	// pod with an address, ready or not.
-	PeersName = "nginx.default.peers.peers.internal"
+	PeersName = Service + "." + Namespace + ".peers.peerdns.internal"
+	// WebPort is the Service's port web.
+	WebPort = 80
+	// GossipPort is the Service's port gossip, the agents'.
+	GossipPort = 7946
 	// AgentPort serves the agents' /metrics and /members.
 	AgentPort = "9470"
 )
+
+// PodName is the name of the seed's pod of ordinal i.
+func PodName(i int) string { return fmt.Sprintf("%s-%d", StatefulSet, i) }
+
+// InstallSeed is the helm command line (without "helm") that installs
+// chart, a copy of test/node/testdata/seed, with the peeragent image
+// tagged tag.
+func InstallSeed(chart, tag string) []string {
+	return []string{"install", "seed", chart, "--namespace", Namespace, "--set", "peeragent.image.tag=" + tag}
+}
+
+// UpgradeSeed is the helm command line (without "helm") that upgrades the
+// seed installed from chart, keeping its values but for sets
+// ("replicas=5", …).
+func UpgradeSeed(chart string, sets ...string) []string {
+	args := []string{"upgrade", "seed", chart, "--namespace", Namespace, "--reuse-values"}
+	for _, kv := range sets {
+		args = append(args, "--set", kv)
+	}
+	return args
+}
 
 // Images are this checkout's peerdns and peeragent images, tagged tag.
 func Images(tag string) []controlplane.Image {
@@ -93,38 +125,9 @@ func InstallPeerDNS(chart, tag string) []string {
 		"--set", "service.clusterIP=" + PeerDNSIP, "--set", "replicaCount=1"}
 }
 
-// Scrape reads the metrics of the agent at ip as "name{labels}" → value.
-func Scrape(ctx context.Context, ip string) (map[string]float64, error) {
+// Scrape reads the metrics of the agent at ip.
+func Scrape(ctx context.Context, ip string) (promcheck.Samples, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+ip+":"+AgentPort+"/metrics", nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", req.URL, resp.Status)
-	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return nil, err
-	}
-	m := map[string]float64{}
-	for _, line := range strings.Split(string(b), "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		if i < 0 {
-			continue
-		}
-		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
-			m[line[:i]] = v
-		}
-	}
-	return m, nil
+	return promcheck.Scrape(ctx, http.DefaultClient, "http://"+ip+":"+AgentPort+"/metrics")
 }

@@ -1,28 +1,47 @@
 package testtools
 
 import (
+	"fmt"
 	"net"
+	"strconv"
 	"testing"
 )
 
-// FreePort returns a port on ip that is free for both TCP and UDP, as a DNS
-// server or memberlist needs. Another process may take it before the caller
-// binds it; on a test's own address that is rare enough.
-func FreePort(t testing.TB, ip string) int {
-	t.Helper()
-	for range 50 {
+// FreePorts returns n distinct ports on ip, each free for both TCP and
+// UDP a moment ago, as a DNS server or memberlist needs (a port that only
+// one protocol uses is free for the other too). Each is held until all
+// are picked, so one call never returns a port twice. Another process may
+// take one before the caller binds it; on a test's own address that is
+// rare enough.
+func FreePorts(ip string, n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for attempts := 0; len(ports) < n; attempts++ {
+		if attempts == 50*n {
+			return nil, fmt.Errorf("pick %d ports on %s: no port free for both TCP and UDP", n, ip)
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
 		if err != nil {
-			t.Fatal(err)
+			return nil, fmt.Errorf("pick a port on %s: %w", ip, err)
 		}
 		port := ln.Addr().(*net.TCPAddr).Port
-		pc, err := net.ListenPacket("udp", ln.Addr().String())
-		ln.Close()
-		if err == nil {
-			pc.Close()
-			return port
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			ln.Close()
+			continue
 		}
+		defer ln.Close()
+		defer pc.Close()
+		ports = append(ports, port)
 	}
-	t.Fatalf("no port on %s free for both TCP and UDP", ip)
-	return 0
+	return ports, nil
+}
+
+// FreePort is FreePorts for one port; it fails the test when there is none.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	ports, err := FreePorts(ip, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports[0]
 }

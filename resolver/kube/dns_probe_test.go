@@ -35,7 +35,9 @@ type dnsProbe struct {
 // startDNS serves store on a loopback port until the test ends.
 func startDNS(t *testing.T, store *resolver.Store, rec *recordingSink) dnsProbe {
 	t.Helper()
-	h, err := resolver.NewHandler(store, resolver.DefaultConfig())
+	cfg := resolver.DefaultConfig()
+	cfg.Zones = []string{"cluster.local."}
+	h, err := resolver.NewHandler(store, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		watchErrors: f.NewCounter(prometheus.CounterOpts{
 			Name: "peerdns_kube_watch_errors_total",
-			Help: "Failed list or watch requests for EndpointSlices: the API server unreachable, an error status other than 410 Gone (a watch expiry, which is relisted), or a watch stream that broke. Counted only when the client was built from Config.RESTConfig (always in peerdns). Answers keep coming from the last known state meanwhile.",
+			Help: "Failed list or watch requests for EndpointSlices (and Services, with --kube.read-services): the API server unreachable, an error status other than 410 Gone (a watch expiry, which is relisted), or a watch stream that broke. Counted only when the client was built from Config.RESTConfig (always in peerdns). Answers keep coming from the last known state meanwhile.",
 		}),
 		lastEvent: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peerdns_kube_last_event_timestamp_seconds",

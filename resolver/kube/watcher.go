@@ -4,11 +4,15 @@
 // resolver's *Store). It is the only package that knows EndpointSlices.
 //
 // It needs RBAC for list and watch on endpointslices (API group
-// discovery.k8s.io), cluster-wide or in Config.Namespace, and nothing more:
-// the slices of headless services are selected on the server by the
-// service.kubernetes.io/headless label, which the endpointslice controller
-// sets, and the service of a slice is read from its kubernetes.io/service-name
-// label, so no Service or Namespace is ever read.
+// discovery.k8s.io), cluster-wide or in Config.Namespace, and by default
+// nothing more: the slices of headless services are selected on the server
+// by the service.kubernetes.io/headless label, and the service of a slice is
+// read from its kubernetes.io/service-name label, so no Service or Namespace
+// is read. The endpointslice controller sets the headless label, but only on
+// the slices of Services with a selector: the slices of a selectorless
+// headless Service, written by a user or another controller, are served
+// only with Config.ReadServices, which also needs list and watch on services
+// (core API group).
 package kube
 
 import (
@@ -25,6 +29,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -79,6 +84,19 @@ type Config struct {
 	// Role there.
 	Namespace string
 
+	// ReadServices also watches the headless Services (spec.clusterIP None)
+	// and the slices that have a service-name label but no headless label
+	// and are not the endpointslice controller's, and serves those slices
+	// when their Service is headless. Default false: only slices with the
+	// headless label are watched and served.
+	ReadServices bool
+
+	// ServiceClient, with ReadServices, is used instead of building one
+	// from RESTConfig, as Client is; it must be set when Client is, and
+	// must honor the field selector spec.clusterIP=None (client-go's fakes
+	// do not).
+	ServiceClient ServiceClient
+
 	// Logger receives the Watcher's logs, with component=kube added.
 	// Per-event lines are at Debug; failed requests to the API server at
 	// Warn, relists and recovery at Info. Default: discard.
@@ -108,7 +126,11 @@ type Watcher struct {
 	namespace string
 
 	informer cache.SharedIndexInformer
-	handler  cache.ResourceEventHandlerRegistration
+	// With ReadServices: the slices without the headless label
+	// (selectUnlabelled) and the headless Services; nil otherwise.
+	unlabelled      cache.SharedIndexInformer
+	services        cache.SharedIndexInformer
+	informersSynced []cache.InformerSynced // every informer's handler
 
 	mu        sync.Mutex
 	dirty     map[serviceKey][]time.Time // changed services → trigger times to observe
@@ -129,11 +151,45 @@ type Watcher struct {
 	testHookDrained func()
 }
 
-// selectHeadless restricts the list and watch to the slices of headless
-// services, on the server.
-func selectHeadless(o *metav1.ListOptions) { o.LabelSelector = labelHeadless }
+// listWatch is a ListWatch calling list and watchFn with the label and
+// field selectors set on every request.
+func listWatch[L runtime.Object](list func(context.Context, metav1.ListOptions) (L, error), watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error), labels, fields string) *cache.ListWatch {
+	sel := func(o *metav1.ListOptions) { o.LabelSelector, o.FieldSelector = labels, fields }
+	return &cache.ListWatch{
+		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+			sel(&o)
+			return list(ctx, o)
+		},
+		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+			sel(&o)
+			return watchFn(ctx, o)
+		},
+	}
+}
 
-// New checks cfg and sets up the informer. Nothing talks to the API server
+// newInformer sets up an informer with resync 0 (the informer's cache is
+// the truth between watch events; periodic resyncs would only rebuild
+// unchanged services), its transform, the watch error handler and h.
+func (w *Watcher) newInformer(lw *cache.ListWatch, client any, obj runtime.Object, indexers cache.Indexers, transform cache.TransformFunc, what string, h cache.ResourceEventHandler) (cache.SharedIndexInformer, error) {
+	inf := cache.NewSharedIndexInformerWithOptions(
+		cache.ToListWatcherWithWatchListSemantics(lw, client), obj,
+		cache.SharedIndexInformerOptions{Indexers: indexers},
+	)
+	if err := inf.SetTransform(transform); err != nil {
+		return nil, fmt.Errorf("kube: set transform: %w", err)
+	}
+	if err := inf.SetWatchErrorHandlerWithContext(func(ctx context.Context, r *cache.Reflector, err error) { w.watchError(what, err) }); err != nil {
+		return nil, fmt.Errorf("kube: set watch error handler: %w", err)
+	}
+	reg, err := inf.AddEventHandler(h)
+	if err != nil {
+		return nil, fmt.Errorf("kube: add event handler: %w", err)
+	}
+	w.informersSynced = append(w.informersSynced, reg.HasSynced)
+	return inf, nil
+}
+
+// New checks cfg and sets up the informers. Nothing talks to the API server
 // before Run.
 func New(cfg Config) (*Watcher, error) {
 	if cfg.Client == nil && cfg.RESTConfig == nil {
@@ -155,9 +211,13 @@ func New(cfg Config) (*Watcher, error) {
 		wake:      make(chan struct{}, 1),
 		known:     map[serviceKey]struct{}{},
 	}
-	// A client of its own for discovery/v1 only (see restSlices): the
-	// generated clients would link every built-in API group.
-	api := cfg.Client
+	if cfg.ReadServices && cfg.Client != nil && cfg.ServiceClient == nil {
+		return nil, errors.New("kube: Config.ReadServices with Config.Client needs Config.ServiceClient")
+	}
+	// Clients of their own for discovery/v1 and core/v1 only (see
+	// restSlices): the generated clients would link every built-in API
+	// group.
+	api, services := cfg.Client, cfg.ServiceClient
 	if api == nil {
 		health := &apiHealth{log: w.log, metrics: w.metrics, synced: w.synced.Load}
 		rc := rest.CopyConfig(cfg.RESTConfig)
@@ -167,35 +227,28 @@ func New(cfg Config) (*Watcher, error) {
 			return nil, fmt.Errorf("kube: client: %w", err)
 		}
 		api = c
+		if cfg.ReadServices {
+			if services, err = newRESTServices(rc, cfg.Namespace); err != nil {
+				return nil, fmt.Errorf("kube: client: %w", err)
+			}
+		}
 	}
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			selectHeadless(&o)
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			selectHeadless(&o)
-			return api.Watch(ctx, o)
-		},
-	}
-	// Resync 0: the informer's cache is the truth between watch events;
-	// periodic resyncs would only rebuild unchanged services.
-	w.informer = cache.NewSharedIndexInformerWithOptions(
-		cache.ToListWatcherWithWatchListSemantics(lw, api),
-		&discoveryv1.EndpointSlice{},
-		cache.SharedIndexInformerOptions{Indexers: cache.Indexers{serviceIndex: indexByService}},
-	)
-	if err := w.informer.SetTransform(leanSlice); err != nil {
-		return nil, fmt.Errorf("kube: set transform: %w", err)
-	}
-	if err := w.informer.SetWatchErrorHandlerWithContext(w.watchError); err != nil {
-		return nil, fmt.Errorf("kube: set watch error handler: %w", err)
-	}
-	reg, err := w.informer.AddEventHandler(handler{w})
+	bySvc := cache.Indexers{serviceIndex: indexByService}
+	var err error
+	w.informer, err = w.newInformer(listWatch(api.List, api.Watch, labelHeadless, ""), api, &discoveryv1.EndpointSlice{}, bySvc, leanSlice, "endpointslices", handler{w})
 	if err != nil {
-		return nil, fmt.Errorf("kube: add event handler: %w", err)
+		return nil, err
 	}
-	w.handler = reg
+	if cfg.ReadServices {
+		w.unlabelled, err = w.newInformer(listWatch(api.List, api.Watch, selectUnlabelled, ""), api, &discoveryv1.EndpointSlice{}, bySvc, leanSlice, "endpointslices", handler{w})
+		if err != nil {
+			return nil, err
+		}
+		w.services, err = w.newInformer(listWatch(services.List, services.Watch, "", selectHeadlessServices), services, &corev1.Service{}, nil, leanService, "services", serviceHandler{w})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return w, nil
 }
 
@@ -219,13 +272,20 @@ func (w *Watcher) Run(ctx context.Context) error {
 		ns = "(all)"
 	}
 	w.log.Info("watching endpointslices", "namespace", ns, "label_selector", labelHeadless)
+	if w.services != nil {
+		w.log.Info("watching headless services and their unlabelled endpointslices", "namespace", ns, "field_selector", selectHeadlessServices, "label_selector", selectUnlabelled)
+	}
 
 	var wg sync.WaitGroup
 	wg.Go(func() { w.work(ctx) })
-	wg.Go(func() { w.informer.RunWithContext(ctx) })
-	// The informer's and the worker's goroutines end with ctx.
+	for _, inf := range []cache.SharedIndexInformer{w.informer, w.unlabelled, w.services} {
+		if inf != nil {
+			wg.Go(func() { inf.RunWithContext(ctx) })
+		}
+	}
+	// The informers' and the worker's goroutines end with ctx.
 	defer wg.Wait()
-	if cache.WaitForCacheSync(ctx.Done(), w.handler.HasSynced) {
+	if cache.WaitForCacheSync(ctx.Done(), w.informersSynced...) {
 		// Every event of the initial list has now been handed to the
 		// handler and so is in w.dirty; the worker calls SetSynced after
 		// writing them.
@@ -266,9 +326,12 @@ func (w *Watcher) work(ctx context.Context) {
 			w.testHookDrained()
 		}
 		if !w.synced.Load() && syncRequested {
+			// The gauge first: whoever sees the Sink synced (a test, a
+			// probe) then sees the gauge at 1 too. Every service of the
+			// initial list is in the Sink already.
+			w.metrics.synced.Set(1)
 			w.sink.SetSynced()
 			w.synced.Store(true)
-			w.metrics.synced.Set(1)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
 			// The initial list is the most memory the process ever holds at
 			// once (every slice decoded, every service merged); hand the
@@ -297,10 +360,15 @@ func (w *Watcher) syncAll(batch map[serviceKey][]time.Time) {
 			batch[k] = nil
 		}
 	}
-	for _, s := range w.informer.GetIndexer().List() {
-		if k, ok := serviceOf(s); ok {
-			if _, ok := batch[k]; !ok {
-				batch[k] = nil
+	for _, inf := range []cache.SharedIndexInformer{w.informer, w.unlabelled} {
+		if inf == nil {
+			continue
+		}
+		for _, s := range inf.GetIndexer().List() {
+			if k, ok := serviceOf(s); ok {
+				if _, ok := batch[k]; !ok {
+					batch[k] = nil
+				}
 			}
 		}
 	}
@@ -311,6 +379,11 @@ func (w *Watcher) syncAll(batch map[serviceKey][]time.Time) {
 // observed once the Sink has the new state.
 func (w *Watcher) syncService(k serviceKey, times []time.Time) {
 	objs, err := w.informer.GetIndexer().ByIndex(serviceIndex, k.String())
+	if err == nil && w.unlabelled != nil && w.headless(k) {
+		var more []any
+		more, err = w.unlabelled.GetIndexer().ByIndex(serviceIndex, k.String())
+		objs = append(objs, more...)
+	}
 	if err != nil {
 		// Only possible if the index were not registered.
 		w.log.Error("read endpointslice cache", "service", k.String(), "err", err)
@@ -367,18 +440,19 @@ func (w *Watcher) signal() {
 	}
 }
 
-// watchError logs why a list or watch ended. The reflector retries by itself
-// with backoff; the Sink keeps its state meanwhile.
-func (w *Watcher) watchError(_ context.Context, _ *cache.Reflector, err error) {
+// watchError logs why a list or watch of resource what ended. The
+// reflector retries by itself with backoff; the Sink keeps its state
+// meanwhile.
+func (w *Watcher) watchError(what string, err error) {
 	switch {
 	case apierrors.IsResourceExpired(err) || apierrors.IsGone(err):
-		w.log.Info("endpointslice watch expired, relisting", "err", err)
+		w.log.Info("watch expired, relisting", "resource", what, "err", err)
 	case errors.Is(err, io.EOF):
 		// The watch closed normally; it is reopened.
 	case errors.Is(err, io.ErrUnexpectedEOF):
-		w.log.Info("endpointslice watch closed early, reconnecting", "err", err)
+		w.log.Info("watch closed early, reconnecting", "resource", what, "err", err)
 	default:
-		w.log.Warn("list or watch endpointslices, retrying; answering from the last known state", "err", err)
+		w.log.Warn("list or watch failed, retrying; answering from the last known state", "resource", what, "err", err)
 	}
 }
 

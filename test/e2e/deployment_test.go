@@ -66,6 +66,7 @@ func startDeployment(t *testing.T) *deployment {
 		"--kubeconfig="+kubeconfig,
 		"--dns.listen-address="+d.dnsAddr,
 		"--web.listen-address="+webAddr,
+		"--dns.zone=cluster.local.",
 		"--dns.lame-duck=0s",
 	))
 	testtools.Eventually(t, "peerdns ready", stepLimit, wantReady(d.peerdns, http.StatusOK))

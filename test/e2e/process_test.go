@@ -1,19 +1,19 @@
 package e2e
 
 import (
-	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	childproc "github.com/peerdns/peerdns/internal/proc"
+	"github.com/peerdns/peerdns/internal/promcheck"
 )
 
 // buildBinaries builds peerdns and peeragent into a temporary directory and
@@ -33,31 +33,25 @@ func buildBinaries(t *testing.T) (peerdns, peeragent string) {
 
 // proc is one running binary, its output kept for the failure report.
 type proc struct {
+	*childproc.Process
 	name string
 	web  string // base URL of its HTTP server
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{} // closed once it has exited and its output is read
 }
 
-// startProc starts cmd, labelled name in the logs, and kills it (SIGKILL)
-// in t.Cleanup. The kernel kills it too if the test binary dies first.
+// startProc starts cmd's program, labelled name in the logs, and kills it
+// (SIGKILL) in t.Cleanup. The kernel kills it too if the test binary dies
+// first.
 func startProc(t *testing.T, name, web string, cmd *exec.Cmd) *proc {
 	t.Helper()
-	p := &proc{name: name, web: web, cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
-	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
+	c, err := childproc.Start(name, cmd.Path, cmd.Args[1:], filepath.Join(t.TempDir(), "output.log"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	go func() {
-		_ = cmd.Wait()
-		close(p.done)
-	}()
+	p := &proc{Process: c, name: name, web: web}
 	t.Cleanup(func() {
 		p.kill(t)
 		if t.Failed() {
-			t.Logf("last output of %s:\n%s", p.name, p.out.tail(30))
+			t.Logf("last output of %s:\n%s", name, p.Tail(30))
 		}
 	})
 	return p
@@ -67,18 +61,8 @@ func startProc(t *testing.T, name, web string, cmd *exec.Cmd) *proc {
 // until it has exited.
 func (p *proc) kill(t *testing.T) {
 	t.Helper()
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	if err := p.cmd.Process.Kill(); err != nil {
-		t.Errorf("kill %s: %v", p.name, err)
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Errorf("%s still running 10s after SIGKILL", p.name)
+	if err := p.Kill(); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -87,13 +71,13 @@ func (p *proc) kill(t *testing.T) {
 // limit or exited with an error.
 func (p *proc) stop(t *testing.T, limit time.Duration) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatalf("stop %s: %v", p.name, err)
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
 	select {
-	case <-p.done:
-		if !p.cmd.ProcessState.Success() {
-			t.Errorf("%s exited with %v after SIGTERM\n%s", p.name, p.cmd.ProcessState, p.out.tail(20))
+	case <-p.Done():
+		if p.ExitCode() != 0 {
+			t.Errorf("%s exited with %v after SIGTERM\n%s", p.name, p.Err(), p.Tail(20))
 		}
 	case <-time.After(limit):
 		t.Fatalf("%s still running %v after SIGTERM", p.name, limit)
@@ -102,12 +86,10 @@ func (p *proc) stop(t *testing.T, limit time.Duration) {
 
 // exited reports an error if the process is no longer running.
 func (p *proc) exited() error {
-	select {
-	case <-p.done:
-		return fmt.Errorf("%s exited: %v\n%s", p.name, p.cmd.ProcessState, p.out.tail(20))
-	default:
-		return nil
+	if p.Exited() {
+		return fmt.Errorf("%s exited: %v\n%s", p.name, p.Err(), p.Tail(20)) //nolint:errorlint // nil after a clean exit: %v prints <nil>, %w would print %!w(<nil>)
 	}
+	return nil
 }
 
 var httpClient = &http.Client{Timeout: 2 * time.Second}
@@ -126,46 +108,17 @@ func (p *proc) get(path string) (int, []byte, error) {
 	return resp.StatusCode, body, err
 }
 
-// metric returns the value of the sample written exactly as series
-// (`name` or `name{label="value"}`) on /metrics.
+// metric returns the value of series (`name` or `name{label="value"}`,
+// labels sorted by name) on /metrics.
 func (p *proc) metric(series string) (float64, error) {
-	code, body, err := p.get("/metrics")
-	if err != nil {
+	if err := p.exited(); err != nil {
 		return 0, err
 	}
-	if code != http.StatusOK {
-		return 0, fmt.Errorf("%s /metrics: %d", p.name, code)
+	m, err := promcheck.Scrape(context.Background(), httpClient, p.web+"/metrics")
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", p.name, err)
 	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("%s /metrics: %w %s", p.name, errNoSample, series)
+	return m.Get(series)
 }
 
-// errNoSample is the error of metric for a series not on /metrics.
-var errNoSample = errors.New("no sample")
-
-func isNoSample(err error) bool { return errors.Is(err, errNoSample) }
-
-// syncBuffer is a bytes.Buffer safe for the writes of exec's copying
-// goroutines and the test's reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-// tail returns the last n lines written.
-func (b *syncBuffer) tail(n int) string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	lines := strings.Split(strings.TrimRight(b.buf.String(), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
-}
+func isNoSample(err error) bool { return errors.Is(err, promcheck.ErrNoSample) }

@@ -23,8 +23,11 @@ var (
 // addresses. FQDN slices keep no endpoints: DNS ignores them. Endpoints
 // without an address are dropped.
 //
-// The copy shares no memory with the decoded object except strings, so the
-// rest of the decoded object is garbage at once. Lean is idempotent.
+// The copy shares with the decoded object only what it keeps: strings, each
+// endpoint's Addresses slice and Hostname pointer, and each port's Name,
+// Protocol and Port pointers. The rest (ObjectMeta, the Endpoints array,
+// conditions, targetRefs, managedFields) is garbage at once; conditions
+// point to shared constants. Lean is idempotent.
 func Lean(s *discoveryv1.EndpointSlice) *discoveryv1.EndpointSlice {
 	lean := &discoveryv1.EndpointSlice{
 		ObjectMeta: metav1.ObjectMeta{
