@@ -287,7 +287,7 @@ func TestAgainstAPIServer(t *testing.T) {
 	}
 	// Which replica answered: --dns.nsid, to a client that asks (dig +nsid).
 	m := new(dns.Msg)
-	m.SetQuestion("nginx.default.svc.cluster.local.", dns.TypeA)
+	m.SetQuestion("nginx.default.svc.peerdns.internal.", dns.TypeA)
 	m.SetEdns0(1232, false)
 	m.IsEdns0().Option = []dns.EDNS0{&dns.EDNS0_NSID{Code: dns.EDNS0NSID}}
 	r, _, err := (&dns.Client{Timeout: 2 * time.Second}).Exchange(m, dnsAddr)
@@ -308,8 +308,8 @@ func TestAgainstAPIServer(t *testing.T) {
 	prom := promcheck.Start(t, a.webServer.Addr().String())
 	prom.WaitFor(t, "peerdns_kube_synced", 1, 30*time.Second)
 	prom.WaitFor(t, "peerdns_services", 1, 30*time.Second)
-	prom.WaitFor(t, `sum(peerdns_dns_responses_total{server="dns://127.0.0.1:0",zone="cluster.local.",rcode="NOERROR"}) > bool 0`, 1, 30*time.Second)
-	prom.WaitFor(t, `sum(peerdns_dns_requests_total{zone="cluster.local.",proto="udp",family="1",type="SRV"}) > bool 0`, 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_responses_total{server="dns://127.0.0.1:0",zone="peerdns.internal.",rcode="NOERROR"}) > bool 0`, 1, 30*time.Second)
+	prom.WaitFor(t, `sum(peerdns_dns_requests_total{zone="peerdns.internal.",proto="udp",family="1",type="SRV"}) > bool 0`, 1, 30*time.Second)
 
 	stop()
 	// Lame duck: unready, still answering.
