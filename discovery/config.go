@@ -24,11 +24,12 @@ type Config struct {
 	// are the name without it followed by -OrdinalStart …
 	// -(OrdinalStart+MaxMembers-1).
 	NodeName string
-	// Expected is the bootstrap size and the floor of the voting
-	// configuration: an agent without a saved configuration (StateFile)
-	// starts with the ordinals OrdinalStart … OrdinalStart+Expected-1 as
-	// voters, and the target size never drops below it, whatever the size
-	// source says. Required.
+	// Expected is the floor and the bootstrap size of the voting
+	// configuration: the target size never drops below it, whatever the
+	// size source says, and an agent without a saved configuration
+	// (StateFile) holds the ordinals OrdinalStart …
+	// OrdinalStart+Expected-1 as voters until the source first reports,
+	// then the whole target set (see VotingRules.Initial). Required.
 	Expected int
 	// OrdinalStart is the StatefulSet's .spec.ordinals.start. Default 0.
 	OrdinalStart int

@@ -117,7 +117,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}, []string{"type"}),
 		peersResolved: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_peers_resolved",
-			Help: "Peers of the expected set (this agent excluded) with an address from DNS.",
+			Help: "Peers (this agent excluded) with an address from DNS: the admitted SRV targets and the per-ordinal names of the voters and the target set.",
 		}),
 		viewDisagreement: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_view_disagreement",

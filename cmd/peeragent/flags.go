@@ -71,7 +71,7 @@ func newFlags(cfg *config) *cli.App {
 		Envar("NODE_VERSION").StringVar(&cfg.nodeVersion)
 	app.Flag("node.zone", "Failure zone this member runs in, gossiped and shown in /members.").
 		Envar("NODE_ZONE").StringVar(&cfg.nodeZone)
-	app.Flag("cluster.expected", "Bootstrap size and floor of the voting configuration: without a saved one (--cluster.state-file) the agent starts with <set>-start … <set>-(start+N-1) as voters, and the target size never drops below N whatever the size source says. Quorum is a strict majority of the voters. Required.").
+	app.Flag("cluster.expected", "Floor and bootstrap size of the voting configuration: the target size never drops below N whatever the size source says, and an agent without a saved configuration (--cluster.state-file) holds <set>-start … <set>-(start+N-1) as voters until the source first reports, then the whole target set. Quorum is a strict majority of the voters. Required.").
 		Default("0").IntVar(&cfg.expected)
 	app.Flag("cluster.ordinal-start", "The StatefulSet's .spec.ordinals.start: members are admitted from <set>-start up to <set>-(start+max-members-1).").
 		Default("0").IntVar(&cfg.ordinalStart)
