@@ -322,3 +322,91 @@ func TestNoQuorumUntilSized(t *testing.T) {
 		return nil
 	})
 }
+
+// The shrink under a partition from issue 16: web-0, web-3 and web-4 are
+// cut off from web-1 and web-2, and only web-1 and web-2 are told N=3
+// (their ConfigMap updated first). Joint consensus keeps web-1 and web-2
+// without quorum, since web-3 and web-4 are not confirmed gone, so at no
+// sample do both sides hold it.
+func TestShrinkUnderPartitionHasOneMajority(t *testing.T) {
+	t.Parallel()
+	sideA, sideB := newSizeFile(t, 5), newSizeFile(t, 5)
+	c := newTestCluster(t, 1)
+	cuts := map[string]*cutTransport{}
+	var agents []*testAgent
+	for i, name := range webNames(5) {
+		cut := &cutTransport{}
+		cuts[name] = cut
+		size := sideA
+		if i == 1 || i == 2 {
+			size = sideB
+		}
+		agents = append(agents, c.start(name, func(cfg *Config) {
+			cfg.wrapTransport = cut.wrap
+			cfg.ExpectedFile = size.path
+			cfg.ExpectedFileInterval = 50 * time.Millisecond
+			cfg.Stabilization = time.Second
+		}))
+	}
+	eventually(t, "all five vote", wantVoters([]int{0, 1, 2, 3, 4}, agents...))
+	a := []*testAgent{agents[0], agents[3], agents[4]}
+	b := []*testAgent{agents[1], agents[2]}
+	for _, x := range a {
+		for _, y := range b {
+			cuts[x.cfg.NodeName].set(addrOf(y), true)
+			cuts[y.cfg.NodeName].set(addrOf(x), true)
+		}
+	}
+	eventually(t, "each side stops counting the other", func() error {
+		for _, x := range a {
+			for _, y := range b {
+				if x.member(y.cfg.NodeName).State == StateAlive || y.member(x.cfg.NodeName).State == StateAlive {
+					return fmt.Errorf("%s and %s still count each other", x.cfg.NodeName, y.cfg.NodeName)
+				}
+			}
+		}
+		return nil
+	})
+	sideB.set(3)
+	eventually(t, "web-1 and web-2 hold the shrink in flight", func() error {
+		for _, y := range b {
+			if v := y.table.currentVoting(); v.Next == nil || !slices.Equal(v.Next.Voters, []int{0, 1, 2}) {
+				return fmt.Errorf("%s holds %+v", y.cfg.NodeName, v)
+			}
+		}
+		return nil
+	})
+	has := func(group []*testAgent) bool {
+		for _, x := range group {
+			if x.Quorum().Has {
+				return true
+			}
+		}
+		return false
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	samples, both, aHeld := 0, 0, 0
+	for time.Now().Before(deadline) {
+		ha, hb := has(a), has(b)
+		samples++
+		if ha && hb {
+			both++
+		}
+		if ha {
+			aHeld++
+		}
+		time.Sleep(20 * time.Millisecond) // the sampling period, not a wait for a condition
+	}
+	if both > 0 {
+		t.Errorf("both sides held quorum in %d of %d samples", both, samples)
+	}
+	if aHeld != samples {
+		t.Errorf("web-0, web-3 and web-4 (3 of 5 on N=5) held quorum in %d of %d samples, want all", aHeld, samples)
+	}
+	for _, y := range b {
+		if q := y.Quorum(); q.Has || !q.Joint {
+			t.Errorf("%s: %+v, want a joint configuration without quorum", y.cfg.NodeName, q)
+		}
+	}
+	t.Logf("%d samples", samples)
+}
