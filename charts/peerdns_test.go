@@ -45,6 +45,9 @@ readServices: true
 webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
 serviceMonitor: {enabled: true, tlsConfig: {insecureSkipVerify: true}, basicAuth: {username: {name: scrape, key: user}, password: {name: scrape, key: password}}}
 `,
+	"zone transfers with a TSIG key": `
+transfer: {allow: [192.0.2.0/28, 2001:db8::/64], notify: [192.0.2.5, "[2001:db8::5]:5353"], tsigKey: {secretName: xfr-key}}
+`,
 	"existing service account, no RBAC": `
 serviceAccount: {create: false, name: dns-reader}
 rbac: {create: false}
@@ -313,6 +316,32 @@ func TestPeerdnsValues(t *testing.T) {
 				aff := only(t, "Deployment", r.deployments).Spec.Template.Spec.Affinity
 				if aff == nil || aff.NodeAffinity == nil || aff.PodAntiAffinity != nil {
 					t.Errorf("want the given node affinity and no pod anti-affinity; got %+v", aff)
+				}
+			},
+		},
+		{
+			name:   "zone transfers: flags, and the key's Secret mounted",
+			values: peerdnsValueSets["zone transfers with a TSIG key"],
+			check: func(t *testing.T, r *rendered) {
+				c := peerdnsContainer(t, r)
+				var got []string
+				for _, a := range c.Args {
+					if strings.HasPrefix(a, "--dns.transfer.") {
+						got = append(got, a)
+					}
+				}
+				want := []string{
+					"--dns.transfer.allow=192.0.2.0/28", "--dns.transfer.allow=2001:db8::/64",
+					"--dns.transfer.notify=192.0.2.5", "--dns.transfer.notify=[2001:db8::5]:5353",
+					"--dns.transfer.tsig-key=/etc/peerdns/transfer/tsig.key",
+				}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("transfer flags (-want +got):\n%s", diff)
+				}
+				spec := only(t, "Deployment", r.deployments).Spec.Template.Spec
+				if len(c.VolumeMounts) != 1 || c.VolumeMounts[0].MountPath != "/etc/peerdns/transfer" ||
+					len(spec.Volumes) != 1 || spec.Volumes[0].Secret == nil || spec.Volumes[0].Secret.SecretName != "xfr-key" {
+					t.Errorf("want the Secret xfr-key mounted at /etc/peerdns/transfer; mounts %+v, volumes %+v", c.VolumeMounts, spec.Volumes)
 				}
 			},
 		},

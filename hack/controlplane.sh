@@ -5,7 +5,8 @@
 # (kubernetes service discovery only) into $1 (default .cache/bin),
 # skipping what is already built at the pinned version. Installs the Debian tools
 # the tests use (dig, dnsperf, ip, promtool; runc, the CNI plugins, iptables and
-# conntrack for the node) when they are missing.
+# conntrack for the node; knot, nsd and bind9 as zone-transfer secondaries) when
+# they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=versions.env
@@ -32,7 +33,17 @@ install_debian() {
 	command -v iptables >/dev/null || missing+=(iptables)
 	command -v conntrack >/dev/null || missing+=(conntrack)
 	command -v nft >/dev/null || missing+=(nftables) # kube-proxy's nftables mode runs nft
-	apt_install "${missing[@]}"
+	# test/xfr: real secondaries (Knot, NSD, BIND) loading peerdns's zones by
+	# transfer. The test runs its own instances on loopback ports; the
+	# services the packages start are stopped and disabled.
+	local secondaries=()
+	[ -x /usr/sbin/knotd ] || secondaries+=(knot)
+	[ -x /usr/sbin/nsd ] || secondaries+=(nsd)
+	[ -x /usr/sbin/named ] || secondaries+=(bind9)
+	apt_install "${missing[@]}" "${secondaries[@]}"
+	if [ ${#secondaries[@]} -gt 0 ] && command -v systemctl >/dev/null; then
+		systemctl disable --now knot nsd named >/dev/null 2>&1 || true
+	fi
 }
 
 build_etcd() {

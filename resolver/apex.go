@@ -8,8 +8,10 @@ import (
 // dns-version.<zone>.
 const SchemaVersion = "1.1.0"
 
-// SOA timers. Nothing transfers these zones, so refresh, retry and expire
-// only document intent; the minimum is the negative TTL.
+// SOA timers, which secondaries (transfer.go) follow: without a NOTIFY they
+// check the serial every refresh, after a failed check every retry, and stop
+// answering for the zone after expire without reaching peerdns. The minimum
+// is the negative TTL.
 const (
 	soaRefresh = 7200
 	soaRetry   = 1800
@@ -59,25 +61,15 @@ func (h *Handler) nsTargetOf(z *zone) string {
 	return nsTarget(z.name)
 }
 
-// soa returns zone zi's SOA record at the store's current serial.
+// soa returns zone zi's SOA record at the store's current serial. The state
+// it reads is the one the caller answered from or a later one, so a serial
+// is never older than the data it comes with.
 func (h *Handler) soa(zi int) []byte {
-	serial := h.store.serial.Load()
+	serial := h.store.snapshot().serialOf(zi)
 	if c := h.soas[zi].Load(); c != nil && c.serial == serial {
 		return c.b
 	}
-	z := &h.zones[zi]
-	c := &soaRecord{serial: serial, b: packAlone(&dns.SOA{
-		// The SOA's own TTL is the negative TTL too: RFC 2308 §5 caches a
-		// negative answer for min(SOA TTL, MINIMUM).
-		Hdr:     dns.RR_Header{Name: z.name, Rrtype: dns.TypeSOA, Class: dns.ClassINET, Ttl: h.cfg.NegativeTTL},
-		Ns:      h.nsTargetOf(z),
-		Mbox:    "hostmaster." + z.name,
-		Serial:  serial,
-		Refresh: soaRefresh,
-		Retry:   soaRetry,
-		Expire:  soaExpire,
-		Minttl:  h.cfg.NegativeTTL,
-	})}
+	c := &soaRecord{serial: serial, b: packAlone(h.zoneSOA(zi, serial))}
 	h.soas[zi].Store(c)
 	return c.b
 }

@@ -200,12 +200,14 @@ func NewHandler(store *Store, cfg Config) (*Handler, error) {
 	}
 	store.log.Store(cfg.Logger)
 	store.setPrebuild(h.prebuild)
+	store.bindZones(h.zones) // serial.go
 	for _, z := range h.zones {
 		if z.reverse {
 			store.enablePTR()
 		}
 	}
 	h.metrics = newMetrics(cfg.Registerer, store, cfg.ServerLabel, h.zones)
+	h.registerSerials(cfg.Registerer) // serial.go
 	return h, nil
 }
 
@@ -519,11 +521,17 @@ func (h *Handler) reject(dst, q []byte, t Transport) ([]byte, uint16, int, int) 
 		// RFC 8490 §5.1: a DSO query (opcode 6) gets NOTIMP whatever its
 		// sections hold, so the opcode is checked before anything else.
 		resp.Rcode = dns.RcodeNotImplemented
+	case err == nil && qtype == dns.TypeIXFR && len(req.Answer) == 0 && len(req.Ns) == 1 && req.Ns[0].Header().Rrtype == dns.TypeSOA && len(req.Extra) <= 2 && opts <= 1 && tsig == nil:
+		// RFC 1995 §3: an IXFR query carries the client's SOA in its
+		// authority section. Transfers not configured (or this one not
+		// allowed, see Transfers): REFUSED, as for AXFR.
+		resp.Rcode = dns.RcodeRefused
 	case err != nil || len(resp.Question) == 0 || len(req.Answer) != 0 || len(req.Ns) != 0 || len(req.Extra) > 2 || opts > 1:
 		resp.Rcode = dns.RcodeFormatError
 	case tsig != nil:
-		// peerdns has no keys: every key is unknown (RFC 8945 §5.2), and
-		// the error goes back unsigned (§5.3.2).
+		// Keys are checked only on transfers and SOA queries, which a
+		// Server with Transfers hands to them: here every key is unknown
+		// (RFC 8945 §5.2), and the error goes back unsigned (§5.3.2).
 		resp.Rcode = dns.RcodeNotAuth
 		tsig = &dns.TSIG{
 			Hdr:        dns.RR_Header{Name: tsig.Hdr.Name, Rrtype: dns.TypeTSIG, Class: dns.ClassANY},

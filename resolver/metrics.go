@@ -54,7 +54,7 @@ func newMetrics(reg prometheus.Registerer, s *Store, server string, zones []zone
 	f := promauto.With(reg)
 	requests := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_requests_total",
-		Help: "DNS queries received, by server (listen address), zone (dropped: in no zone served), transport (proto), client address family (1: IPv4, 2: IPv6) and query type (types peerdns does not serve count as other).",
+		Help: "DNS queries received, by server (listen address), zone (dropped: in no zone served), transport (proto), client address family (1: IPv4, 2: IPv6) and query type (types peerdns does not serve count as other). With zone transfers on, AXFR, IXFR and signed SOA queries count in peerdns_transfers_total instead.",
 	}, []string{"server", "zone", "proto", "family", "type"})
 	responses := f.NewCounterVec(prometheus.CounterOpts{
 		Name: "peerdns_dns_responses_total",

@@ -31,6 +31,9 @@ type ServerConfig struct {
 	Addr string
 	// Handler answers the queries. Required.
 	Handler *Handler
+	// Transfers, when set, answers every AXFR and IXFR query (transfer.go);
+	// without it the Handler refuses them.
+	Transfers *Transfers
 	// UDPSockets is the number of UDP sockets bound to Addr with
 	// SO_REUSEPORT, so the kernel spreads clients over them. Default
 	// GOMAXPROCS. Platforms without SO_REUSEPORT use one.
@@ -380,7 +383,12 @@ func (s *Server) serveUDP(si int) {
 		if ok {
 			s.countDrops(si, drops)
 		}
-		resp := s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4()})
+		var resp []byte
+		if x := s.cfg.Transfers; x != nil && isTransferQuery(in[:n]) {
+			resp = x.AnswerUDP(out, in[:n], addr.Addr()) // transfer.go
+		} else {
+			resp = s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4()})
+		}
 		if resp == nil {
 			continue
 		}
@@ -594,7 +602,12 @@ func (s *Server) serveConn(c *tcpConn) {
 			}
 			continue // a completed prefix: read the length
 		}
-		if !s.answerTCP(c, buf[r+2:r+need]) {
+		query := buf[r+2 : r+need]
+		if x := s.cfg.Transfers; x != nil && isTransferQuery(query) {
+			if !x.ServeTCP(c, c.client, query, s.cfg.TCPWriteTimeout) { // transfer.go
+				return
+			}
+		} else if !s.answerTCP(c, query) {
 			return
 		}
 		r += need

@@ -18,6 +18,7 @@ type state struct {
 	namespaces strMap[nsCount] // only namespaces with a non-zero count
 	endpoints  int             // per-endpoint names in the ready views
 	ptr        ptrIndex        // empty unless the store indexes PTR records
+	serials    []uint32        // SOA serial per zone of the bound handler (serial.go)
 }
 
 // nsCount counts, per namespace, the services with a non-empty view in each

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 )
 
 // Store holds the services the resolver answers for. An endpoints source
@@ -21,16 +20,18 @@ import (
 // (snapshot) and answers from it alone, so it sees the store as it was
 // before or after each change, never a mix, even when one answer needs
 // several reads. Writers replace a whole service at a time and are
-// serialized by a mutex that lookups never take. The SOA serial is not part
-// of the state: it is raised just after each publish, so an answer from a
-// state just published may still carry the serial of the one before.
+// serialized by a mutex that lookups never take. Each zone's SOA serial is
+// part of the state (serial.go), so data and serial are published together.
 type Store struct {
 	cur atomic.Pointer[state]
 
 	// wmu serializes writers; it guards the fields below it.
-	wmu   sync.Mutex
-	ptrOn bool   // index PTR records: only with reverse zones (enablePTR)
-	gen   uint64 // the last change's number, for ptrEdit
+	wmu      sync.Mutex
+	ptrOn    bool          // index PTR records: only with reverse zones (enablePTR)
+	zones    []serialZone  // the bound handler's zones, versioned per zone (serial.go)
+	clock    func() uint32 // Unix seconds for serials; nil: the system clock (tests set it)
+	onChange changeFunc    // told of each change once published, when set (journal.go)
+	gen      uint64        // the last change's number, for ptrEdit
 	// beforePublish, when set (by tests), is called by a writer holding wmu
 	// once the next state is built, just before it is published.
 	beforePublish func()
@@ -39,12 +40,6 @@ type Store struct {
 	prebuild func(*entry)
 
 	synced atomic.Bool
-	// serial is the SOA serial: at the store's creation its Unix time, then
-	// at each publish the Unix time or one more than the serial before,
-	// whichever is larger, so it grows by at least one per change and can
-	// run ahead of the clock when changes come faster than one a second.
-	// Each replica has its own.
-	serial atomic.Uint32
 	// bound is set by the Handler that answers from the store: answers
 	// cached on its names are laid out for that handler's zones.
 	bound atomic.Bool
@@ -77,7 +72,6 @@ type ptrTarget struct {
 func NewStore() *Store {
 	s := &Store{}
 	s.cur.Store(&state{})
-	s.serial.Store(uint32(time.Now().Unix()))
 	return s
 }
 
@@ -181,6 +175,7 @@ func (s *Store) replace(namespace, name string, e *entry) {
 	if e != nil && s.prebuild != nil {
 		s.prebuild(e)
 	}
+	var changes map[netip.Addr]*ptrEntry
 	if s.ptrOn {
 		var oldReady, newReady *view
 		if old != nil {
@@ -190,20 +185,23 @@ func (s *Store) replace(namespace, name string, e *entry) {
 			newReady = e.ready
 		}
 		ed := s.ptrEdit(cur)
-		ed.apply(ptrChanges(&cur.ptr, oldReady, newReady))
+		changes = ptrChanges(&cur.ptr, oldReady, newReady)
+		ed.apply(changes)
 		next.ptr = ed.x
 	}
+	next.serials = s.nextSerials(cur, old, e, changes)
 	s.publish(&next)
+	if s.onChange != nil {
+		s.onChange(cur, &next, old, e, changes)
+	}
 }
 
-// publish makes next the state queries see, then raises the serial. The
-// caller holds wmu.
+// publish makes next the state queries see. The caller holds wmu.
 func (s *Store) publish(next *state) {
 	if s.beforePublish != nil {
 		s.beforePublish()
 	}
 	s.cur.Store(next)
-	s.bumpSerial()
 }
 
 // ptrEdit starts a change of cur's PTR index. The caller holds wmu.
@@ -319,17 +317,6 @@ func comparePTR(a, b ptrTarget) int {
 		return c
 	}
 	return compareLabel(ha, hb)
-}
-
-func (s *Store) bumpSerial() {
-	now := uint32(time.Now().Unix())
-	for {
-		old := s.serial.Load()
-		next := max(now, old+1) // strictly increasing, as RFC 1982 readers expect
-		if s.serial.CompareAndSwap(old, next) {
-			return
-		}
-	}
 }
 
 // SetSynced marks the initial state as loaded: from then on a name that does

@@ -33,6 +33,7 @@ type config struct {
 	lameDuck        time.Duration
 	webAddr         string
 	webConfigFile   string
+	transfer        transferFlags // transfer.go
 }
 
 // zoneList is a repeatable --dns.zone; each value may be comma-separated.
@@ -88,6 +89,7 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.nsid)
 	app.Flag("dns.lame-duck", "On SIGTERM, keep answering this long with /readyz failing, so traffic moves away before the server stops.").
 		Default("5s").DurationVar(&cfg.lameDuck)
+	addTransferFlags(app, &cfg.transfer) // transfer.go
 	app.Flag("web.listen-address", "Address to serve /metrics, /healthz and /readyz on.").
 		Default(":9153").StringVar(&cfg.webAddr)
 	app.Flag("web.config.file", "Path to a web configuration file (the Prometheus exporter-toolkit format) enabling TLS and basic auth on every web path, probes included. Empty: plain HTTP.").

@@ -39,6 +39,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if _, err := cfg.resolverConfig(); err != nil {
 		return app.Fail(err)
 	}
+	if _, err := cfg.transfer.transferConfig(); err != nil {
+		return app.Fail(err)
+	}
 	if err := telemetry.ValidateWebConfig(cfg.webConfigFile); err != nil {
 		return app.Fail(cli.Invalid("web.config.file", "%v", err))
 	}
@@ -60,6 +63,7 @@ type app struct {
 	log       *slog.Logger
 	reg       *prometheus.Registry
 	handler   *resolver.Handler
+	transfers *resolver.Transfers // nil without --dns.transfer.* flags
 	dnsServer *resolver.Server
 	watcher   *kube.Watcher
 	webServer *telemetry.Server
@@ -89,6 +93,20 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		// not a bad flag.
 		return nil, err
 	}
+	if cfg.transfer.enabled() {
+		tcfg, err := cfg.transfer.transferConfig()
+		if err != nil {
+			return nil, err
+		}
+		tcfg.Registerer = a.reg
+		tcfg.Logger = logger.With("component", "transfer")
+		if a.transfers, err = resolver.NewTransfers(a.handler, tcfg); err != nil {
+			return nil, err
+		}
+		if len(tcfg.Allow) == 0 {
+			logger.Warn("transfer flags given but no --dns.transfer.allow: every transfer is refused")
+		}
+	}
 	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
 	if err != nil {
 		if cfg.kubeconfig != "" {
@@ -103,6 +121,7 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	a.dnsServer, err = resolver.Listen(resolver.ServerConfig{
 		Addr:                       cfg.dnsAddr,
 		Handler:                    a.handler,
+		Transfers:                  a.transfers,
 		MaxTCPConnections:          cfg.maxTCPConns,
 		MaxTCPConnectionsPerClient: cfg.maxTCPPerClient,
 		TCPIdleTimeout:             cfg.tcpIdle,
@@ -127,6 +146,16 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	return a, nil
 }
 
+// runTransfers sends NOTIFYs until ctx is done; without transfers it only
+// waits.
+func (a *app) runTransfers(ctx context.Context) error {
+	if a.transfers == nil {
+		<-ctx.Done()
+		return nil
+	}
+	return a.transfers.Run(ctx)
+}
+
 // serve runs peerdns until ctx is done; then readiness fails for the
 // lame-duck period while answers go on, and everything stops. started, when
 // set, is called once the ports are bound (tests learn them from it).
@@ -142,8 +171,10 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, started func(*
 	// period, so answers keep coming while readiness reports the shutdown.
 	runCtx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	errc := make(chan error, 3)
+	const servers = 4
+	errc := make(chan error, servers)
 	go func() { errc <- a.dnsServer.Serve(runCtx) }()
+	go func() { errc <- a.runTransfers(runCtx) }()
 	go func() { errc <- a.watcher.Run(runCtx) }()
 	go func() { errc <- a.webServer.Serve(runCtx) }()
 
@@ -167,7 +198,7 @@ func serve(ctx context.Context, cfg *config, logger *slog.Logger, started func(*
 		runErr = errors.New("a server stopped before shutdown")
 	}
 	cancel()
-	for ; received < 3; received++ {
+	for ; received < servers; received++ {
 		if err := <-errc; err != nil && runErr == nil {
 			runErr = err
 		}

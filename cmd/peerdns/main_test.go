@@ -45,7 +45,9 @@ current-context: c
 	if err := os.WriteFile(kubeconfig, []byte(unreachable), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := fs.Parse([]string{"--kubeconfig", kubeconfig, "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}); err != nil {
+	if _, err := fs.Parse([]string{"--kubeconfig", kubeconfig, "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
+		// Transfers on, so their metrics are listed too.
+		"--dns.transfer.allow", "127.0.0.1/32", "--dns.transfer.notify", "127.0.0.1:5300"}); err != nil {
 		t.Fatal(err)
 	}
 	a, err := newApp(&cfg, slog.New(slog.DiscardHandler))
@@ -134,6 +136,12 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peerdns: error: --dns.zone: zone \"peers.cluster.local.\" is inside zone \"cluster.local.\", whose names it would hide, try --help\n"},
 		{name: "bad listen address", args: []string{"--dns.listen-address=53"}, code: 2,
 			stderr: "peerdns: error: --dns.listen-address: \"53\": "},
+		{name: "bad transfer range", args: []string{"--dns.transfer.allow", "10.0.0.0/33"}, code: 2,
+			stderr: "peerdns: error: --dns.transfer.allow: \"10.0.0.0/33\": not a CIDR or an address, try --help\n"},
+		{name: "missing TSIG key", args: []string{"--dns.transfer.tsig-key", "/nonexistent"}, code: 2,
+			stderr: "peerdns: error: --dns.transfer.tsig-key: "},
+		{name: "bad notify address", args: []string{"--dns.transfer.notify", "[fd00::1"}, code: 2,
+			stderr: "peerdns: error: --dns.transfer.notify: "},
 		{name: "missing kubeconfig", args: []string{"--kubeconfig", "/nonexistent",
 			"--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0"}, code: 2,
 			stderr: "peerdns: error: --kubeconfig: "},
