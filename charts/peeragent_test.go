@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/yaml"
 )
@@ -90,13 +91,78 @@ func TestPeeragentDefaults(t *testing.T) {
 // sidecarWant is what the sidecar should say for one rendering.
 type sidecarWant struct {
 	serviceName string
-	replicas    int
+	replicas    int    // the StatefulSet's, which the sidecar must not carry
+	expected    int    // --cluster.expected; 0: the default 1
+	source      string // --cluster.source; "": kubernetes
 	srv         string
 	label       string // --cluster.label
 	ordinal     int    // --cluster.ordinal-start, when not 0
 	extraArgs   []string
 	dnsServer   string // empty: no --peers.dns-server flag
 	secretName  string // empty: no gossip encryption
+}
+
+// checkAPIToken checks that the sidecar alone gets an API token: the pod
+// automounts none, the sidecar mounts a projected one where client-go's
+// in-cluster configuration reads it.
+func checkAPIToken(t *testing.T, sts appsv1.StatefulSet, agent *corev1.Container) {
+	t.Helper()
+	spec := sts.Spec.Template.Spec
+	if spec.ServiceAccountName == "" || spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
+		t.Errorf("pod serviceAccountName %q automount %v: want a ServiceAccount and no automounted token", spec.ServiceAccountName, spec.AutomountServiceAccountToken)
+	}
+	const dir = "/var/run/secrets/kubernetes.io/serviceaccount"
+	i := slices.IndexFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == dir })
+	if i < 0 {
+		t.Fatalf("sidecar mounts no API token at %s: %+v", dir, agent.VolumeMounts)
+	}
+	j := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == agent.VolumeMounts[i].Name })
+	if j < 0 || spec.Volumes[j].Projected == nil {
+		t.Fatalf("API token volume %q is not a projected volume of the pod", agent.VolumeMounts[i].Name)
+	}
+	var files []string
+	for _, src := range spec.Volumes[j].Projected.Sources {
+		switch {
+		case src.ServiceAccountToken != nil:
+			files = append(files, src.ServiceAccountToken.Path)
+		case src.ConfigMap != nil:
+			for _, it := range src.ConfigMap.Items {
+				files = append(files, it.Path)
+			}
+		case src.DownwardAPI != nil:
+			for _, it := range src.DownwardAPI.Items {
+				files = append(files, it.Path)
+			}
+		}
+	}
+	slices.Sort(files)
+	if diff := cmp.Diff([]string{"ca.crt", "namespace", "token"}, files); diff != "" {
+		t.Errorf("API token volume files (-want +got):\n%s", diff)
+	}
+	for _, c := range spec.Containers {
+		if slices.ContainsFunc(c.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == agent.VolumeMounts[i].Name }) {
+			t.Errorf("container %s mounts the sidecar's API token", c.Name)
+		}
+	}
+}
+
+// checkAgentRBAC checks the Role lets the sidecar read its own StatefulSet and
+// nothing else, bound to the pods' ServiceAccount.
+func checkAgentRBAC(t *testing.T, r *rendered, sts appsv1.StatefulSet) {
+	t.Helper()
+	role := only(t, "Role", r.roles)
+	want := []rbacv1.PolicyRule{{
+		APIGroups: []string{"apps"}, Resources: []string{"statefulsets"},
+		ResourceNames: []string{sts.Name}, Verbs: []string{"get", "list", "watch"},
+	}}
+	if diff := cmp.Diff(want, role.Rules); diff != "" {
+		t.Errorf("Role rules (-want +got):\n%s", diff)
+	}
+	rb := only(t, "RoleBinding", r.roleBindings)
+	wantSubjects := []rbacv1.Subject{{Kind: "ServiceAccount", Name: sts.Spec.Template.Spec.ServiceAccountName, Namespace: releaseNamespace}}
+	if rb.RoleRef.Kind != "Role" || rb.RoleRef.Name != role.Name || !cmp.Equal(wantSubjects, rb.Subjects) {
+		t.Errorf("RoleBinding %+v binds %+v, want Role %s to %+v", rb.RoleRef, rb.Subjects, role.Name, wantSubjects)
+	}
 }
 
 // checkSidecar checks that sts runs peeragent as a native sidecar with the
@@ -127,7 +193,9 @@ func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
 		"--gossip.listen-address=:7946",
 		"--gossip.advertise-address=$(POD_IP)",
 		"--peers.srv=" + want.srv,
-		"--cluster.expected=" + strconv.Itoa(want.replicas),
+		"--cluster.expected=" + strconv.Itoa(max(want.expected, 1)),
+		"--cluster.source=" + want.sourceOrDefault(),
+		"--cluster.stabilization-time=10s",
 		"--cluster.label=" + want.label,
 		"--web.listen-address=:9470",
 	}
@@ -148,7 +216,17 @@ func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
 		t.Errorf("peeragent args %q, want exactly %q", agent.Args, wantArgs)
 	}
 	if int(*sts.Spec.Replicas) != want.replicas {
-		t.Errorf("StatefulSet replicas = %d, but the agent expects %d members", *sts.Spec.Replicas, want.replicas)
+		t.Errorf("StatefulSet replicas = %d, want %d", *sts.Spec.Replicas, want.replicas)
+	}
+	// Nothing in the pod template may depend on the replicas: changing
+	// them must roll no pod.
+	for _, a := range agent.Args {
+		if strings.Contains(a, "="+strconv.Itoa(want.replicas)) && want.replicas != max(want.expected, 1) {
+			t.Errorf("sidecar arg %q carries the replicas %d", a, want.replicas)
+		}
+	}
+	if want.sourceOrDefault() == "kubernetes" {
+		checkAPIToken(t, sts, agent)
 	}
 	if sts.Spec.ServiceName != want.serviceName {
 		t.Errorf("StatefulSet serviceName = %q, want %q (the SRV name is built from it)", sts.Spec.ServiceName, want.serviceName)
@@ -173,7 +251,7 @@ func checkSidecar(t *testing.T, sts appsv1.StatefulSet, want sidecarWant) {
 		}
 	}
 	if want.secretName == "" {
-		if mount != nil || len(spec.Volumes) != 0 {
+		if mount != nil || slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Secret != nil }) {
 			t.Errorf("gossip keys are off, yet the pod mounts %+v, volumes %+v", mount, spec.Volumes)
 		}
 		return
@@ -250,6 +328,22 @@ func TestPeeragentExample(t *testing.T) {
 			wantKeys:  []string{"primary"},
 		},
 		{
+			name: "size from a ConfigMap",
+			values: `
+example: {enabled: true}
+cluster: {source: file, expected: 3, expectedConfigMap: {name: web-size, key: size}, stateFile: /data/peeragent.json}
+`,
+			want: sidecarWant{
+				serviceName: "r-peeragent-example", replicas: 3, expected: 3, source: "file",
+				srv:        "_gossip._tcp.r-peeragent-example." + releaseNamespace + ".peers.peerdns.internal",
+				label:      releaseNamespace + "/r-peeragent-example",
+				secretName: "r-peeragent-gossip-keys",
+				extraArgs:  []string{"--cluster.expected-file=/etc/peeragent/size/size", "--cluster.state-file=/data/peeragent.json"},
+			},
+			readiness: true,
+			wantKeys:  []string{"primary"},
+		},
+		{
 			name: "existing Secret, explicit SRV name",
 			values: `
 example: {enabled: true}
@@ -271,6 +365,11 @@ clusterLabel: orders
 			r := render(t, peeragentChart, tt.values)
 			sts := only(t, "StatefulSet", r.statefulSets)
 			checkSidecar(t, sts, tt.want)
+			if tt.want.sourceOrDefault() == "kubernetes" {
+				checkAgentRBAC(t, r, sts)
+			} else if len(r.roles)+len(r.roleBindings) != 0 {
+				t.Errorf("source %s renders %d Roles and %d RoleBindings, want none", tt.want.source, len(r.roles), len(r.roleBindings))
+			}
 
 			if sts.Spec.PodManagementPolicy != appsv1.ParallelPodManagement {
 				t.Errorf("podManagementPolicy = %q, want Parallel: OrderedReady would wait for member 0's quorum before starting member 1", sts.Spec.PodManagementPolicy)
@@ -348,8 +447,10 @@ spec:
     metadata:
       labels: {app: orders}
     spec:
+      serviceAccountName: orders
+      automountServiceAccountToken: false
       initContainers:
-        {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "orders" "replicas" .Values.replicas "ordinalStart" 1) | nindent 8 }}
+        {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "orders" "ordinalStart" 1) | nindent 8 }}
       containers:
         - name: db
           image: example.org/orders-db:9.9.9
@@ -357,6 +458,14 @@ spec:
         - name: shared
           emptyDir: {}
         {{- include "peeragent.volumes" (dict "root" $) | nindent 8 }}
+`,
+		"templates/rbac.yaml": `apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: orders
+automountServiceAccountToken: false
+---
+{{ include "peeragent.rbac" (dict "root" $ "statefulSetName" "orders" "serviceAccountName" "orders") }}
 `,
 		"templates/service.yaml": `apiVersion: v1
 kind: Service
@@ -391,6 +500,7 @@ spec:
 		extraArgs:  []string{"--peers-file=/shared/peers"},
 		secretName: secret.Name,
 	})
+	checkAgentRBAC(t, r, sts)
 	agent := sts.Spec.Template.Spec.InitContainers[0]
 	if !slices.ContainsFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.Name == "shared" && m.MountPath == "/shared" }) {
 		t.Errorf("sidecar mounts %+v, want the extra mount of shared at /shared too", agent.VolumeMounts)
@@ -403,6 +513,17 @@ spec:
 		t.Errorf("Service ports = %+v, want the gossip port", svc.Spec.Ports)
 	}
 
+	t.Run("scaling rolls no pod", func(t *testing.T) {
+		// helm upgrade --set replicas=7: the pod template is unchanged, so
+		// the StatefulSet controller replaces no pod.
+		scaled := only(t, "StatefulSet", render(t, parent, "replicas: 7").statefulSets)
+		if *scaled.Spec.Replicas != 7 {
+			t.Fatalf("replicas = %d, want 7", *scaled.Spec.Replicas)
+		}
+		if diff := cmp.Diff(sts.Spec.Template, scaled.Spec.Template); diff != "" {
+			t.Errorf("pod template changed with the replicas (-5 +7):\n%s", diff)
+		}
+	})
 	t.Run("values from the parent are checked by peeragent's schema", func(t *testing.T) {
 		_, err := template(t, parent, `peeragent: {gossip: {port: "7946"}}`)
 		wantHelmError(t, err, "port")
@@ -422,6 +543,37 @@ spec:
 	})
 }
 
+// helm upgrade --set example.replicas=5 changes the StatefulSet's replicas
+// and nothing in its pod template: no pod rolls.
+func TestPeeragentScalingRollsNothing(t *testing.T) {
+	three := only(t, "StatefulSet", render(t, peeragentChart, `example: {enabled: true, replicas: 3}`).statefulSets)
+	five := only(t, "StatefulSet", render(t, peeragentChart, `example: {enabled: true, replicas: 5}`).statefulSets)
+	if *five.Spec.Replicas != 5 {
+		t.Fatalf("replicas = %d, want 5", *five.Spec.Replicas)
+	}
+	if diff := cmp.Diff(three.Spec.Template, five.Spec.Template); diff != "" {
+		t.Errorf("pod template changed with the replicas (-3 +5):\n%s", diff)
+	}
+}
+
+// With cluster.source file the sidecar mounts the ConfigMap whole, so the
+// kubelet's updates reach it.
+func TestPeeragentSizeConfigMap(t *testing.T) {
+	sts := only(t, "StatefulSet", render(t, peeragentChart, `
+example: {enabled: true}
+cluster: {source: file, expectedConfigMap: {name: web-size}}
+`).statefulSets)
+	agent := sts.Spec.Template.Spec.InitContainers[0]
+	i := slices.IndexFunc(agent.VolumeMounts, func(m corev1.VolumeMount) bool { return m.MountPath == "/etc/peeragent/size" })
+	if i < 0 || agent.VolumeMounts[i].SubPath != "" || !agent.VolumeMounts[i].ReadOnly {
+		t.Fatalf("sidecar mounts %+v, want the size read-only at /etc/peeragent/size, without subPath", agent.VolumeMounts)
+	}
+	j := slices.IndexFunc(sts.Spec.Template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == agent.VolumeMounts[i].Name })
+	if j < 0 || sts.Spec.Template.Spec.Volumes[j].ConfigMap == nil || sts.Spec.Template.Spec.Volumes[j].ConfigMap.Name != "web-size" {
+		t.Errorf("size volume %+v, want ConfigMap web-size", sts.Spec.Template.Spec.Volumes)
+	}
+}
+
 func TestPeeragentRejects(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -429,6 +581,10 @@ func TestPeeragentRejects(t *testing.T) {
 		wants  []string
 	}{
 		{"replicas as a word", `example: {replicas: "three"}`, []string{"replicas"}},
+		{"unknown size source", `cluster: {source: api}`, []string{"source"}},
+		{"size file without its ConfigMap", `{example: {enabled: true}, cluster: {source: file}}`, []string{"cluster.expectedConfigMap.name"}},
+		{"floor of zero", `cluster: {expected: 0}`, []string{"expected"}},
+		{"relative state file", `cluster: {stateFile: data/state.json}`, []string{"stateFile"}},
 		{"unknown top-level value", `sidecar: {}`, []string{"sidecar", "not allowed"}},
 		{"key that is not base64 of 16, 24 or 32 bytes", `gossipKeys: {keys: {primary: c2hvcnQ=}}`, []string{"primary"}},
 		{"keys without a primary", `gossipKeys: {keys: {next: ` + testGossipKey + `}}`, []string{`must contain a "primary" key`}},
@@ -555,4 +711,11 @@ func TestPeeragentStartupProbe(t *testing.T) {
 			t.Error("liveness probe removed too; it must stay")
 		}
 	})
+}
+
+func (w sidecarWant) sourceOrDefault() string {
+	if w.source == "" {
+		return "kubernetes"
+	}
+	return w.source
 }

@@ -67,7 +67,7 @@ func peeragentWebSetup(t *testing.T, values string) webSetup {
 	t.Helper()
 	// The agent looks its peers up at a closed loopback port: the test sends
 	// no DNS query off the machine.
-	r := render(t, peeragentChart, values+"example: {enabled: true}\ngossipKeys: {enabled: false}\npodMonitor: {enabled: true}\npeers: {dnsServer: \"127.0.0.1:9\"}\n")
+	r := render(t, peeragentChart, values+"example: {enabled: true}\ngossipKeys: {enabled: false}\npodMonitor: {enabled: true}\npeers: {dnsServer: \"127.0.0.1:9\"}\ncluster: {source: flag}\n")
 	sts := only(t, "StatefulSet", r.statefulSets)
 	return webSetup{
 		program:   "peeragent",

@@ -31,8 +31,11 @@ type Agent struct {
 	cfg     Config
 	log     *slog.Logger
 	self    Identity
-	set     ExpectedSet
+	admit   ExpectedSet // the names that may gossip
+	rules   VotingRules
 	metrics *metrics
+	votes   *votingMetrics
+	size    SizeSource // nil: the target is Config.Expected
 	table   *membership
 	finder  *peerFinder
 	hooks   *hookRunner
@@ -40,9 +43,16 @@ type Agent struct {
 	keyring *gossipKeyring // nil: no encryption
 	keys    keyFiles       // the key files last applied
 	names   *nameGuard
-	meta    []byte // nodeMeta, encoded
-	proc    uint64 // identifies this process in its views: random, never 0
-	viewSeq uint64 // the last view's sequence number; stateLoop's alone
+	meta    atomic.Pointer[[]byte] // nodeMeta, encoded
+	proc    uint64                 // identifies this process in its views: random, never 0
+	viewSeq uint64                 // the last view's sequence number; stateLoop's alone
+	// target is the last size the source reported; nil until it has.
+	target atomic.Pointer[Target]
+	wake   chan struct{} // cap 1: the target changed
+	// fresh: no saved configuration was loaded and no target seen yet;
+	// the first target becomes the configuration (VotingRules.Initial).
+	// Only the voting loop reads and writes it after New.
+	fresh bool
 
 	started chan struct{}
 	// Set before started is closed, read-only afterwards.
@@ -75,15 +85,36 @@ func New(cfg Config) (*Agent, error) {
 		cfg:     cfg,
 		log:     cfg.Logger.With("component", "agent"),
 		self:    self,
-		set:     cfg.expectedSet(),
+		admit:   cfg.admitted(),
+		rules:   VotingRules{Start: cfg.OrdinalStart, Floor: cfg.Expected, Stabilization: cfg.Stabilization},
 		started: make(chan struct{}),
 		joining: map[string]bool{},
+		wake:    make(chan struct{}, 1),
+		size:    cfg.Size,
 		proc:    rand.Uint64() | 1,
 	}
-	a.metrics = newMetrics(cfg.Registerer, a.set, self)
-	a.table = newMembership(cfg.NodeName, cfg.Version, a.set, cfg.Timing, a.metrics)
+	if cfg.ExpectedFile != "" {
+		a.size = &fileSize{path: cfg.ExpectedFile, interval: cfg.ExpectedFileInterval, max: cfg.MaxMembers}
+	}
+	voting, err := loadVoting(cfg.StateFile, self.Set)
+	if err != nil {
+		return nil, err
+	}
+	if voting == nil {
+		v := a.rules.Bootstrap()
+		voting = &v
+		a.fresh = true
+	}
+	if a.size == nil {
+		a.target.Store(&Target{Replicas: cfg.Expected})
+	}
+	a.metrics = newMetrics(cfg.Registerer, ExpectedSet{Set: self.Set, Start: cfg.OrdinalStart, N: cfg.Expected}, self)
+	a.votes = newVotingMetrics(cfg.Registerer)
+	a.table = newMembership(cfg.NodeName, cfg.Version, a.admit, *voting, a.targetSpan(), cfg.Timing, a.metrics)
+	a.table.setUnsized(a.fresh && a.size != nil)
 	a.names = newNameGuard(cfg.NodeName, cfg.Timing.SuspectTimeout)
-	a.meta, _ = json.Marshal(nodeMeta{Version: cfg.Version, Zone: cfg.Zone})
+	a.setMeta(voting.Epoch())
+	a.publishVoting(*voting)
 	r := cfg.Resolver
 	if r == nil {
 		if cfg.DNSServer != "" {
@@ -93,6 +124,7 @@ func New(cfg Config) (*Agent, error) {
 		}
 	}
 	a.finder = newPeerFinder(&a.cfg, r, a.metrics, cfg.Logger.With("component", "peers"))
+	a.finder.names = a.table.wantedNames
 	a.hooks = newHookRunner(&a.cfg, a.metrics, cfg.Logger.With("component", "hooks"))
 	a.queue = &memberlist.TransmitLimitedQueue{NumNodes: a.table.present, RetransmitMult: 4}
 	if cfg.KeyringDir != "" {
@@ -111,7 +143,7 @@ func New(cfg Config) (*Agent, error) {
 }
 
 func (a *Agent) setString() string {
-	return fmt.Sprintf("%s-%d…%s-%d", a.set.Set, a.set.Start, a.set.Set, a.set.Start+a.set.N-1)
+	return fmt.Sprintf("%s-%d…%s-%d", a.admit.Set, a.admit.Start, a.admit.Set, a.admit.Start+a.admit.N-1)
 }
 
 // Started is closed once memberlist listens; Addr is valid from then on.
@@ -266,17 +298,23 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	a.names.setAddr(a.addr.String())
 	close(a.started)
-	if a.keyring == nil && a.set.N > 1 {
+	if a.keyring == nil && (a.cfg.Expected > 1 || a.size != nil) {
 		a.log.Warn("gossip is not encrypted: anyone who can reach the gossip port can join, read the membership and forge messages; set a keyring directory")
 	}
+	v := a.table.currentVoting()
 	a.log.Info("gossip started", "node", a.cfg.NodeName, "address", a.addr,
-		"expected", a.set.N, "quorum", QuorumSize(a.set.N), "encrypted", a.keyring != nil, "label", a.cfg.Label)
+		"voters", v.Current.Voters, "epoch", v.Epoch(), "voter", v.IsVoter(a.self.Ordinal),
+		"encrypted", a.keyring != nil, "label", a.cfg.Label)
 
 	loopCtx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { a.discoverLoop(loopCtx) })
 	wg.Go(func() { a.probeLoop(loopCtx) })
 	wg.Go(func() { a.stateLoop(loopCtx) })
+	wg.Go(func() { a.votingLoop(loopCtx) })
+	if a.size != nil {
+		wg.Go(func() { a.size.Run(loopCtx, a.setTarget, a.sizeError) })
+	}
 	if a.hooks.enabled() {
 		wg.Go(func() { a.hooks.run(loopCtx) })
 	}
@@ -409,11 +447,11 @@ func (a *Agent) discoverLoop(ctx context.Context) {
 	}
 }
 
-// missing reports whether an expected member other than this one is neither
-// alive nor suspect.
+// missing reports whether a voter or a member of the target set, other
+// than this one, is neither alive nor suspect.
 func (a *Agent) missing() bool {
-	for _, m := range a.table.snapshot() {
-		if m.Name != a.cfg.NodeName && !m.State.present() {
+	for _, name := range a.table.wantedNames() {
+		if st, _ := a.table.stateOf(name); name != a.cfg.NodeName && !st.present() {
 			return true
 		}
 	}

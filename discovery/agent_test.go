@@ -115,6 +115,7 @@ func TestQuorumFlipsAtMajority(t *testing.T) {
 	check := func(alive int) {
 		t.Helper()
 		want := ComputeQuorum(4, alive)
+		want.Voter = true
 		eventually(t, fmt.Sprintf("%d alive", alive), func() error {
 			if got := observer.Quorum(); got != want {
 				return fmt.Errorf("quorum %+v, want %+v", got, want)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -19,14 +20,45 @@ import (
 // NodeName, Expected and one of PeersSRV or PeersDomain.
 type Config struct {
 	// NodeName is this member's stable name, the StatefulSet pod name
-	// ("web-2"). Its -<ordinal> suffix is required: the expected set is the
-	// name without it followed by -Start … -(Start+Expected-1).
+	// ("web-2"). Its -<ordinal> suffix is required: the members admitted
+	// are the name without it followed by -OrdinalStart …
+	// -(OrdinalStart+MaxMembers-1).
 	NodeName string
-	// Expected is N, the number of members the cluster should have (the
-	// StatefulSet's replicas). Quorum is ⌊N/2⌋+1 alive members. Required.
+	// Expected is the floor and the bootstrap size of the voting
+	// configuration: the target size never drops below it, whatever the
+	// size source says, and an agent without a saved configuration
+	// (StateFile) holds the ordinals OrdinalStart …
+	// OrdinalStart+Expected-1 as voters until the source first reports,
+	// then the whole target set (see VotingRules.Initial). Required.
 	Expected int
 	// OrdinalStart is the StatefulSet's .spec.ordinals.start. Default 0.
 	OrdinalStart int
+	// MaxMembers bounds admission: names with an ordinal from OrdinalStart
+	// up to OrdinalStart+MaxMembers-1 gossip and are probed (the voting
+	// configuration decides who counts); other names are rejected. It is
+	// also the largest size a size source may ask for. Default 64.
+	MaxMembers int
+	// ExpectedFile is a file holding the target size as a decimal number
+	// (a ConfigMap key mounted as a volume), read at start and every
+	// ExpectedFileInterval; a missing, unreadable or malformed file keeps
+	// the last size read. Default "": no file.
+	ExpectedFile string
+	// ExpectedFileInterval is how often ExpectedFile is read. Polling
+	// survives the symlink swap with which the kubelet updates a ConfigMap
+	// volume. Default 2s.
+	ExpectedFileInterval time.Duration
+	// Size is a source of the target size other than ExpectedFile, for
+	// example the StatefulSet's spec.replicas (package discovery/kubesize).
+	// At most one of ExpectedFile and Size. Default nil: with neither, the
+	// target is Expected.
+	Size SizeSource
+	// Stabilization is how long a learner in the target set must have been
+	// alive, without interruption, before it becomes a voter. Default 10s.
+	Stabilization time.Duration
+	// StateFile is where the committed voting configuration is saved (a
+	// file on the pod's persistent volume), so that a restarted agent
+	// resumes it instead of the bootstrap one. Default "": not saved.
+	StateFile string
 	// Label is memberlist's cluster label: every packet and stream carries
 	// it, and traffic with another label is dropped. It is not a secret (use
 	// a keyring for that) but it stops two clusters from merging when a pod
@@ -293,6 +325,9 @@ func DefaultConfig() Config {
 		OnChangeTimeout:       30 * time.Second,
 		OnChangeShutdownGrace: 5 * time.Second,
 		LeaveTimeout:          5 * time.Second,
+		MaxMembers:            64,
+		ExpectedFileInterval:  2 * time.Second,
+		Stabilization:         10 * time.Second,
 	}
 }
 
@@ -312,9 +347,25 @@ func (c *Config) validate() error {
 	if c.OrdinalStart < 0 {
 		return bad("ordinal start must not be negative")
 	}
-	if _, ok := c.expectedSet().Contains(c.NodeName); !ok {
-		return bad("node name %q is outside the expected set %s-%d … %s-%d",
-			c.NodeName, c.expectedSet().Set, c.OrdinalStart, c.expectedSet().Set, c.OrdinalStart+c.Expected-1)
+	if c.MaxMembers < 1 {
+		return bad("max members must be at least 1, got %d", c.MaxMembers)
+	}
+	if c.Expected > c.MaxMembers {
+		return bad("expected cluster size %d exceeds max members %d", c.Expected, c.MaxMembers)
+	}
+	if _, ok := c.admitted().Contains(c.NodeName); !ok {
+		a := c.admitted()
+		return bad("node name %q is outside the admitted set %s-%d … %s-%d (ordinal start %d, max members %d)",
+			c.NodeName, a.Set, a.Start, a.Set, a.Start+a.N-1, c.OrdinalStart, c.MaxMembers)
+	}
+	if c.ExpectedFile != "" && c.Size != nil {
+		return bad("both an expected-size file and another size source are set")
+	}
+	if c.ExpectedFile != "" && c.ExpectedFileInterval <= 0 {
+		return bad("expected-file interval must be positive")
+	}
+	if c.Stabilization < 0 {
+		return bad("stabilization time must not be negative")
 	}
 	if len(c.Label) > 255 {
 		return bad("cluster label is longer than 255 bytes")
@@ -327,7 +378,7 @@ func (c *Config) validate() error {
 			return bad("gossip advertise address: %v", err)
 		}
 	}
-	if c.Expected > 1 && c.PeersSRV == "" && c.PeersDomain == "" {
+	if (c.Expected > 1 || c.ExpectedFile != "" || c.Size != nil) && c.PeersSRV == "" && c.PeersDomain == "" {
 		return bad("a cluster of %d needs peers: set the SRV name or the per-ordinal domain", c.Expected)
 	}
 	if c.PeersPort < 0 || c.PeersPort > 65535 {
@@ -359,7 +410,7 @@ func (c *Config) validate() error {
 	if c.OnChange != "" && !filepath.IsAbs(c.OnChange) {
 		return bad("on-change %q is not the absolute path of an executable (it runs without a shell)", c.OnChange)
 	}
-	if meta, _ := json.Marshal(nodeMeta{Version: c.Version, Zone: c.Zone}); len(meta) > MaxMetaBytes {
+	if meta, _ := json.Marshal(nodeMeta{Version: c.Version, Zone: c.Zone, Epoch: math.MaxUint64}); len(meta) > MaxMetaBytes {
 		return bad("version and zone take %d bytes of node metadata, more than %d", len(meta), MaxMetaBytes)
 	}
 	if t.ProbeTimeout > t.ProbeInterval {
@@ -382,9 +433,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
-func (c *Config) expectedSet() ExpectedSet {
+// admitted is the set of names that may gossip: OrdinalStart …
+// OrdinalStart+MaxMembers-1.
+func (c *Config) admitted() ExpectedSet {
 	id, _ := ParseIdentity(c.NodeName)
-	return ExpectedSet{Set: id.Set, Start: c.OrdinalStart, N: c.Expected}
+	return ExpectedSet{Set: id.Set, Start: c.OrdinalStart, N: c.MaxMembers}
 }
 
 // splitBind parses memberlist's listen address: host may be empty (all

@@ -1,10 +1,15 @@
 package discovery
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
 )
+
+type fileSizeSource struct{}
+
+func (fileSizeSource) Run(context.Context, func(Target), func(error)) {}
 
 func TestConfigValidate(t *testing.T) {
 	base := func() Config {
@@ -20,7 +25,9 @@ func TestConfigValidate(t *testing.T) {
 		mutate func(*Config)
 	}{
 		{"no ordinal", func(c *Config) { c.NodeName = "web" }},
-		{"outside the set", func(c *Config) { c.NodeName = "web-3" }},
+		{"outside the admitted set", func(c *Config) { c.NodeName = "web-64" }},
+		{"expected above max members", func(c *Config) { c.Expected = 65 }},
+		{"two size sources", func(c *Config) { c.ExpectedFile, c.Size = "/n", fileSizeSource{} }},
 		{"below ordinal start", func(c *Config) { c.OrdinalStart = 2 }},
 		{"no expected size", func(c *Config) { c.Expected = 0 }},
 		{"no peers", func(c *Config) { c.PeersSRV = "" }},

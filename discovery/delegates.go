@@ -38,6 +38,8 @@ type leaveMsg struct {
 type nodeMeta struct {
 	Version string `json:"v,omitempty"`
 	Zone    string `json:"z,omitempty"`
+	// Epoch is the sender's committed voting configuration epoch.
+	Epoch uint64 `json:"e,omitempty"`
 }
 
 func decodeMeta(b []byte) nodeMeta {
@@ -106,13 +108,14 @@ func (d delegates) NotifyUpdate(n *memberlist.Node) {
 	d.a.table.update(n.Name, nodeAddr(n), decodeMeta(n.Meta))
 }
 
-// NotifyAlive rejects alive messages about names outside the expected set,
+// NotifyAlive rejects alive messages about names outside the admitted set,
 // wherever they come from (a join, gossip or anti-entropy), so such a node
-// never becomes a member.
+// never becomes a member. Admitted names outside the voting configuration
+// become learners.
 func (d delegates) NotifyAlive(n *memberlist.Node) error {
-	if _, ok := d.a.set.Contains(n.Name); !ok {
+	if _, ok := d.a.admit.Contains(n.Name); !ok {
 		d.a.metrics.rejected.WithLabelValues("unknown_name").Inc()
-		return fmt.Errorf("node %q is outside the expected set %s", n.Name, d.a.setString())
+		return fmt.Errorf("node %q is outside the admitted set %s", n.Name, d.a.setString())
 	}
 	return nil
 }
@@ -145,10 +148,10 @@ func (d delegates) NotifyPingComplete(n *memberlist.Node, rtt time.Duration, _ [
 	d.a.table.ack(n.Name, nodeAddr(n), rtt)
 }
 
-// NodeMeta is this agent's version and zone; the config validation keeps
-// it within limit.
+// NodeMeta is this agent's version, zone and voting configuration epoch;
+// the config validation keeps it within limit.
 func (d delegates) NodeMeta(limit int) []byte {
-	b := d.a.meta
+	b := *d.a.meta.Load()
 	if len(b) > limit {
 		return nil
 	}

@@ -37,7 +37,8 @@ type hookInput struct {
 }
 
 func (in hookInput) equal(o hookInput) bool {
-	return slices.Equal(in.members, o.members) && in.quorum.Has == o.quorum.Has
+	return slices.Equal(in.members, o.members) && in.quorum.Has == o.quorum.Has &&
+		in.quorum.Voter == o.quorum.Voter && in.quorum.Epoch == o.quorum.Epoch
 }
 
 // hookRunner delivers settled member lists to the peers file and the
@@ -224,6 +225,9 @@ func hookEnv(node string, q Quorum) []string {
 		"PEERAGENT_ALIVE=" + strconv.Itoa(q.Alive),
 		"PEERAGENT_QUORUM=" + strconv.Itoa(q.Size),
 		"PEERAGENT_HAS_QUORUM=" + strconv.FormatBool(q.Has),
+		"PEERAGENT_VOTER=" + strconv.FormatBool(q.Voter),
+		"PEERAGENT_CONFIG_EPOCH=" + strconv.FormatUint(q.Epoch, 10),
+		"PEERAGENT_CONFIG_TRANSITION=" + strconv.FormatBool(q.Joint),
 	}
 }
 

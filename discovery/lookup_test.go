@@ -119,8 +119,10 @@ func newTestFinder(t *testing.T, r Resolver) *peerFinder {
 	cfg.NodeName, cfg.Expected = "web-0", 3
 	cfg.PeersSRV, cfg.PeersDomain, cfg.PeersPort = testSRV, testDomain, 7946
 	cfg.LookupTimeout = 300 * time.Millisecond
-	m := newMetrics(prometheus.NewRegistry(), cfg.expectedSet(), Identity{Set: "web"})
+	set := ExpectedSet{Set: "web", N: 3}
+	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web"})
 	f := newPeerFinder(&cfg, r, m, slog.New(slog.DiscardHandler))
+	f.names = set.Names
 	return f
 }
 

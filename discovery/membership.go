@@ -3,6 +3,7 @@ package discovery
 import (
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -54,12 +55,21 @@ func (s MemberState) String() string {
 // MarshalText writes the state's name, so JSON shows "alive", not 1.
 func (s MemberState) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
-// Member is one name of the expected set.
+// Member is one admitted name: a voter, a name of the target set, or a
+// learner this agent has seen.
 type Member struct {
 	Name    string      `json:"name"`
 	Ordinal int         `json:"ordinal"`
 	Address string      `json:"address,omitempty"`
 	State   MemberState `json:"state"`
+	// Voter is true when the name is in this agent's voting configuration
+	// (committed or in flight): its vote counts towards quorum. False: a
+	// learner.
+	Voter bool `json:"voter"`
+	// Epoch is the voting configuration epoch the member gossips (0: none
+	// gossiped yet, or an agent that predates it); for this agent itself,
+	// its own.
+	Epoch uint64 `json:"epoch,omitempty"`
 	// Since is when State last changed; zero for StateUnknown.
 	Since time.Time `json:"since,omitzero"`
 	// Version and Zone are what the member gossips about itself
@@ -102,58 +112,187 @@ type memberEntry struct {
 	viewAt time.Time // when view arrived; zero if none
 }
 
-// membership is the agent's table of the expected set, keyed by name, never
-// by address: a restarted pod keeps its name and gets a new IP. memberlist's
-// delegates write to it while holding memberlist's own locks, so no method
-// calls back into memberlist or blocks.
+// membership is the agent's table of admitted members, keyed by name, never
+// by address: a restarted pod keeps its name and gets a new IP. It holds an
+// entry for every voter and every name of the target set, and one for each
+// other admitted name once it has joined. memberlist's delegates write to
+// it while holding memberlist's own locks, so no method calls back into
+// memberlist or blocks.
 type membership struct {
 	self           string
+	selfOrdinal    int
 	selfVersion    string // label value of this agent's own version
-	set            ExpectedSet
+	admit          ExpectedSet
 	suspectTimeout time.Duration
 	viewStale      time.Duration
 	metrics        *metrics
 	now            func() time.Time
 	changed        chan struct{} // cap 1: something a watcher cares about changed
 	probe          chan struct{} // cap 1: a member joined and waits for its first ack
+	stepVoting     chan struct{} // cap 1: states changed; the voting loop steps at once
 
 	mu         sync.Mutex
 	members    map[string]*memberEntry
-	contacted  bool // another member acked this agent's probe directly
+	voting     Voting
+	target     []int // ordinals of the target set, ascending
+	contacted  bool  // another member acked this agent's probe directly
+	wasJoined  bool  // joined() has reported true: it stays true
 	quorum     Quorum
 	quorumInit bool
 	myView     view
 	duplicated bool // another live process claims self's name
+	// unsized: the size source has not reported yet and no configuration
+	// was saved; quorum is not held until it has.
+	unsized bool
 	// versionSeries: the members_by_version series last set, by version.
 	versionSeries map[string]int
 }
 
-func newMembership(self, version string, set ExpectedSet, t Timing, m *metrics) *membership {
+func newMembership(self, version string, admit ExpectedSet, v Voting, target []int, t Timing, m *metrics) *membership {
+	id, _ := ParseIdentity(self)
 	ms := &membership{
 		self:           self,
+		selfOrdinal:    id.Ordinal,
 		selfVersion:    versionLabel(version),
-		set:            set,
+		admit:          admit,
 		suspectTimeout: t.SuspectTimeout,
 		viewStale:      3 * t.ViewInterval,
 		metrics:        m,
 		now:            time.Now,
 		changed:        make(chan struct{}, 1),
 		probe:          make(chan struct{}, 1),
-		members:        make(map[string]*memberEntry, set.N),
-	}
-	for _, name := range set.Names() {
-		o, _ := set.Contains(name)
-		ms.members[name] = &memberEntry{Member: Member{Name: name, Ordinal: o}}
+		stepVoting:     make(chan struct{}, 1),
+		members:        map[string]*memberEntry{},
 	}
 	ms.mu.Lock()
-	ms.recomputeLocked()
+	ms.ensureLocked(self)
+	ms.setVotingLocked(v, target)
 	ms.mu.Unlock()
 	return ms
+}
+
+// ensureLocked returns the entry for name, creating it if the name is
+// admitted; nil if it is not.
+func (ms *membership) ensureLocked(name string) *memberEntry {
+	if e, ok := ms.members[name]; ok {
+		return e
+	}
+	o, ok := ms.admit.Contains(name)
+	if !ok {
+		return nil
+	}
+	e := &memberEntry{Member: Member{Name: name, Ordinal: o}}
+	ms.members[name] = e
+	return e
+}
+
+func (ms *membership) nameOf(ordinal int) string {
+	return Identity{Set: ms.admit.Set, Ordinal: ordinal}.Name()
+}
+
+// setVoting installs a voting configuration and the target set's
+// ordinals, with an entry for each of their names.
+func (ms *membership) setVoting(v Voting, target []int) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	ms.setVotingLocked(v, target)
+}
+
+func (ms *membership) setVotingLocked(v Voting, target []int) {
+	ms.voting, ms.target = v, target
+	for _, o := range target {
+		ms.ensureLocked(ms.nameOf(o))
+	}
+	for _, o := range v.Current.Voters {
+		ms.ensureLocked(ms.nameOf(o))
+	}
+	if v.Next != nil {
+		for _, o := range v.Next.Voters {
+			ms.ensureLocked(ms.nameOf(o))
+		}
+	}
+	ms.recomputeLocked()
+}
+
+// wantedLocked reports whether a member is a voter or in the target set:
+// one the agent looks up and rejoins when it is missing.
+func (ms *membership) wantedLocked(e *memberEntry) bool {
+	_, inTarget := slices.BinarySearch(ms.target, e.Ordinal)
+	return inTarget || ms.voting.IsVoter(e.Ordinal)
+}
+
+// wantedNames lists the names of the voters and of the target set, in
+// ordinal order.
+func (ms *membership) wantedNames() []string {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	var out []Member
+	for _, e := range ms.members {
+		if ms.wantedLocked(e) {
+			out = append(out, e.Member)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Ordinal < out[j].Ordinal })
+	names := make([]string, len(out))
+	for i, m := range out {
+		names[i] = m.Name
+	}
+	return names
+}
+
+// observe is what the voting rules need from the table: since when each
+// alive member has been alive (this agent since it started), and which
+// members left gracefully.
+func (ms *membership) observe() (aliveSince map[int]time.Time, left map[int]bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	aliveSince, left = map[int]time.Time{}, map[int]bool{}
+	for _, e := range ms.members {
+		switch e.State {
+		case StateAlive:
+			aliveSince[e.Ordinal] = e.Since
+		case StateLeft:
+			left[e.Ordinal] = true
+		}
+	}
+	return aliveSince, left
+}
+
+// targetOrdinals is the target set as last installed.
+func (ms *membership) targetOrdinals() []int {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.target
+}
+
+// currentVoting is the voting configuration in force.
+func (ms *membership) currentVoting() Voting {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	return ms.voting
+}
+
+// epochDisagreement reports whether a member this agent holds alive
+// gossips a voting configuration epoch other than this agent's (members
+// gossiping none are not compared).
+func (ms *membership) epochDisagreement() bool {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	for name, e := range ms.members {
+		if name != ms.self && e.State == StateAlive && e.Epoch != 0 && e.Epoch != ms.voting.Epoch() {
+			return true
+		}
+	}
+	return false
 }
 
 func (ms *membership) notify() {
 	select {
 	case ms.changed <- struct{}{}:
+	default:
+	}
+	select {
+	case ms.stepVoting <- struct{}{}:
 	default:
 	}
 }
@@ -175,21 +314,21 @@ func (ms *membership) setStateLocked(e *memberEntry, state MemberState, event st
 func (ms *membership) join(name, addr string, meta nodeMeta) {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	e, ok := ms.members[name]
-	if !ok {
+	e := ms.ensureLocked(name)
+	if e == nil {
 		return
 	}
 	if e.gone && e.Address == addr {
 		// Back at the address this agent kept acking (it refuted a death
 		// it heard of second-hand): it never stopped counting here.
 		e.gone = false
-		e.Version, e.Zone = meta.Version, meta.Zone
+		e.Version, e.Zone, e.Epoch = meta.Version, meta.Zone, meta.Epoch
 		ms.recomputeLocked()
 		return
 	}
 	e.gone = false
 	e.Address = addr
-	e.Version, e.Zone = meta.Version, meta.Zone
+	e.Version, e.Zone, e.Epoch = meta.Version, meta.Zone, meta.Epoch
 	e.LastContact, e.RTTSeconds = time.Time{}, 0
 	e.leaving = false
 	e.view, e.viewAt = view{}, time.Time{}
@@ -215,7 +354,7 @@ func (ms *membership) update(name, addr string, meta nodeMeta) {
 	if !ok {
 		return
 	}
-	e.Version, e.Zone = meta.Version, meta.Zone
+	e.Version, e.Zone, e.Epoch = meta.Version, meta.Zone, meta.Epoch
 	if e.Address != addr {
 		e.Address = addr
 		e.LastContact, e.RTTSeconds = time.Time{}, 0
@@ -312,6 +451,18 @@ func (ms *membership) setDuplicated(dup bool) {
 	}
 	ms.duplicated = dup
 	ms.metrics.nameDuplicated.Set(b2f(dup))
+	ms.recomputeLocked()
+}
+
+// setUnsized records whether the agent still waits for its size source's
+// first report (see Quorum.Unsized).
+func (ms *membership) setUnsized(u bool) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.unsized == u {
+		return
+	}
+	ms.unsized = u
 	ms.recomputeLocked()
 }
 
@@ -416,15 +567,22 @@ func (ms *membership) recomputeLocked() {
 		}
 	}
 	ms.versionSeries = versions
-	q := ComputeQuorum(ms.set.N, counts[StateAlive])
+	q := votingQuorum(ms.voting, ms.selfOrdinal, func(o int) bool {
+		e := ms.members[ms.nameOf(o)]
+		return e != nil && e.State == StateAlive
+	})
 	if ms.duplicated {
 		q.NameDuplicated, q.Has = true, false
+	}
+	if ms.unsized {
+		q.Unsized, q.Has = true, false
 	}
 	if ms.quorumInit && q.Has != ms.quorum.Has {
 		ms.metrics.quorumTransitions.Inc()
 	}
 	ms.quorum, ms.quorumInit = q, true
 	ms.metrics.hasQuorum.Set(b2f(q.Has))
+	ms.metrics.quorumSize.Set(float64(q.Size))
 	ms.metrics.failureTolerance.Set(float64(q.FailureTolerance))
 	ms.updateDisagreementLocked()
 	ms.notify()
@@ -453,7 +611,12 @@ func (ms *membership) snapshot() []Member {
 	defer ms.mu.Unlock()
 	out := make([]Member, 0, len(ms.members))
 	for _, e := range ms.members {
-		out = append(out, e.Member)
+		m := e.Member
+		m.Voter = ms.voting.IsVoter(m.Ordinal)
+		if m.Name == ms.self {
+			m.Epoch = ms.voting.Epoch()
+		}
+		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Ordinal < out[j].Ordinal })
 	return out
@@ -472,11 +635,17 @@ func (ms *membership) currentView() view {
 }
 
 // joined reports whether this agent has had a direct ack from another
-// member since it started (always true when N is 1).
+// member since it started, or is the only voter of a target set that
+// holds it alone (the size known). Once true it stays true.
 func (ms *membership) joined() bool {
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
-	return ms.contacted || ms.set.N == 1
+	alone := len(ms.voting.Current.Voters) == 1 && ms.voting.Current.Has(ms.selfOrdinal) &&
+		ms.voting.Next == nil && len(ms.target) <= 1 && !ms.unsized
+	if ms.contacted || alone {
+		ms.wasJoined = true
+	}
+	return ms.wasJoined
 }
 
 // present counts members memberlist holds (alive or suspect); the broadcast
@@ -531,6 +700,9 @@ func (q Quorum) String() string {
 	s := fmt.Sprintf("%d of %d alive, quorum %d", q.Alive, q.Expected, q.Size)
 	if q.NameDuplicated {
 		s += ", but another live process claims this member's name"
+	}
+	if q.Unsized {
+		s += ", but the size source has not reported the target size yet"
 	}
 	return s
 }

@@ -21,7 +21,7 @@ func newTestMembership(t *testing.T) (*membership, *fakeClock) {
 	set := ExpectedSet{Set: "web", N: 3}
 	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web", Ordinal: 0})
 	clock := newFakeClock()
-	ms := newMembership("web-0", "", set, testTiming(), m)
+	ms := newMembership("web-0", "", ExpectedSet{Set: set.Set, N: 64}, Voting{Current: VotingConfig{Voters: set.Ordinals()}}, set.Ordinals(), testTiming(), m)
 	ms.now = clock.now
 	for _, n := range set.Names() {
 		ms.join(n, n+":7946", nodeMeta{})

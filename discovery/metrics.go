@@ -55,23 +55,23 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 	m := &metrics{
 		expected: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_expected_members",
-			Help: "Configured cluster size N (the StatefulSet's replicas).",
+			Help: "Target cluster size: the size source's replicas (the expected-size file or the StatefulSet), at least --cluster.expected; learners of the target set become voters once stable.",
 		}),
 		members: f.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "peeragent_members",
-			Help: "Members of the expected set as this agent sees them, by state (alive, suspect, dead, left); this agent counts as alive.",
+			Help: "Members as this agent sees them, voters and learners, by state (alive, suspect, dead, left); this agent counts as alive.",
 		}, []string{"state"}),
 		quorumSize: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_quorum_size",
-			Help: "Alive members needed for quorum: floor(N/2)+1.",
+			Help: "Alive voters needed for quorum: a strict majority, floor(V/2)+1, of the V voters of the committed voting configuration.",
 		}),
 		hasQuorum: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_has_quorum",
-			Help: "1 while at least quorum_size members of the expected set answered this agent's own probes within the suspect timeout, as checked at the end of each probe round (so a member silent for up to suspect timeout + probe interval + probe timeout still counts; this agent included), and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
+			Help: "1 while a majority of the voting configuration (of the old and of the new one while a change is in flight) answered this agent's own probes within the suspect timeout, as checked at the end of each probe round (so a member silent for up to suspect timeout + probe interval + probe timeout still counts; this agent included when it votes), and no other live process claims this agent's name, else 0. A local view, not a lease or a consensus: when reachability is not transitive, agents that cannot reach each other may both report 1.",
 		}),
 		failureTolerance: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_failure_tolerance",
-			Help: "Alive members minus quorum size: how many more may fail before quorum is lost (negative once lost).",
+			Help: "Alive voters minus quorum size: how many more may fail before quorum is lost (negative once lost; the smaller of both configurations' while a change is in flight).",
 		}),
 		quorumTransitions: f.NewCounter(prometheus.CounterOpts{
 			Name: "peeragent_quorum_transitions_total",
@@ -104,7 +104,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}),
 		rejected: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peeragent_rejected_messages_total",
-			Help: "Gossip messages rejected, by reason: unknown_name (a node name outside the expected set), label (another cluster label), key (no installed key decrypts it, or it is not encrypted).",
+			Help: "Gossip messages rejected, by reason: unknown_name (a node name outside the admitted set), label (another cluster label), key (no installed key decrypts it, or it is not encrypted).",
 		}, []string{"reason"}),
 		lookups: f.NewCounterVec(prometheus.CounterOpts{
 			Name: "peeragent_dns_lookups_total",
@@ -117,7 +117,7 @@ func newMetrics(reg prometheus.Registerer, set ExpectedSet, self Identity) *metr
 		}, []string{"type"}),
 		peersResolved: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_peers_resolved",
-			Help: "Peers of the expected set (this agent excluded) with an address from DNS.",
+			Help: "Peers (this agent excluded) with an address from DNS: the admitted SRV targets and the per-ordinal names of the voters and the target set.",
 		}),
 		viewDisagreement: f.NewGauge(prometheus.GaugeOpts{
 			Name: "peeragent_view_disagreement",

@@ -87,7 +87,7 @@ func TestMembersByVersionNeverEmpty(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	set := ExpectedSet{Set: "web", N: 3}
 	m := newMetrics(reg, set, Identity{Set: "web", Ordinal: 0})
-	ms := newMembership("web-0", "v1", set, testTiming(), m)
+	ms := newMembership("web-0", "v1", ExpectedSet{Set: set.Set, N: 64}, Voting{Current: VotingConfig{Voters: set.Ordinals()}}, set.Ordinals(), testTiming(), m)
 	done := make(chan struct{})
 	stopped := make(chan struct{})
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -30,7 +31,10 @@ type peer struct {
 type peerFinder struct {
 	srvName string
 	domain  string
-	set     ExpectedSet
+	admit   ExpectedSet
+	// names lists the members looked up by their per-ordinal names: the
+	// voters and the target set.
+	names   func() []string
 	self    string
 	r       Resolver
 	timeout time.Duration
@@ -54,7 +58,7 @@ func newPeerFinder(cfg *Config, r Resolver, m *metrics, log *slog.Logger) *peerF
 	f := &peerFinder{
 		srvName:  strings.TrimSuffix(cfg.PeersSRV, "."),
 		domain:   strings.Trim(cfg.PeersDomain, "."),
-		set:      cfg.expectedSet(),
+		admit:    cfg.admitted(),
 		self:     cfg.NodeName,
 		r:        r,
 		timeout:  cfg.LookupTimeout,
@@ -123,8 +127,10 @@ func (f *peerFinder) refresh(ctx context.Context) map[string]peer {
 	if f.srvName != "" {
 		wg.Go(func() { f.refreshSRV(ctx) })
 	}
+	var names []string
 	if f.domain != "" {
-		for _, name := range f.set.Names() {
+		names = f.names()
+		for _, name := range names {
 			if name == f.self {
 				continue
 			}
@@ -132,7 +138,22 @@ func (f *peerFinder) refresh(ctx context.Context) map[string]peer {
 		}
 	}
 	wg.Wait()
+	if f.domain != "" {
+		f.forgetNames(names)
+	}
 	return f.peers()
+}
+
+// forgetNames drops the per-ordinal answers of names no longer looked up
+// (ordinals that left the voters and the target set).
+func (f *peerFinder) forgetNames(names []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for n := range f.fromName {
+		if !slices.Contains(names, n) {
+			delete(f.fromName, n)
+		}
+	}
 }
 
 func (f *peerFinder) refreshName(ctx context.Context, name string) {
@@ -175,7 +196,7 @@ func (f *peerFinder) refreshSRV(ctx context.Context) {
 	for _, rec := range recs {
 		target := strings.TrimSuffix(rec.Target, ".")
 		name, suffix, _ := strings.Cut(target, ".")
-		if _, ok := f.set.Contains(name); !ok {
+		if _, ok := f.admit.Contains(name); !ok {
 			continue
 		}
 		f.mu.Lock()

@@ -17,28 +17,46 @@ func QuorumSize(n int) int {
 }
 
 // Quorum is the cluster's standing as one agent sees it: Has means a
-// majority of the expected set is alive: answered this agent's own probes
-// recently enough (see StateAlive). It does not mean those members see each other, nor that
-// no other agent believes the same about an overlapping majority.
+// majority of the voting configuration (of both, while a change is in
+// flight) is alive: answered this agent's own probes recently enough (see
+// StateAlive). It does not mean those members see each other, nor that no
+// other agent believes the same about an overlapping majority.
 type Quorum struct {
-	// Expected is N, the configured cluster size.
+	// Expected is the number of voters in the committed voting
+	// configuration.
 	Expected int
 	// Size is QuorumSize(Expected).
 	Size int
-	// Alive counts members of the expected set in state alive (see
-	// StateAlive), this agent included. Suspect
-	// members, and members never acked, do not count.
+	// Alive counts the committed configuration's voters in state alive
+	// (see StateAlive), this agent included if it is one. Suspect members,
+	// members never acked and learners do not count.
 	Alive int
-	// Has is Alive >= Size, and false whatever Alive is while
-	// NameDuplicated.
+	// Has is Alive >= Size (and, while Joint, Next.Has()), and false
+	// whatever Alive is while NameDuplicated or Unsized.
 	Has bool
 	// NameDuplicated is true while another live process claims this
 	// agent's own name (see Agent.Ready).
 	NameDuplicated bool
 	// FailureTolerance is Alive - Size: how many more members may fail
 	// before quorum is lost. Negative when too few are alive; it counts
-	// members only and ignores NameDuplicated.
+	// members only and ignores NameDuplicated. While Joint, the smaller of
+	// both configurations' tolerances.
 	FailureTolerance int
+	// Voter is true when this agent is in the voting configuration
+	// (committed or in flight), false for a learner: it gossips and is
+	// probed but does not count.
+	Voter bool
+	// Epoch is the committed voting configuration's epoch.
+	Epoch uint64
+	// Unsized is true while the size source has not reported yet and no
+	// saved configuration was loaded: Has is then false, since the
+	// bootstrap configuration (the floor) may be far smaller than the
+	// cluster.
+	Unsized bool
+	// Joint is true while a shrink is in flight; Next is then the tally of
+	// the configuration it moves to.
+	Joint bool
+	Next  VoteCount
 }
 
 // ComputeQuorum derives the quorum standing from the number of alive members.
@@ -51,4 +69,19 @@ func ComputeQuorum(expected, alive int) Quorum {
 		Has:              alive >= size,
 		FailureTolerance: alive - size,
 	}
+}
+
+// votingQuorum is the quorum standing under v, with alive telling which
+// ordinals this agent holds alive and self this agent's ordinal.
+func votingQuorum(v Voting, self int, alive func(int) bool) Quorum {
+	cur, next, has := v.Tally(alive)
+	q := ComputeQuorum(cur.Voters, cur.Alive)
+	q.Has = has
+	q.Voter = v.IsVoter(self)
+	q.Epoch = v.Epoch()
+	if next != nil {
+		q.Joint, q.Next = true, *next
+		q.FailureTolerance = min(q.FailureTolerance, next.Alive-next.Size)
+	}
+	return q
 }

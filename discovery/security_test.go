@@ -46,8 +46,9 @@ func TestRejectsForeignNodes(t *testing.T) {
 			mutate: func(cfg *Config) { cfg.Label = "staging/web" },
 		},
 		{
-			name: "name outside the set", reason: "unknown_name", node: "web-7",
-			mutate: func(cfg *Config) { cfg.Expected = 8 },
+			// Admitted are ordinals 0 … MaxMembers-1 (64): web-70 is not.
+			name: "name outside the admitted set", reason: "unknown_name", node: "web-70",
+			mutate: func(cfg *Config) { cfg.MaxMembers = 128 },
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -23,7 +23,7 @@ import (
 func TestMembersCountOnlyAfterTheirFirstAck(t *testing.T) {
 	set := ExpectedSet{Set: "web", N: 5}
 	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web", Ordinal: 0})
-	ms := newMembership("web-0", "", set, testTiming(), m)
+	ms := newMembership("web-0", "", ExpectedSet{Set: set.Set, N: 64}, Voting{Current: VotingConfig{Voters: set.Ordinals()}}, set.Ordinals(), testTiming(), m)
 	ms.now = newFakeClock().now
 	for _, n := range set.Names() {
 		ms.join(n, n+":7946", nodeMeta{})

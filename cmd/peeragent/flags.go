@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -11,12 +12,19 @@ import (
 
 // config is everything the flags set.
 type config struct {
-	nodeName     string
-	nodeVersion  string
-	nodeZone     string
-	expected     int
-	ordinalStart int
-	label        string
+	nodeName      string
+	nodeVersion   string
+	nodeZone      string
+	expected      int
+	ordinalStart  int
+	label         string
+	source        string
+	expectedFile  string
+	statefulSet   string
+	kubeconfig    string
+	maxMembers    int
+	stabilization time.Duration
+	stateFile     string
 
 	listen          string
 	advertise       string
@@ -63,10 +71,24 @@ func newFlags(cfg *config) *cli.App {
 		Envar("NODE_VERSION").StringVar(&cfg.nodeVersion)
 	app.Flag("node.zone", "Failure zone this member runs in, gossiped and shown in /members.").
 		Envar("NODE_ZONE").StringVar(&cfg.nodeZone)
-	app.Flag("cluster.expected", "Expected cluster size N (the StatefulSet's replicas); quorum is floor(N/2)+1 alive members. Required.").
+	app.Flag("cluster.expected", "Floor and bootstrap size of the voting configuration: the target size never drops below N whatever the size source says, and an agent without a saved configuration (--cluster.state-file) holds <set>-start … <set>-(start+N-1) as voters until the source first reports, then the whole target set. Quorum is a strict majority of the voters. Required.").
 		Default("0").IntVar(&cfg.expected)
-	app.Flag("cluster.ordinal-start", "The StatefulSet's .spec.ordinals.start: the expected set is <set>-start … <set>-(start+N-1).").
+	app.Flag("cluster.ordinal-start", "The StatefulSet's .spec.ordinals.start: members are admitted from <set>-start up to <set>-(start+max-members-1).").
 		Default("0").IntVar(&cfg.ordinalStart)
+	app.Flag("cluster.source", "Where the target size comes from, live: kubernetes (the StatefulSet's spec.replicas, watched), file (--cluster.expected-file), flag (--cluster.expected only) or auto: file when --cluster.expected-file is set, else kubernetes when running in a pod ($KUBERNETES_SERVICE_HOST set), else flag. The last size read is kept through any error.").
+		Default("auto").EnumVar(&cfg.source, "auto", "kubernetes", "file", "flag")
+	app.Flag("cluster.expected-file", "File holding the target size as a decimal number (a ConfigMap key mounted as a volume), re-read every 2s.").
+		StringVar(&cfg.expectedFile)
+	app.Flag("cluster.statefulset", "StatefulSet watched for the target size with --cluster.source=kubernetes, in $POD_NAMESPACE; it needs get, list and watch on that one object. Empty: the node name without its ordinal.").
+		StringVar(&cfg.statefulSet)
+	app.Flag("kubeconfig", "kubeconfig file for --cluster.source=kubernetes. Empty: the pod's service account.").
+		StringVar(&cfg.kubeconfig)
+	app.Flag("cluster.max-members", "Sanity cap on admission: names with an ordinal from start to start+max-members-1 gossip (outside the voting configuration as learners); others are rejected. Also the largest size a source may ask for.").
+		Default(strconv.Itoa(def.MaxMembers)).IntVar(&cfg.maxMembers)
+	app.Flag("cluster.stabilization-time", "How long a learner of the target set must have been alive, without interruption, before it becomes a voter.").
+		Default(def.Stabilization.String()).DurationVar(&cfg.stabilization)
+	app.Flag("cluster.state-file", "File the committed voting configuration is saved to (on the pod's persistent volume), so that a restarted agent resumes it instead of the bootstrap one. Empty: not saved.").
+		StringVar(&cfg.stateFile)
 	app.Flag("cluster.label", "Cluster label carried by every gossip packet; traffic with another label is dropped and counted. Not a secret: it keeps clusters apart when pod IPs are reused. Empty: <$POD_NAMESPACE>/<set> (the node name without its ordinal) when $POD_NAMESPACE is set, else no label.").
 		StringVar(&cfg.label)
 
@@ -132,6 +154,20 @@ func newFlags(cfg *config) *cli.App {
 	return app
 }
 
+// sizeSource resolves --cluster.source=auto.
+func (cfg *config) sizeSource(getenv func(string) string) string {
+	if cfg.source != "auto" {
+		return cfg.source
+	}
+	switch {
+	case cfg.expectedFile != "":
+		return "file"
+	case getenv("KUBERNETES_SERVICE_HOST") != "":
+		return "kubernetes"
+	}
+	return "flag"
+}
+
 // discoveryConfig turns the flags into the agent's Config, filling the
 // node name from the hostname when neither --node.name nor $POD_NAME set
 // it. Its errors name the flag at fault; discovery.New checks the rest.
@@ -149,13 +185,33 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 		return c, &cli.FlagError{Flag: "node.name", Err: err}
 	}
 	if cfg.expected < 1 {
-		return c, cli.Invalid("cluster.expected", "required, at least 1 (the StatefulSet's replicas)")
+		return c, cli.Invalid("cluster.expected", "required, at least 1 (the bootstrap size and floor)")
+	}
+	if cfg.maxMembers < 1 {
+		return c, cli.Invalid("cluster.max-members", "%d: must be at least 1", cfg.maxMembers)
+	}
+	if cfg.expected > cfg.maxMembers {
+		return c, cli.Invalid("cluster.expected", "%d exceeds --cluster.max-members %d", cfg.expected, cfg.maxMembers)
+	}
+	if cfg.stabilization < 0 {
+		return c, cli.Invalid("cluster.stabilization-time", "%s: must not be negative", cfg.stabilization)
+	}
+	if cfg.source == "file" && cfg.expectedFile == "" {
+		return c, cli.Invalid("cluster.expected-file", "required with --cluster.source=file")
+	}
+	if cfg.expectedFile != "" && cfg.source != "file" && cfg.source != "auto" {
+		return c, cli.Invalid("cluster.expected-file", "set, but --cluster.source is %s", cfg.source)
 	}
 	if cfg.ordinalStart < 0 {
 		return c, cli.Invalid("cluster.ordinal-start", "%d: must not be negative", cfg.ordinalStart)
 	}
-	if cfg.expected > 1 && cfg.peersSRV == "" && cfg.peersDomain == "" {
-		return c, cli.Invalid("peers.srv", "a cluster of %d needs peers: set --peers.srv or --peers.domain", cfg.expected)
+	if cfg.peersSRV == "" && cfg.peersDomain == "" {
+		if cfg.expected > 1 {
+			return c, cli.Invalid("peers.srv", "a cluster of %d needs peers: set --peers.srv or --peers.domain", cfg.expected)
+		}
+		if src := cfg.sizeSource(getenv); src != "flag" {
+			return c, cli.Invalid("peers.srv", "a size from --cluster.source=%s needs peers: set --peers.srv or --peers.domain", src)
+		}
 	}
 	if cfg.peersPort < 0 || cfg.peersPort > 65535 {
 		return c, cli.Invalid("peers.port", "%d: not in [0, 65535]", cfg.peersPort)
@@ -189,6 +245,12 @@ func (cfg *config) discoveryConfig(getenv func(string) string, hostname func() (
 	}
 	c.Expected = cfg.expected
 	c.OrdinalStart = cfg.ordinalStart
+	c.MaxMembers = cfg.maxMembers
+	c.Stabilization = cfg.stabilization
+	c.StateFile = cfg.stateFile
+	if cfg.sizeSource(getenv) == "file" {
+		c.ExpectedFile = cfg.expectedFile
+	}
 	c.Label = cfg.label
 	if c.Label == "" {
 		// The StatefulSet's name is the node name without its ordinal.

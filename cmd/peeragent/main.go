@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/peerdns/peerdns/discovery"
+	"github.com/peerdns/peerdns/discovery/kubesize"
 	"github.com/peerdns/peerdns/internal/cli"
 	"github.com/peerdns/peerdns/internal/telemetry"
 )
@@ -43,6 +44,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return app.Fail(err)
 	}
+	if cfg.sizeSource(os.Getenv) == "kubernetes" {
+		src, err := cfg.kubeSize(os.Getenv, dcfg)
+		if err != nil {
+			return app.Fail(err)
+		}
+		dcfg.Size = src
+	}
 	// As PID 1 (its container's init: the pod shares no process
 	// namespace) every orphan in the container is this process's child, and
 	// only it can reap them. This process starts no children but the hooks.
@@ -60,6 +68,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// kubeSize builds the StatefulSet watcher of --cluster.source=kubernetes.
+func (cfg *config) kubeSize(getenv func(string) string, dcfg discovery.Config) (*kubesize.Source, error) {
+	ns := getenv("POD_NAMESPACE")
+	if ns == "" {
+		return nil, cli.Invalid("cluster.source", "kubernetes needs $POD_NAMESPACE (the downward API's metadata.namespace)")
+	}
+	name := cfg.statefulSet
+	if name == "" {
+		id, _ := discovery.ParseIdentity(dcfg.NodeName)
+		name = id.Set
+	}
+	rc, err := kubesize.RESTConfig(cfg.kubeconfig)
+	if err != nil {
+		return nil, cli.Invalid("kubeconfig", "%v", err)
+	}
+	rc.UserAgent = "peeragent/" + version.Version
+	return kubesize.New(rc, ns, name, dcfg.OrdinalStart)
 }
 
 // newRegistry is the one registry the process serves: the agent's metrics,
@@ -88,6 +115,7 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 		WebConfigFile: cfg.webConfigFile,
 		Gatherer:      reg,
 		Ready:         agent.Ready,
+		ReadyStatus:   agent.ReadyStatus,
 		Handlers: map[string]http.Handler{
 			"/members":  agent.MembersHandler(),
 			"/startupz": agent.StartupHandler(),
@@ -98,7 +126,7 @@ func serve(ctx context.Context, cfg *config, dcfg discovery.Config, logger *slog
 		return err
 	}
 	logger.Info("peeragent starting", "version", version.Info(), "node", dcfg.NodeName,
-		"expected", dcfg.Expected, "web", webServer.Addr().String())
+		"expected", dcfg.Expected, "size_source", cfg.sizeSource(os.Getenv), "web", webServer.Addr().String())
 
 	// The telemetry server outlives the agent's shutdown, so /readyz reports
 	// it and /metrics can be scraped until the leave is done.

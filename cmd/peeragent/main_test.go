@@ -128,6 +128,41 @@ func TestDiscoveryConfigDefaults(t *testing.T) {
 			t.Errorf("label %q without $POD_NAMESPACE; want none", dc.Label)
 		}
 	})
+	t.Run("size source", func(t *testing.T) {
+		for _, tc := range []struct {
+			name string
+			env  map[string]string
+			args []string
+			want string
+		}{
+			{name: "auto outside a pod", env: pod, want: "flag"},
+			{name: "auto in a pod", env: map[string]string{"POD_NAME": "db-1", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}, want: "kubernetes"},
+			{name: "auto with a file", env: map[string]string{"POD_NAME": "db-1", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}, args: []string{"--cluster.expected-file=/etc/size/replicas"}, want: "file"},
+			{name: "flag in a pod", env: map[string]string{"POD_NAME": "db-1", "KUBERNETES_SERVICE_HOST": "10.96.0.1"}, args: []string{"--cluster.source=flag"}, want: "flag"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				args := append([]string{"--cluster.expected=1", "--peers.srv=_gossip._tcp.db"}, tc.args...)
+				var cfg config
+				if _, err := newFlags(&cfg).Parse(args); err != nil {
+					t.Fatal(err)
+				}
+				getenv := func(k string) string { return tc.env[k] }
+				if got := cfg.sizeSource(getenv); got != tc.want {
+					t.Errorf("size source %q, want %q", got, tc.want)
+				}
+				dc, err := cfg.discoveryConfig(getenv, host)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if (dc.ExpectedFile != "") != (tc.want == "file") {
+					t.Errorf("expected file %q with source %s", dc.ExpectedFile, tc.want)
+				}
+				if dc.MaxMembers != 64 || dc.Stabilization.String() != "10s" {
+					t.Errorf("max members %d, stabilization %s; want 64, 10s", dc.MaxMembers, dc.Stabilization)
+				}
+			})
+		}
+	})
 	t.Run("flags win", func(t *testing.T) {
 		dc := parse(t, pod, "--cluster.expected=3", "--node.name=db-0", "--gossip.advertise-address=10.0.0.9",
 			"--gossip.profile=local", "--gossip.probe-interval=200ms", "--gossip.probe-timeout=100ms", "--peers.domain=db")
@@ -170,12 +205,16 @@ func TestCommandLine(t *testing.T) {
 		{name: "bad log level", args: []string{"--log.level=loud"}, code: 2,
 			stderr: "peeragent: error: --log.level: invalid value \"loud\": unrecognized log level loud, try --help\n"},
 		{name: "expected size required", args: []string{"--node.name=db-0"}, code: 2,
-			stderr: "peeragent: error: --cluster.expected: required, at least 1 (the StatefulSet's replicas), try --help\n"},
+			stderr: "peeragent: error: --cluster.expected: required, at least 1 (the bootstrap size and floor), try --help\n"},
 		{name: "bad node name", args: []string{"--node.name=db", "--cluster.expected=1"}, code: 2,
 			stderr: "peeragent: error: --node.name: ", // then discovery's reason
 		},
 		{name: "peers needed", args: []string{"--node.name=db-0", "--cluster.expected=3"}, code: 2,
 			stderr: "peeragent: error: --peers.srv: a cluster of 3 needs peers: set --peers.srv or --peers.domain, try --help\n"},
+		{name: "file source without a file", args: []string{"--node.name=db-0", "--cluster.expected=1", "--cluster.source=file", "--peers.srv=_gossip._tcp.db"}, code: 2,
+			stderr: "peeragent: error: --cluster.expected-file: required with --cluster.source=file, try --help\n"},
+		{name: "floor above the cap", args: []string{"--node.name=db-0", "--cluster.expected=9", "--cluster.max-members=8", "--peers.srv=_gossip._tcp.db"}, code: 2,
+			stderr: "peeragent: error: --cluster.expected: 9 exceeds --cluster.max-members 8, try --help\n"},
 		{name: "probe timeout over interval", args: []string{"--node.name=db-0", "--cluster.expected=1", "--gossip.probe-timeout=2s"}, code: 2,
 			stderr: "peeragent: error: --gossip.probe-timeout: 2s exceeds the probe interval 1s, try --help\n"},
 		{name: "negative hook shutdown grace", args: []string{"--node.name=db-0", "--cluster.expected=1", "--on-change.shutdown-grace=-1s"}, code: 2,

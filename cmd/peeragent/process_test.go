@@ -299,3 +299,75 @@ func TestProcesses(t *testing.T) {
 		t.Errorf("web-0 exit code after SIGTERM = %d, want 0", code)
 	}
 }
+
+// A pod started above --cluster.expected, as `kubectl scale` up makes one,
+// runs as a learner: it does not exit, joins, answers /readyz saying so,
+// and the voter does not count it.
+func TestNewOrdinalRunsAsLearner(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs processes")
+	}
+	const srvName = "_gossip._tcp.web.test"
+	gossip := map[string]int{}
+	targets := map[string]int{}
+	for i := range 2 {
+		name := fmt.Sprintf("web-%d", i)
+		gossip[name] = freePort(t)
+		targets[name+".web.test"] = gossip[name]
+	}
+	dnsAddr := serveZone(t, srvName, targets)
+	procs := map[string]*proc{}
+	for i := range 2 {
+		name := fmt.Sprintf("web-%d", i)
+		procs[name] = startProc(t, name,
+			"--node.name="+name,
+			"--cluster.expected=1",
+			"--cluster.source=flag",
+			fmt.Sprintf("--gossip.listen-address=127.0.0.1:%d", gossip[name]),
+			fmt.Sprintf("--web.listen-address=127.0.0.1:%d", freePort(t)),
+			"--peers.srv="+srvName,
+			"--peers.dns-server="+dnsAddr,
+			"--peers.refresh-min-interval=50ms",
+			"--gossip.profile=local",
+			"--gossip.probe-interval=200ms",
+			"--gossip.probe-timeout=100ms",
+		)
+	}
+	learner, voter := procs["web-1"], procs["web-0"]
+	eventually(t, "web-1 ready as a learner", func() error {
+		code, body, err := learner.get("/readyz")
+		if err != nil {
+			return err
+		}
+		if code != http.StatusOK || !strings.Contains(body, "learner") {
+			return fmt.Errorf("/readyz: %d %q, want 200 saying learner", code, body)
+		}
+		return nil
+	})
+	both := map[string]string{"web-0": "alive", "web-1": "alive"}
+	eventually(t, "web-0 sees web-1", wantMembers(voter, both))
+	code, body, err := voter.get("/members")
+	if err != nil || code != http.StatusOK {
+		t.Fatalf("/members: %d %v", code, err)
+	}
+	var members []struct {
+		Name  string `json:"name"`
+		Voter bool   `json:"voter"`
+	}
+	if err := json.Unmarshal([]byte(body), &members); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range members {
+		if want := m.Name == "web-0"; m.Voter != want {
+			t.Errorf("/members shows %s voter=%v, want %v", m.Name, m.Voter, want)
+		}
+	}
+	for p, want := range map[*proc]map[string]float64{
+		voter:   {"peeragent_voter": 1, "peeragent_voters": 1, "peeragent_has_quorum": 1, `peeragent_members{state="alive"}`: 2},
+		learner: {"peeragent_voter": 0, "peeragent_voters": 1, "peeragent_has_quorum": 1},
+	} {
+		for series, v := range want {
+			eventually(t, p.name+" "+series, wantMetric(p, series, v))
+		}
+	}
+}

@@ -52,10 +52,10 @@ func TestSystemResolverKeepsPeersWhenTheNameFails(t *testing.T) {
 	upstream := startCoreDNS(t, ns, coredns, "peerdns", write("Corefile.peerdns", `peerdns.internal:5300 {
   bind 127.0.0.1
   template IN SRV {
-    match ^_gossip\._tcp\.web\.default\.svc\.peers\.internal\.$
+    match ^_gossip\._tcp\.web\.default\.svc\.peerdns\.internal\.$
 `+srvAnswers+`  }
   template IN A {
-    match ^web-[01]\.web\.default\.svc\.peers\.internal\.$
+    match ^web-[01]\.web\.default\.svc\.peerdns\.internal\.$
     answer "{{ .Name }} 5 IN A 127.0.0.1"
   }
 }

@@ -33,6 +33,9 @@ type Config struct {
 	// Ready reports readiness for /readyz: nil means ready. A nil func is
 	// always ready.
 	Ready func() error
+	// ReadyStatus, when set, is appended to the body of a ready /readyz
+	// ("ok: <status>"). Default nil: the body is "ok".
+	ReadyStatus func() string
 	// Handlers are extra paths to serve (for example "/members").
 	Handlers map[string]http.Handler
 	// Logger receives errors; nil discards them.
@@ -83,6 +86,10 @@ func Listen(cfg Config) (*Server, error) {
 				http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
 				return
 			}
+		}
+		if cfg.ReadyStatus != nil {
+			_, _ = fmt.Fprintln(w, "ok: "+cfg.ReadyStatus())
+			return
 		}
 		_, _ = fmt.Fprintln(w, "ok")
 	})

@@ -8,8 +8,12 @@ call them from its own context:
   values       optional: the peeragent values. Default: root.Values.<chart> when
                the caller depends on this chart, else root.Values (this chart itself).
   serviceName  (sidecar only) the headless Service that governs the StatefulSet.
-  replicas     (sidecar only) the StatefulSet's replicas: the expected cluster size.
   ordinalStart (sidecar only, optional) the StatefulSet's .spec.ordinals.start.
+  replicas     (sidecar, ignored) no longer used: the agents follow the
+               StatefulSet's replicas live (cluster.source), so none is written
+               into the pod template.
+  statefulSetName, serviceAccountName (rbac only) the StatefulSet the agents
+               watch and the ServiceAccount its pods run as.
 */}}
 
 {{/* The peeragent values for a call (see above), as YAML; read with fromYaml. */}}
@@ -92,6 +96,21 @@ alias), so this chart knows itself by its annotation.
 {{/* Name of the pod volume that carries the gossip keys. */}}
 {{- define "peeragent.gossipVolumeName" -}}
 peeragent-gossip-keys
+{{- end }}
+
+{{/* Name of the pod volume that carries the sidecar's API token (cluster.source kubernetes). */}}
+{{- define "peeragent.apiTokenVolumeName" -}}
+peeragent-api-token
+{{- end }}
+
+{{/* Name of the pod volume that carries the target size (cluster.source file). */}}
+{{- define "peeragent.sizeVolumeName" -}}
+peeragent-size
+{{- end }}
+
+{{/* Directory the target size's ConfigMap is mounted at. */}}
+{{- define "peeragent.sizeDir" -}}
+/etc/peeragent/size
 {{- end }}
 
 {{/* Name of the pod volume that carries the web configuration. */}}

@@ -4,17 +4,19 @@ pod's initContainers, with restartPolicy Always, so it starts before the
 database, runs for the pod's whole life and stops after it.
 
   initContainers:
-    {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "web" "replicas" .Values.replicas) | nindent 4 }}
+    {{- include "peeragent.sidecar" (dict "root" $ "serviceName" "web") | nindent 4 }}
 
-Put peeragent.volumes into the pod's volumes when gossip keys or webConfig are on, and
-peeragent.servicePort into the headless Service's ports (the SRV record the
-agents look up comes from it).
+Put peeragent.volumes into the pod's volumes, and peeragent.servicePort into the
+headless Service's ports (the SRV record the agents look up comes from it). With
+cluster.source kubernetes (the default) the pod also needs serviceAccountName, bound
+by peeragent.rbac, and automountServiceAccountToken: false keeps the token out of the
+database's containers: the sidecar mounts its own.
 */}}
 {{- define "peeragent.sidecar" -}}
 {{- $v := include "peeragent.valuesOf" . | fromYaml }}
 {{- $service := required "peeragent.sidecar: serviceName (the StatefulSet's headless Service) is required" .serviceName }}
-{{- if kindIs "invalid" .replicas }}
-{{- fail "peeragent.sidecar: replicas (the StatefulSet's replicas, the expected cluster size) is required" }}
+{{- if and (eq $v.cluster.source "file") (not $v.cluster.expectedConfigMap.name) }}
+{{- fail "peeragent.sidecar: cluster.source file needs cluster.expectedConfigMap.name (the ConfigMap holding the target size)" }}
 {{- end }}
 {{- $srv := include "peeragent.srv" . -}}
 - name: {{ $v.containerName }}
@@ -32,7 +34,17 @@ agents look up comes from it).
     {{- with $v.peers.dnsServer }}
     - --peers.dns-server={{ . }}
     {{- end }}
-    - --cluster.expected={{ int .replicas }}
+    # The bootstrap size and floor, not the replicas: the agents follow those
+    # live, so scaling changes nothing in this template and rolls no pod.
+    - --cluster.expected={{ int $v.cluster.expected }}
+    - --cluster.source={{ $v.cluster.source }}
+    {{- if eq $v.cluster.source "file" }}
+    - --cluster.expected-file={{ include "peeragent.sizeDir" . }}/{{ $v.cluster.expectedConfigMap.key }}
+    {{- end }}
+    - --cluster.stabilization-time={{ $v.cluster.stabilizationTime }}
+    {{- with $v.cluster.stateFile }}
+    - --cluster.state-file={{ . }}
+    {{- end }}
     {{- with .ordinalStart }}
     - --cluster.ordinal-start={{ int . }}
     {{- end }}
@@ -104,8 +116,20 @@ agents look up comes from it).
   resources:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if or $v.gossipKeys.enabled $v.webConfig.secretName $v.extraVolumeMounts }}
+  {{- if or $v.gossipKeys.enabled $v.webConfig.secretName $v.extraVolumeMounts (ne $v.cluster.source "flag") }}
   volumeMounts:
+    {{- if eq $v.cluster.source "kubernetes" }}
+    # The sidecar's own API token, where client-go's in-cluster
+    # configuration reads it; the kubelet then mounts none here.
+    - name: {{ include "peeragent.apiTokenVolumeName" . }}
+      mountPath: /var/run/secrets/kubernetes.io/serviceaccount
+      readOnly: true
+    {{- end }}
+    {{- if eq $v.cluster.source "file" }}
+    - name: {{ include "peeragent.sizeVolumeName" . }}
+      mountPath: {{ include "peeragent.sizeDir" . }}
+      readOnly: true
+    {{- end }}
     {{- if $v.gossipKeys.enabled }}
     - name: {{ include "peeragent.gossipVolumeName" . }}
       mountPath: {{ $v.gossipKeys.mountPath }}
@@ -149,6 +173,33 @@ needs a restart).
 
 {{- define "peeragent.volumeItems" -}}
 {{- $v := include "peeragent.valuesOf" . | fromYaml }}
+{{- if eq $v.cluster.source "kubernetes" }}
+# What the kubelet would automount, for the sidecar alone: a bound token of
+# the pod's ServiceAccount, the cluster's CA and the namespace.
+- name: {{ include "peeragent.apiTokenVolumeName" . }}
+  projected:
+    defaultMode: 0444
+    sources:
+      - serviceAccountToken:
+          path: token
+          expirationSeconds: 3607
+      - configMap:
+          name: kube-root-ca.crt
+          items:
+            - key: ca.crt
+              path: ca.crt
+      - downwardAPI:
+          items:
+            - path: namespace
+              fieldRef:
+                fieldPath: metadata.namespace
+{{- end }}
+{{- if eq $v.cluster.source "file" }}
+- name: {{ include "peeragent.sizeVolumeName" . }}
+  configMap:
+    name: {{ $v.cluster.expectedConfigMap.name }}
+    defaultMode: 0444
+{{- end }}
 {{- if $v.gossipKeys.enabled }}
 - name: {{ include "peeragent.gossipVolumeName" . }}
   secret:
