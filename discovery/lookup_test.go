@@ -118,7 +118,7 @@ func newTestFinder(t *testing.T, r Resolver) *peerFinder {
 	cfg := DefaultConfig()
 	cfg.NodeName, cfg.Expected = "web-0", 3
 	cfg.PeersSRV, cfg.PeersDomain, cfg.PeersPort = testSRV, testDomain, 7946
-	cfg.LookupTimeout = 300 * time.Millisecond
+	cfg.LookupTimeout = 2 * time.Second // generous: a loaded CI machine with -race answers loopback slowly
 	set := ExpectedSet{Set: "web", N: 3}
 	m := newMetrics(prometheus.NewRegistry(), set, Identity{Set: "web"})
 	f := newPeerFinder(&cfg, r, m, slog.New(slog.DiscardHandler))

@@ -106,7 +106,7 @@ func nodeDemo(ctx context.Context, cfg config, logger *slog.Logger, n *narrator)
 		{"Ask the cluster DNS from inside a pod", s.digFromPod},
 		{"The peer view: what the agents look up", s.peerView},
 		{"The agents reach quorum", s.quorum},
-		{"Scale to 5, then back to 2", s.scale},
+		{"kubectl scale to 5, then back to 2: no pod restarts", s.scale},
 		{"Delete web-1: it comes back under the same name", s.deletePod},
 		{"The seed's database: etcd bootstraps from the peer view", s.etcd},
 	} {
@@ -321,11 +321,12 @@ func (s *nodeScenario) showQuorum(ctx context.Context, pods []corev1.Pod) error 
 }
 
 func (s *nodeScenario) scale(ctx context.Context) error {
-	s.n.say("The agents' expected size is the chart's replicas value: an agent refuses to run as web-3 of a " +
-		"3-member set (its name would be outside the expected set), so `kubectl scale` alone would leave web-3's " +
-		"agent failing and restarting. Scaling is `helm upgrade` with the new size, which changes both the StatefulSet's replicas " +
-		"and --cluster.expected; the StatefulSet then adds web-3 and web-4 in order and rolls the others, one at a " +
-		"time from the highest ordinal, to the new setting. While a new pod is not ready yet the demo asks both views.")
+	s.n.say("Nothing in the pod template depends on the cluster's size: each agent reads the StatefulSet's " +
+		"spec.replicas (a Role for that one object), so `kubectl scale` is all it takes, and no pod is rolled or " +
+		"restarted. web-3 and web-4 join as learners, gossiping but not counted, and become voters once they " +
+		"have been alive for the stabilization time; on the way down the removed ordinals leave the voting set " +
+		"once the StatefulSet reports them gone, and until then a majority of the old and of the new set is " +
+		"needed. While a new pod is not ready yet the demo asks both views.")
 	s.pods.onUnready = s.compareViews
 	defer func() { s.pods.onUnready = nil }()
 	for _, replicas := range []int{5, 2} {
@@ -338,14 +339,17 @@ func (s *nodeScenario) scale(ctx context.Context) error {
 			return err
 		}
 		defer log.Stop() //nolint:errcheck // inOrder reports it; this one is for the early returns
-		if _, err := s.helm(ctx, seed.UpgradeSeed("./seed", "replicas="+strconv.Itoa(replicas))...); err != nil {
+		if _, err := s.kubectl(ctx, "scale", "statefulset", seed.StatefulSet, "--replicas="+strconv.Itoa(replicas)); err != nil {
 			return err
 		}
-		if err := s.await(ctx, fmt.Sprintf("StatefulSet web: %d pods Ready at its new revision", replicas), 5*time.Minute, s.Rollout(replicas, 0)); err != nil {
+		if err := s.await(ctx, fmt.Sprintf("StatefulSet web: %d pods Ready", replicas), 5*time.Minute, s.Rollout(replicas, 0)); err != nil {
 			return err
 		}
 		if err := s.inOrder(log, len(pods), replicas); err != nil {
 			return err
+		}
+		if err := s.NotRestarted(pods, replicas)(ctx); err != nil {
+			return fmt.Errorf("scaled to %d: %w", replicas, err)
 		}
 		if _, err := s.kubectl(ctx, "get", "pods", "-o", "wide"); err != nil {
 			return err

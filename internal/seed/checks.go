@@ -316,3 +316,45 @@ func (c *Cluster) Gone(name string) Check {
 		return fmt.Errorf("%s still there", name)
 	}
 }
+
+// NotRestarted checks that each pod of before with an ordinal below n is
+// still the same pod (its UID) and that none of its containers, the
+// sidecar included, restarted since: a change of size rolled and restarted
+// nothing.
+func (c *Cluster) NotRestarted(before []corev1.Pod, n int) Check {
+	return func(ctx context.Context) error {
+		now, err := c.Pods(ctx)
+		if err != nil {
+			return err
+		}
+		byName := map[string]corev1.Pod{}
+		for _, p := range now {
+			byName[p.Name] = p
+		}
+		for _, old := range before {
+			if i, ok := ordinal(old.Name); !ok || i >= n {
+				continue
+			}
+			p, ok := byName[old.Name]
+			switch {
+			case !ok:
+				return fmt.Errorf("%s is gone", old.Name)
+			case p.UID != old.UID:
+				return fmt.Errorf("%s was replaced (UID %s, was %s)", old.Name, p.UID, old.UID)
+			case restarts(p) != restarts(old):
+				return fmt.Errorf("%s restarted: %d container restarts, was %d", old.Name, restarts(p), restarts(old))
+			}
+		}
+		return nil
+	}
+}
+
+// restarts is the restart count of every container of p, init and sidecar
+// containers included.
+func restarts(p corev1.Pod) int32 {
+	var n int32
+	for _, s := range append(p.Status.InitContainerStatuses, p.Status.ContainerStatuses...) {
+		n += s.RestartCount
+	}
+	return n
+}

@@ -89,7 +89,7 @@ func TestSeedOnNode(t *testing.T) {
 		{"the peer view lists a member before it is ready", s.peerViewUnready},
 		{"agents reach quorum", func(t *testing.T) { wait(t, "3 agents alive with quorum", 60*time.Second, s.Quorum(3, 3)) }},
 		{"Prometheus discovers the agents and shows quorum", s.prometheusShowsQuorum},
-		{"scale to 5 and back to 2", s.scale},
+		{"kubectl scale to 5, helm upgrade back to 2: nothing restarts", s.scale},
 		{"deleted web-1 is readmitted", s.deletePod},
 		{"partitioned rolling update shows the canary", s.canary},
 	}
@@ -173,28 +173,49 @@ func (s *scenario) peerViewUnready(t *testing.T) {
 	}
 }
 
-// scale resizes the seed the way its chart is meant to be resized: the
-// chart's replicas is both the StatefulSet's and the agents'
-// --cluster.expected, so changing it rolls every pod to the new expected
-// size (docs/peeragent.md, "Changing N"). `kubectl scale` alone would
-// leave the template at 3, and an agent named web-3 refuses to start
-// outside the expected set web-0 … web-2.
+// scale resizes the seed as an autoscaler or an operator would, with
+// `kubectl scale`, then back with `helm upgrade`: nothing in the pod
+// template depends on the size, so neither rolls or restarts a pod. The
+// agents follow the StatefulSet: web-3 and web-4 join as learners and
+// become voters; on the way down the removed ordinals leave the voting set
+// once they are gone.
 func (s *scenario) scale(t *testing.T) {
-	for _, n := range []int{5, 2} {
+	for _, step := range []struct {
+		n      int
+		resize func()
+	}{
+		{5, func() { s.kubectlRun(t, "scale", "statefulset", seed.StatefulSet, "--replicas=5") }},
+		{2, func() { s.helmRun(t, seed.UpgradeSeed(filepath.Join(s.charts, "seed"), "replicas=2")...) }},
+	} {
+		n := step.n
 		pods, err := s.Pods(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}
 		log := s.watchPods(t)
-		s.helmRun(t, seed.UpgradeSeed(filepath.Join(s.charts, "seed"), "replicas="+itoa(n))...)
-		wait(t, "StatefulSet web rolled out to "+itoa(n)+" pods", 180*time.Second, s.Rollout(n, 0))
+		step.resize()
+		wait(t, "StatefulSet web at "+itoa(n)+" pods", 180*time.Second, s.Rollout(n, 0))
 		s.stopLog(t, log)
 		if err := log.InOrder(len(pods), n); err != nil {
 			t.Error(err)
 		}
 		wait(t, "dig SRV lists web-0 … web-"+itoa(n-1), 30*time.Second, s.WebSRV(n))
-		wait(t, itoa(n)+" agents alive with quorum", 60*time.Second, s.Quorum(n, n))
+		wait(t, itoa(n)+" agents alive, "+itoa(n)+" voters, with quorum", 90*time.Second, s.Quorum(n, n))
+		if err := s.NotRestarted(pods, n)(t.Context()); err != nil {
+			t.Errorf("resized to %d: %v", n, err)
+		}
 	}
+}
+
+// kubectlRun runs kubectl against the node's control plane.
+func (s *scenario) kubectlRun(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.CommandContext(t.Context(), testtools.Path(t, "kubectl"), append(args, "--kubeconfig", s.cp.Kubeconfig(), "--namespace", seed.Namespace)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }
 
 // deletePod deletes web-1: the StatefulSet recreates it under the same
