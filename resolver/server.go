@@ -335,7 +335,11 @@ func (s *Server) Close() {
 // connection and returns once all its goroutines have stopped.
 func (s *Server) Serve(ctx context.Context) error {
 	for i := range s.cfg.UDPWorkers {
-		s.wg.Go(func() { s.serveUDP(i % len(s.udp)) })
+		if udpBatchSupported {
+			s.wg.Go(func() { s.serveUDPBatch(i % len(s.udp)) })
+		} else {
+			s.wg.Go(func() { s.serveUDP(i % len(s.udp)) })
+		}
 	}
 	errc := make(chan error, 1)
 	s.wg.Go(func() { errc <- s.serveTCP() })
@@ -358,7 +362,8 @@ func (s *Server) Serve(ctx context.Context) error {
 	return err
 }
 
-// serveUDP answers the queries of UDP socket si.
+// serveUDP answers the queries of UDP socket si, one at a time: where
+// there is no batched path (udpbatch_linux.go).
 func (s *Server) serveUDP(si int) {
 	c := s.udp[si]
 	in := make([]byte, dns.MaxMsgSize)
