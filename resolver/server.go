@@ -370,6 +370,7 @@ func (s *Server) serveUDP(si int) {
 	out := make([]byte, 0, dns.MaxMsgSize)
 	oob := make([]byte, udpOOB)
 	ctl := newUDPControl()
+	shard := s.cfg.Handler.metrics.newShard()
 	for {
 		if s.testHookUDPRead != nil {
 			s.testHookUDPRead()
@@ -385,7 +386,7 @@ func (s *Server) serveUDP(si int) {
 		if ok {
 			s.countDrops(si, drops)
 		}
-		resp := s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4()})
+		resp := s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4(), shard: shard})
 		if resp == nil {
 			continue
 		}

@@ -51,6 +51,7 @@ type udpWorker struct {
 	out    []byte // udpBatch × outSize: appended beyond for a larger answer
 	oob    []byte // udpBatch × udpOOB
 
+	shard   *metricShard // the worker's own metrics
 	outSize int
 	got     int   // datagrams the last read took
 	nsend   int   // answers to send
@@ -70,6 +71,7 @@ func (s *Server) newUDPWorker(si int) (*udpWorker, error) {
 		si:      si,
 		conn:    rc,
 		outSize: s.cfg.Handler.cfg.MaxUDPSize,
+		shard:   s.cfg.Handler.metrics.newShard(),
 	}
 	w.in = make([]byte, udpBatch*dns.MaxMsgSize)
 	w.out = make([]byte, udpBatch*w.outSize)
@@ -176,7 +178,7 @@ func (w *udpWorker) answer() {
 		}
 		q := w.in[i*dns.MaxMsgSize : i*dns.MaxMsgSize+int(w.recv[i].n)]
 		out := w.out[i*w.outSize : i*w.outSize : (i+1)*w.outSize]
-		resp := w.s.cfg.Handler.answerConn(out, q, via{t: UDP, v6: clientIsV6(&w.names[i])})
+		resp := w.s.cfg.Handler.answerConn(out, q, via{t: UDP, v6: clientIsV6(&w.names[i]), shard: w.shard})
 		if len(resp) == 0 {
 			continue
 		}
