@@ -79,21 +79,31 @@ type metricDescs struct {
 	requests, responses, truncated, duration, reqSize, respSize, dropped *prometheus.Desc
 }
 
-// metricShard holds counts indexed by zone+1 (0: in no zone served, zone
-// "dropped"), then as named: proto (Transport), family (0: IPv4, 1:
-// IPv6), type (qtypeLabels), rcode (rcodeLabels, then other). Histograms
-// keep a count per bucket (not cumulative; the last is +Inf) and the sum:
-// durations in nanoseconds, sizes in bytes.
+// metricShard holds one writer's counts: per zone, indexed by zone+1 (0:
+// in no zone served, zone "dropped"). Padding keeps its counts off the
+// cache lines of any other allocation.
 type metricShard struct {
-	_         [64]byte // no cache line shared with the allocation before
-	requests  [][2][2][len(qtypeLabels)]atomic.Uint64
-	responses [][len(rcodeLabels) + 1]atomic.Uint64
-	truncated [][2]atomic.Uint64
-	duration  [][len(qtypeLabels)]durationCounts
-	reqSize   [][2]sizeCounts
-	respSize  [][2]sizeCounts
-	dropped   atomic.Uint64
-	_         [64]byte // nor with the one after
+	_       [64]byte
+	dropped atomic.Uint64
+	zones   []zoneCounts
+	_       [64]byte
+}
+
+// zoneCounts are a zone's counts, indexed as named: proto (Transport),
+// family (0: IPv4, 1: IPv6), type (qtypeLabels), rcode (rcodeLabels, then
+// other). Histograms keep a count per bucket (not cumulative; the last is
+// +Inf) and the sum: durations in nanoseconds, sizes in bytes. The padding
+// at both ends keeps the counts of two shards' zones, which may be
+// allocated side by side, off each other's cache lines.
+type zoneCounts struct {
+	_         [64]byte
+	requests  [2][2][len(qtypeLabels)]atomic.Uint64
+	responses [len(rcodeLabels) + 1]atomic.Uint64
+	truncated [2]atomic.Uint64
+	duration  [len(qtypeLabels)]durationCounts
+	reqSize   [2]sizeCounts
+	respSize  [2]sizeCounts
+	_         [64]byte
 }
 
 // durationCounts and sizeCounts are a histogram's counts: one a bucket
@@ -166,15 +176,7 @@ func newMetrics(reg prometheus.Registerer, s *Store, server string, zones []zone
 // newShard returns a shard for one writer, summed into every scrape from
 // now on. A shard is never removed: a worker's counts outlive it.
 func (m *metrics) newShard() *metricShard {
-	n := len(m.zones)
-	sh := &metricShard{
-		requests:  make([][2][2][len(qtypeLabels)]atomic.Uint64, n),
-		responses: make([][len(rcodeLabels) + 1]atomic.Uint64, n),
-		truncated: make([][2]atomic.Uint64, n),
-		duration:  make([][len(qtypeLabels)]durationCounts, n),
-		reqSize:   make([][2]sizeCounts, n),
-		respSize:  make([][2]sizeCounts, n),
-	}
+	sh := &metricShard{zones: make([]zoneCounts, len(m.zones))}
 	m.mu.Lock()
 	m.shards = append(m.shards, sh)
 	m.mu.Unlock()
@@ -204,13 +206,13 @@ func (m *metrics) observe(v via, zi int, qtype uint16, rcode, qlen int, resp []b
 		sh.dropped.Add(1)
 		return
 	}
-	zi++
+	z := &sh.zones[zi+1]
 	i := qtypeIndex(qtype)
 	fam := 0
 	if v.v6 {
 		fam = 1
 	}
-	sh.requests[zi][v.t][fam][i].Add(1)
+	z.requests[v.t][fam][i].Add(1)
 	rc := len(rcodeLabels) // other
 	for j, l := range rcodeLabels {
 		if l == rcode {
@@ -218,18 +220,18 @@ func (m *metrics) observe(v via, zi int, qtype uint16, rcode, qlen int, resp []b
 			break
 		}
 	}
-	sh.responses[zi][rc].Add(1)
+	z.responses[rc].Add(1)
 	if len(resp) > 3 && resp[2]&byte(flagTC>>8) != 0 {
-		sh.truncated[zi][v.t].Add(1)
+		z.truncated[v.t].Add(1)
 	}
-	rq := &sh.reqSize[zi][v.t]
+	rq := &z.reqSize[v.t]
 	rq.buckets[bucket(sizeBuckets, float64(qlen))].Add(1)
 	rq.sum.Add(uint64(qlen))
-	rs := &sh.respSize[zi][v.t]
+	rs := &z.respSize[v.t]
 	rs.buckets[bucket(sizeBuckets, float64(len(resp)))].Add(1)
 	rs.sum.Add(uint64(len(resp)))
 	d := time.Since(start)
-	dh := &sh.duration[zi][i]
+	dh := &z.duration[i]
 	dh.buckets[bucket(durationBuckets, d.Seconds())].Add(1)
 	dh.sum.Add(uint64(max(d, 0)))
 }
@@ -284,28 +286,28 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 				for i, q := range qtypeLabels {
 					var n uint64
 					for _, sh := range shards {
-						n += sh.requests[zi][t][fam][i].Load()
+						n += sh.zones[zi].requests[t][fam][i].Load()
 					}
 					counter(m.descs.requests, n, m.server, zl, t.String(), fl, q)
 				}
 			}
 			var n uint64
 			for _, sh := range shards {
-				n += sh.truncated[zi][t].Load()
+				n += sh.zones[zi].truncated[t].Load()
 			}
 			counter(m.descs.truncated, n, m.server, zl, t.String())
 			histogram(m.descs.reqSize, sizeBuckets, func(sh *metricShard) ([]atomic.Uint64, *atomic.Uint64) {
-				h := &sh.reqSize[zi][t]
+				h := &sh.zones[zi].reqSize[t]
 				return h.buckets[:], &h.sum
 			}, 1, m.server, zl, t.String())
 			histogram(m.descs.respSize, sizeBuckets, func(sh *metricShard) ([]atomic.Uint64, *atomic.Uint64) {
-				h := &sh.respSize[zi][t]
+				h := &sh.zones[zi].respSize[t]
 				return h.buckets[:], &h.sum
 			}, 1, m.server, zl, t.String())
 		}
 		for i, q := range qtypeLabels {
 			histogram(m.descs.duration, durationBuckets, func(sh *metricShard) ([]atomic.Uint64, *atomic.Uint64) {
-				h := &sh.duration[zi][i]
+				h := &sh.zones[zi].duration[i]
 				return h.buckets[:], &h.sum
 			}, 1e-9, m.server, zl, q)
 		}
@@ -316,7 +318,7 @@ func (c *metricsCollector) Collect(ch chan<- prometheus.Metric) {
 			}
 			var n uint64
 			for _, sh := range shards {
-				n += sh.responses[zi][i].Load()
+				n += sh.zones[zi].responses[i].Load()
 			}
 			counter(m.descs.responses, n, m.server, zl, rl)
 		}

@@ -36,10 +36,15 @@ type ServerConfig struct {
 	// GOMAXPROCS. Platforms without SO_REUSEPORT use one.
 	UDPSockets int
 	// UDPWorkers is the number of goroutines reading and answering UDP
-	// queries, spread over the sockets. Each answers one query at a time,
-	// so this is also the cap on UDP queries in flight: a flood fills the
-	// socket buffers and the kernel drops the excess instead of the server
-	// growing goroutines without bound. Default 2×GOMAXPROCS.
+	// queries, spread over the sockets. On Linux each reads the queries
+	// queued on its socket, up to 16, with one system call, answers them
+	// in turn and sends the answers with one more; elsewhere it reads and
+	// answers one query at a time. So 16×UDPWorkers (UDPWorkers outside
+	// Linux) caps the UDP queries in flight: a flood fills the socket
+	// buffers and the kernel drops the excess instead of the server
+	// growing goroutines without bound. Each worker holds 16 64 KiB query
+	// buffers on Linux, of which only the pages queries touch become
+	// resident. Default 2×GOMAXPROCS.
 	UDPWorkers int
 	// UDPReceiveBuffer is the receive buffer asked for each UDP socket, in
 	// bytes: how many queries wait for a worker in a burst before the kernel
