@@ -43,8 +43,10 @@ type ServerConfig struct {
 	// Linux) caps the UDP queries in flight: a flood fills the socket
 	// buffers and the kernel drops the excess instead of the server
 	// growing goroutines without bound. Each worker holds 16 64 KiB query
-	// buffers on Linux, of which only the pages queries touch become
-	// resident. Default 2×GOMAXPROCS.
+	// buffers on Linux (1 MiB of address space); memory fresh from the
+	// kernel becomes resident only where queries touch it, but memory the
+	// Go heap reuses is zeroed, and so resident, whole. Default
+	// 2×GOMAXPROCS.
 	UDPWorkers int
 	// UDPReceiveBuffer is the receive buffer asked for each UDP socket, in
 	// bytes: how many queries wait for a worker in a burst before the kernel
