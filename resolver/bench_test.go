@@ -114,6 +114,13 @@ func BenchmarkServeUDP(b *testing.B) {
 			if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
 				b.Fatal(err)
 			}
+			// One answer first: the worker has made its buffers.
+			if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				b.Fatal(err)
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
@@ -121,6 +128,51 @@ func BenchmarkServeUDP(b *testing.B) {
 				}
 				if _, from, err := c.ReadFromUDPAddrPort(buf); err != nil || from.Addr().Unmap() != dst.Addr() {
 					b.Fatalf("answer from %v: %v", from, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkServeUDPWindow measures queries over loopback from one client
+// that keeps a window of queries in flight, client included: it sends
+// depth queries, then reads their answers (each op is one query). With
+// depth 1 it is BenchmarkServeUDP's bound address; deeper windows queue
+// several queries on the socket at once, as a busy server sees them.
+func BenchmarkServeUDPWindow(b *testing.B) {
+	for _, depth := range []int{1, 16} {
+		b.Run(fmt.Sprintf("depth-%d", depth), func(b *testing.B) {
+			s := startServer(b, ServerConfig{Addr: "127.0.0.1:0", UDPSockets: 1, UDPWorkers: 1})
+			c, err := net.ListenUDP("udp4", nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			dst := s.Addr()
+			q := packQuery(b, "web-1.nginx.default.svc.cluster.local.", dns.TypeA, 0)
+			buf := make([]byte, 512)
+			if err := c.SetReadDeadline(time.Now().Add(time.Minute)); err != nil {
+				b.Fatal(err)
+			}
+			// One answer first: the worker has made its buffers.
+			if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
+				b.Fatal(err)
+			}
+			if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i += depth {
+				for range depth {
+					if _, err := c.WriteToUDPAddrPort(q, dst); err != nil {
+						b.Fatal(err)
+					}
+				}
+				for range depth {
+					if _, _, err := c.ReadFromUDPAddrPort(buf); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 		})

@@ -291,6 +291,8 @@ type via struct {
 	// connection open after an answer, which it tells TCP clients that
 	// ask (RFC 7828); 0 tells none.
 	keepalive uint16
+	// shard counts the query; nil: the handler's shared shard.
+	shard *metricShard
 }
 
 // answerConn is Answer for a server, which tells how the query came.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -91,5 +92,49 @@ func TestMetricsHaveCoreDNSLabels(t *testing.T) {
 			}
 			t.Errorf("%s{%s} = %v, want %v", c.name, strings.Join(l, ","), got, c.want)
 		}
+	}
+}
+
+// TestMetricsSumEveryWorker: queries answered by different UDP workers
+// and over TCP are all counted, in one series each, and the exposition
+// passes Prometheus's lint.
+func TestMetricsSumEveryWorker(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	h := newSignalHandler(t, true, func(c *Config) { c.Registerer, c.ServerLabel = reg, "dns://:53" })
+	s := startServer(t, ServerConfig{Handler: h, UDPSockets: 2, UDPWorkers: 4})
+	const queries = 40
+	for i := range queries {
+		c := &dns.Client{Net: "udp", Timeout: 5 * time.Second}
+		if i%4 == 0 {
+			c.Net = "tcp"
+		}
+		m := new(dns.Msg)
+		m.SetQuestion("web-1.nginx.default.svc.cluster.local.", dns.TypeA)
+		if _, _, err := c.Exchange(m, s.Addr().String()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	udp := sample(t, reg, "peerdns_dns_requests_total", map[string]string{"server": "dns://:53", "zone": "cluster.local.", "proto": "udp", "family": "1", "type": "A"})
+	tcp := sample(t, reg, "peerdns_dns_requests_total", map[string]string{"server": "dns://:53", "zone": "cluster.local.", "proto": "tcp", "family": "1", "type": "A"})
+	if udp != queries*3/4 || tcp != queries/4 {
+		t.Errorf("requests: udp %v, tcp %v; want %v, %v", udp, tcp, queries*3/4, queries/4)
+	}
+	for _, c := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{name: "peerdns_dns_responses_total", labels: map[string]string{"server": "dns://:53", "zone": "cluster.local.", "rcode": "NOERROR"}},
+		{name: "peerdns_dns_request_duration_seconds", labels: map[string]string{"server": "dns://:53", "zone": "cluster.local.", "type": "A"}},
+	} {
+		if got := sample(t, reg, c.name, c.labels); got != queries {
+			t.Errorf("%s%v = %v, want %v", c.name, c.labels, got, queries)
+		}
+	}
+	problems, err := testutil.GatherAndLint(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("lint %s: %s", p.Metric, p.Text)
 	}
 }
