@@ -46,7 +46,7 @@ func TestUmbrellaChart(t *testing.T) {
 		if want := "ghcr.io/peerdns/peeragent:" + chartMeta(t, peeragentChart).AppVersion; agent[0].Image != want {
 			t.Errorf("sidecar image %s, want %s", agent[0].Image, want)
 		}
-		if missing := missingArgs(agent[0].Args, "--cluster.expected=3", "--peers.srv=_gossip._tcp.orders.dns-system.peers.peerdns.internal"); len(missing) != 0 {
+		if missing := missingArgs(agent[0].Args, "--cluster.source=kubernetes", "--peers.srv=_gossip._tcp.orders.dns-system.peers.peerdns.internal"); len(missing) != 0 {
 			t.Errorf("sidecar args %q lack %q", agent[0].Args, missing)
 		}
 		// The alias's own templates render too: its gossip-key Secret,
