@@ -215,7 +215,7 @@ func New(cfg Config) (*Watcher, error) {
 		return nil, errors.New("kube: Config.ReadServices with Config.Client needs Config.ServiceClient")
 	}
 	// Clients of their own for discovery/v1 and core/v1 only (see
-	// restSlices): the generated clients would link every built-in API
+	// restLister): the generated clients would link every built-in API
 	// group.
 	api, services := cfg.Client, cfg.ServiceClient
 	if api == nil {
