@@ -134,6 +134,10 @@ type observedBody struct {
 	verb   string
 	stream string // streamKey of a watch; "" for a list
 	ended  atomic.Bool
+	// closed is set by Close, before the body is closed: a read that then
+	// fails ("read on closed response body") was ended by the client (the
+	// reflector stopping a watch), not broken.
+	closed atomic.Bool
 }
 
 func (b *observedBody) Read(p []byte) (int, error) {
@@ -142,7 +146,7 @@ func (b *observedBody) Read(p []byte) (int, error) {
 		b.a.contact()
 	}
 	if err != nil {
-		if !errors.Is(err, io.EOF) && b.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+		if !errors.Is(err, io.EOF) && !b.closed.Load() && b.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
 			b.a.fail("endpointslice stream from the API server broke; reconnecting", b.verb, "err", err)
 		}
 		b.end()
@@ -151,6 +155,7 @@ func (b *observedBody) Read(p []byte) (int, error) {
 }
 
 func (b *observedBody) Close() error {
+	b.closed.Store(true)
 	b.end()
 	return b.ReadCloser.Close()
 }

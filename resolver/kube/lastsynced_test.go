@@ -18,6 +18,7 @@ import (
 type fakeAPIServer struct {
 	*httptest.Server
 	down     atomic.Bool
+	expire   atomic.Bool   // the next watch sends an expiry error, then stays open
 	watching chan struct{} // capacity 1: a watch stream was opened
 
 	mu      sync.Mutex
@@ -52,6 +53,14 @@ func (s *fakeAPIServer) serve(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("sendInitialEvents") == "true" {
 		// A streaming list: no slices, then the end of the initial events.
 		fmt.Fprintln(w, `{"type":"BOOKMARK","object":{"kind":"EndpointSlice","apiVersion":"discovery.k8s.io/v1","metadata":{"resourceVersion":"1","annotations":{"k8s.io/initial-events-end":"true"}}}}`)
+	}
+	if s.expire.CompareAndSwap(true, false) {
+		// As an API server whose watch cache no longer has the resource
+		// version: the error as an event. The client ends the watch.
+		fmt.Fprintln(w, `{"type":"ERROR","object":{"kind":"Status","apiVersion":"v1","metadata":{},"status":"Failure","message":"too old resource version: 1 (2)","reason":"Expired","code":410}}`)
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return
 	}
 	w.(http.Flusher).Flush()
 	select {
@@ -127,5 +136,27 @@ func TestLastSyncedFakeClient(t *testing.T) {
 	sink.waitFor(t, "synced", (*recordingSink).isSynced)
 	if a := time.Since(w.LastSynced()); a < 0 || a > time.Second {
 		t.Errorf("after the sync LastSynced is %v old, want now", a)
+	}
+}
+
+// TestLastSyncedAfterExpiry: a watch the client ends itself (here after an
+// expiry error, which is followed by a relist) is no failure: once the new
+// watch is open the records are current, with nothing read on it.
+func TestLastSyncedAfterExpiry(t *testing.T) {
+	api := newFakeAPIServer(t)
+	w, sink, _ := runWatcher(t, Config{RESTConfig: &rest.Config{Host: api.URL}})
+	sink.waitFor(t, "synced", (*recordingSink).isSynced)
+	<-api.watching
+	api.expire.Store(true)
+	api.endWatches() // the next watch is the one that expires
+	waitUntil(t, "the expiring watch", func() bool { return !api.expire.Load() })
+	<-api.watching // the watch after the relist
+	const idle = 300 * time.Millisecond
+	time.Sleep(idle) // time passes with nothing read
+	if a := time.Since(w.LastSynced()); a > idle/3 {
+		t.Errorf("new watch open for %v after an expiry, LastSynced %v old, want about now", idle, a)
+	}
+	if n := testutil.ToFloat64(w.metrics.watchErrors); n != 0 {
+		t.Errorf("peerdns_kube_watch_errors_total = %v, want 0: nothing failed", n)
 	}
 }

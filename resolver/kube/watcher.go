@@ -334,12 +334,12 @@ func (w *Watcher) work(ctx context.Context) {
 			w.testHookDrained()
 		}
 		if !w.synced.Load() && syncRequested {
-			// The gauge first: whoever sees the Sink synced (a test, a
-			// probe) then sees the gauge at 1 too. Every service of the
-			// initial list is in the Sink already.
+			// The gauge and LastSynced first: whoever sees the Sink synced
+			// (a test, a probe) then sees them set too. Every service of
+			// the initial list is in the Sink already.
 			w.metrics.synced.Set(1)
-			w.sink.SetSynced()
 			w.syncedAt.Store(time.Now().UnixNano())
+			w.sink.SetSynced()
 			w.synced.Store(true)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
 			// The initial list is the most memory the process ever holds at
