@@ -44,12 +44,22 @@ func TestMaxStalenessAgainstAPIServer(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// With --kube.read-services there are three watches, each of which
+	// must be open.
+	for _, extra := range [][]string{nil, {"--kube.read-services"}} {
+		t.Run(strings.Join(append([]string{"watches"}, extra...), " "), func(t *testing.T) {
+			checkMaxStaleness(t, cp, extra...)
+		})
+	}
+}
+
+func checkMaxStaleness(t *testing.T, cp *controlplane.ControlPlane, extra ...string) {
 	const maxStaleness = 2 * time.Second
 	var cfg config
-	if _, err := newFlags(&cfg).Parse([]string{
+	if _, err := newFlags(&cfg).Parse(append([]string{
 		"--kubeconfig", cp.Kubeconfig(), "--dns.listen-address", "127.0.0.1:0", "--web.listen-address", "127.0.0.1:0",
 		"--dns.lame-duck", "0s", "--kube.max-staleness", maxStaleness.String(),
-	}); err != nil {
+	}, extra...)); err != nil {
 		t.Fatal(err)
 	}
 	cfg.staleAfter = time.Second // no flag; the default is 2 minutes
@@ -145,7 +155,7 @@ func TestMaxStalenessAgainstAPIServer(t *testing.T) {
 	}
 	testtools.Eventually(t, "answers marked stale", 5*time.Second, func() error { return answer(true) })
 
-	if err := cp.StartAPIServer(ctx); err != nil {
+	if err := cp.StartAPIServer(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	took = testtools.Eventually(t, "ready again with the API server back", 60*time.Second, ready)
