@@ -21,8 +21,8 @@ import (
 // at klog V(2)–V(4); the transport sees all of them.
 //
 // It also tracks whether the records are current (see Watcher.LastSynced):
-// they are while every informer has a watch stream open and no request has
-// failed since.
+// they are while every informer has a watch stream open and the last
+// request did not fail.
 type apiHealth struct {
 	log     *slog.Logger
 	metrics *metrics
