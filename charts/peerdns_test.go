@@ -41,6 +41,9 @@ watchNamespace: db
 	"read services": `
 readServices: true
 `,
+	"max staleness": `
+maxStalenessSeconds: 30
+`,
 	"web config with TLS and probe headers": `
 webConfig: {secretName: web, tls: true, probeHeaders: [{name: Authorization, value: Basic cDpz}]}
 serviceMonitor: {enabled: true, tlsConfig: {insecureSkipVerify: true}, basicAuth: {username: {name: scrape, key: user}, password: {name: scrape, key: password}}}
@@ -436,6 +439,15 @@ func TestPeerdnsValues(t *testing.T) {
 			},
 		},
 		{
+			name:   "max staleness",
+			values: peerdnsValueSets["max staleness"],
+			check: func(t *testing.T, r *rendered) {
+				if m := missingArgs(peerdnsContainer(t, r).Args, "--kube.max-staleness=30s"); m != nil {
+					t.Errorf("args lack %q", m)
+				}
+			},
+		},
+		{
 			name:   "existing service account, chart RBAC",
 			values: `serviceAccount: {create: false, name: dns-reader}`,
 			check: func(t *testing.T, r *rendered) {
@@ -528,6 +540,8 @@ func TestPeerdnsRejects(t *testing.T) {
 		{"zone with a space", `zones: ["peers internal."]`, []string{"zones"}},
 		{"privileged service port 0", `service: {port: 0}`, []string{"port"}},
 		{"extra arg that is not a flag", `extraArgs: [debug]`, []string{"extraArgs"}},
+		{"negative max staleness", `maxStalenessSeconds: -1`, []string{"maxStalenessSeconds"}},
+		{"max staleness as a duration", `maxStalenessSeconds: 30s`, []string{"maxStalenessSeconds"}},
 		{"namespace that is not a name", `watchNamespace: Prod`, []string{"watchNamespace"}},
 		{"unknown anti-affinity mode", `podAntiAffinity: maybe`, []string{"podAntiAffinity"}},
 		{"grace period inside the lame duck", `terminationGracePeriodSeconds: 5`, []string{"terminationGracePeriodSeconds (5) must be longer than dns.lameDuckSeconds (5)"}},

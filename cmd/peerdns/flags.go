@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"net"
 	"os"
@@ -19,6 +20,8 @@ type config struct {
 	kubeconfig      string
 	namespace       string
 	readServices    bool
+	maxStaleness    time.Duration
+	staleAfter      time.Duration // not a flag: tests shorten it; 0 is the resolver's default
 	dnsAddr         string
 	zones           zoneList
 	nsAddrs         zoneList // not zones, but the same repeatable list
@@ -65,6 +68,8 @@ func newFlags(cfg *config) *cli.App {
 		StringVar(&cfg.namespace)
 	app.Flag("kube.read-services", "Also list and watch Services, to serve the EndpointSlices of selectorless headless Services (their slices carry no service.kubernetes.io/headless label). Without it only slices with that label are served: those of headless Services with a selector.").
 		BoolVar(&cfg.readServices)
+	app.Flag("kube.max-staleness", "Fail /readyz once the records served have not been known to match the API server for this long, so a replica whose EndpointSlice watch is broken leaves the Service while another serves. They count as current while every watch stream is open and no request to the API server has failed since, however long an idle watch carries nothing; else since that stopped (the API server unreachable or refusing, a watch not yet reopened, a relist). An API server outage breaks every replica's watch at once. Answers to EDNS queries carry the Extended DNS Error Stale Answer after "+def.StaleAfter.String()+" of this, whatever the flag. 0: readiness does not depend on it.").
+		Default("0s").DurationVar(&cfg.maxStaleness)
 	app.Flag("dns.listen-address", "Address to answer DNS on, UDP and TCP. On a wildcard address (:53, 0.0.0.0:53, [::]:53) each UDP answer goes out from the address its query was sent to (Linux), so a node-local VIP or a secondary address works.").
 		Default(":53").StringVar(&cfg.dnsAddr)
 	app.Flag("dns.zone", "Zone to answer for, forward (peerdns.internal.) or reverse (250.10.in-addr.arpa.: only for a range whose addresses are all endpoints of headless services, as every other address in it is NXDOMAIN). Repeatable or comma-separated; names outside every zone are REFUSED. Not the root, and no zone inside another. A forward zone has at most 56 characters, so the longest names below it fit in 255 octets.").
@@ -113,6 +118,7 @@ func checkListenAddress(addr string) error {
 // resolverConfig checks the flags the resolver's own checks would not
 // name, and returns the resolver's Config.
 func (cfg *config) resolverConfig() (resolver.Config, error) {
+	def := resolver.DefaultConfig()
 	const maxTTL = 1<<31 - 1 // RFC 2181 section 8
 	if cfg.ttl > maxTTL {
 		return resolver.Config{}, cli.Invalid("dns.ttl", "%d seconds: at most %d", cfg.ttl, maxTTL)
@@ -125,6 +131,9 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 	}
 	if cfg.maxUDPSize < dns.MinMsgSize || cfg.maxUDPSize > dns.MaxMsgSize {
 		return resolver.Config{}, cli.Invalid("dns.max-udp-size", "%d: not in [%d, %d]", cfg.maxUDPSize, dns.MinMsgSize, dns.MaxMsgSize)
+	}
+	if cfg.maxStaleness < 0 {
+		return resolver.Config{}, cli.Invalid("kube.max-staleness", "%s: negative", cfg.maxStaleness)
 	}
 	if err := resolver.CheckZones(cfg.zones); err != nil {
 		return resolver.Config{}, cli.Invalid("dns.zone", "%v", err)
@@ -147,13 +156,15 @@ func (cfg *config) resolverConfig() (resolver.Config, error) {
 		return resolver.Config{}, cli.Invalid("dns.nsid", "%q: %d bytes, at most 255", nsid, len(nsid))
 	}
 	return resolver.Config{
-		Zones:       cfg.zones,
-		NSAddresses: ns,
-		TTL:         uint32(cfg.ttl),
-		NegativeTTL: uint32(cfg.negativeTTL),
-		UDPSize:     uint16(cfg.udpSize),
-		MaxUDPSize:  cfg.maxUDPSize,
-		NSID:        nsid,
-		ServerLabel: "dns://" + cfg.dnsAddr,
+		Zones:        cfg.zones,
+		NSAddresses:  ns,
+		TTL:          uint32(cfg.ttl),
+		NegativeTTL:  uint32(cfg.negativeTTL),
+		UDPSize:      uint16(cfg.udpSize),
+		MaxUDPSize:   cfg.maxUDPSize,
+		NSID:         nsid,
+		StaleAfter:   cmp.Or(cfg.staleAfter, def.StaleAfter),
+		MaxStaleness: cfg.maxStaleness,
+		ServerLabel:  "dns://" + cfg.dnsAddr,
 	}, nil
 }

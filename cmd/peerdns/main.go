@@ -88,6 +88,19 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 	rcfg.Registerer = a.reg
 	rcfg.Logger = logger.With("component", "dns")
 	store := resolver.NewStore()
+	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
+	if err != nil {
+		if cfg.kubeconfig != "" {
+			return nil, &cli.FlagError{Flag: "kubeconfig", Err: err}
+		}
+		return nil, err
+	}
+	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, ReadServices: cfg.readServices, Logger: logger, Registerer: a.reg})
+	if err != nil {
+		return nil, err
+	}
+	// How current the store is: for Stale Answer and --kube.max-staleness.
+	rcfg.Sync = a.watcher
 	if a.handler, err = resolver.NewHandler(store, rcfg); err != nil {
 		// resolverConfig checked every field, zones included: this is
 		// not a bad flag.
@@ -106,17 +119,6 @@ func newApp(cfg *config, logger *slog.Logger) (*app, error) {
 		if len(tcfg.Allow) == 0 {
 			logger.Warn("transfer flags given but no --dns.transfer.allow: every transfer is refused")
 		}
-	}
-	restCfg, err := kube.RESTConfig(cfg.kubeconfig)
-	if err != nil {
-		if cfg.kubeconfig != "" {
-			return nil, &cli.FlagError{Flag: "kubeconfig", Err: err}
-		}
-		return nil, err
-	}
-	a.watcher, err = kube.New(kube.Config{RESTConfig: restCfg, Sink: store, Namespace: cfg.namespace, ReadServices: cfg.readServices, Logger: logger, Registerer: a.reg})
-	if err != nil {
-		return nil, err
 	}
 	a.dnsServer, err = resolver.Listen(resolver.ServerConfig{
 		Addr:                       cfg.dnsAddr,

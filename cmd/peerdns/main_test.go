@@ -125,6 +125,8 @@ func TestCommandLine(t *testing.T) {
 			stderr: "peerdns: error: --dns.max-udp-size: 70000: not in [512, 65535], try --help\n"},
 		{name: "NSID too long", args: []string{"--dns.nsid", strings.Repeat("n", 256)}, code: 2,
 			stderr: "peerdns: error: --dns.nsid: \"" + strings.Repeat("n", 256) + "\": 256 bytes, at most 255, try --help\n"},
+		{name: "negative max staleness", args: []string{"--kube.max-staleness=-1s"}, code: 2,
+			stderr: "peerdns: error: --kube.max-staleness: -1s: negative, try --help\n"},
 		{name: "missing web config file", args: []string{"--web.config.file", "/nonexistent"}, code: 2,
 			stderr: "peerdns: error: --web.config.file: "},
 		{name: "bad zone", args: []string{"--dns.zone", "a..b", "--kubeconfig", "/nonexistent",

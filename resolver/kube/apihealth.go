@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -17,11 +19,58 @@ import (
 // telling its watch error handler (a refused connection or a 429 when a
 // watch is reopened, an expired watch that is relisted) and logs them only
 // at klog V(2)–V(4); the transport sees all of them.
+//
+// It also tracks whether the records are current (see Watcher.LastSynced):
+// they are while every informer has a watch stream open and the last
+// request did not fail.
 type apiHealth struct {
 	log     *slog.Logger
 	metrics *metrics
 	failing atomic.Bool // the last request failed
 	synced  func() bool // the initial list was loaded: a later list is a relist
+	want    int         // informers: the watch streams that must be open, set before the first request
+
+	mu   sync.Mutex
+	open map[string]int // open watch streams by informer (streamKey)
+	// currentUntil is currentNow while the records are current, else the
+	// Unix time in nanoseconds they last stopped being current (0: never
+	// were). Written under mu, read without it.
+	currentUntil atomic.Int64
+}
+
+// currentNow in apiHealth.currentUntil: the records are current now.
+const currentNow = math.MaxInt64
+
+// streamKey tells the informers' watches apart: the resource's path and the
+// selectors.
+func streamKey(req *http.Request) string {
+	q := req.URL.Query()
+	return req.URL.Path + "?" + q.Get("labelSelector") + "&" + q.Get("fieldSelector")
+}
+
+// streamOpened notes a watch stream opened, streamEnded one ended.
+func (a *apiHealth) streamOpened(key string) { a.update(key, 1) }
+func (a *apiHealth) streamEnded(key string)  { a.update(key, -1) }
+
+// update adds delta to the open streams of key and recomputes currentUntil.
+func (a *apiHealth) update(key string, delta int) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.open == nil {
+		a.open = map[string]int{}
+	}
+	if delta != 0 {
+		if a.open[key] += delta; a.open[key] <= 0 {
+			delete(a.open, key)
+		}
+	}
+	current := !a.failing.Load() && len(a.open) >= a.want
+	switch was := a.currentUntil.Load() == currentNow; {
+	case current:
+		a.currentUntil.Store(currentNow)
+	case was:
+		a.currentUntil.Store(time.Now().UnixNano())
+	}
 }
 
 // wrap is a rest.Config WrapTransport.
@@ -42,11 +91,16 @@ func (a *apiHealth) wrap(rt http.RoundTripper) http.RoundTripper {
 		case resp.StatusCode >= 400:
 			a.fail("API server refused the request; answering from the last known state", verb, "status", resp.Status)
 		default:
+			body := &observedBody{ReadCloser: resp.Body, a: a, ctx: req.Context(), verb: verb}
+			if req.URL.Query().Get("watch") == "true" {
+				body.stream = streamKey(req)
+				a.streamOpened(body.stream)
+			}
 			a.contact()
 			if verb == "list" && a.synced() {
 				a.log.Info("relisting endpointslices")
 			}
-			resp.Body = &observedBody{ReadCloser: resp.Body, a: a, ctx: req.Context(), verb: verb}
+			resp.Body = body
 		}
 		return resp, err
 	})
@@ -54,7 +108,9 @@ func (a *apiHealth) wrap(rt http.RoundTripper) http.RoundTripper {
 
 func (a *apiHealth) fail(msg, verb string, args ...any) {
 	a.metrics.watchErrors.Inc()
-	a.failing.Store(true)
+	if !a.failing.Swap(true) {
+		a.update("", 0)
+	}
 	a.log.Warn(msg, append([]any{"verb", verb}, args...)...)
 }
 
@@ -62,18 +118,26 @@ func (a *apiHealth) fail(msg, verb string, args ...any) {
 func (a *apiHealth) contact() {
 	a.metrics.lastEvent.Set(float64(time.Now().UnixNano()) / 1e9)
 	if a.failing.CompareAndSwap(true, false) {
+		a.update("", 0)
 		a.log.Info("API server reachable again")
 	}
 }
 
-// observedBody counts a watch stream that breaks, and notes every read as
+// observedBody counts a watch stream that breaks, notes every read as
 // contact (the API server sends a bookmark about once a minute on an idle
-// watch).
+// watch) and, for a watch, when the stream ends: at the first read error
+// (io.EOF included) or Close.
 type observedBody struct {
 	io.ReadCloser
-	a    *apiHealth
-	ctx  context.Context
-	verb string
+	a      *apiHealth
+	ctx    context.Context
+	verb   string
+	stream string // streamKey of a watch; "" for a list
+	ended  atomic.Bool
+	// closed is set by Close, before the body is closed: a read that then
+	// fails ("read on closed response body") was ended by the client (the
+	// reflector stopping a watch), not broken.
+	closed atomic.Bool
 }
 
 func (b *observedBody) Read(p []byte) (int, error) {
@@ -81,10 +145,25 @@ func (b *observedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		b.a.contact()
 	}
-	if err != nil && !errors.Is(err, io.EOF) && b.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
-		b.a.fail("endpointslice stream from the API server broke; reconnecting", b.verb, "err", err)
+	if err != nil {
+		if !errors.Is(err, io.EOF) && !b.closed.Load() && b.ctx.Err() == nil && !errors.Is(err, context.Canceled) {
+			b.a.fail("endpointslice stream from the API server broke; reconnecting", b.verb, "err", err)
+		}
+		b.end()
 	}
 	return n, err
+}
+
+func (b *observedBody) Close() error {
+	b.closed.Store(true)
+	b.end()
+	return b.ReadCloser.Close()
+}
+
+func (b *observedBody) end() {
+	if b.stream != "" && !b.ended.Swap(true) {
+		b.a.streamEnded(b.stream)
+	}
 }
 
 type roundTripper func(*http.Request) (*http.Response, error)

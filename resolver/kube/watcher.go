@@ -144,7 +144,11 @@ type Watcher struct {
 	known map[serviceKey]struct{} // services given to the Sink and not deleted
 	start time.Time
 
-	synced atomic.Bool // SetSynced was called (written by the worker only)
+	synced   atomic.Bool  // SetSynced was called (written by the worker only)
+	syncedAt atomic.Int64 // when, in Unix nanoseconds; 0 before
+
+	// health observes the client's requests; nil with Config.Client.
+	health *apiHealth
 
 	// testHookDrained, when set, runs on the worker after each drain of
 	// the queue: tests use it to interleave events with the worker.
@@ -220,6 +224,7 @@ func New(cfg Config) (*Watcher, error) {
 	api, services := cfg.Client, cfg.ServiceClient
 	if api == nil {
 		health := &apiHealth{log: w.log, metrics: w.metrics, synced: w.synced.Load}
+		w.health = health
 		rc := rest.CopyConfig(cfg.RESTConfig)
 		rc.Wrap(health.wrap)
 		c, err := newRESTSlices(rc, cfg.Namespace)
@@ -248,6 +253,9 @@ func New(cfg Config) (*Watcher, error) {
 		if err != nil {
 			return nil, err
 		}
+	}
+	if w.health != nil {
+		w.health.want = len(w.informersSynced) // one watch per informer
 	}
 	return w, nil
 }
@@ -326,10 +334,11 @@ func (w *Watcher) work(ctx context.Context) {
 			w.testHookDrained()
 		}
 		if !w.synced.Load() && syncRequested {
-			// The gauge first: whoever sees the Sink synced (a test, a
-			// probe) then sees the gauge at 1 too. Every service of the
-			// initial list is in the Sink already.
+			// The gauge and LastSynced first: whoever sees the Sink synced
+			// (a test, a probe) then sees them set too. Every service of
+			// the initial list is in the Sink already.
 			w.metrics.synced.Set(1)
+			w.syncedAt.Store(time.Now().UnixNano())
 			w.sink.SetSynced()
 			w.synced.Store(true)
 			w.log.Info("endpointslices synced", "services", len(w.known), "duration", time.Since(w.start))
