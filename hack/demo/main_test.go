@@ -54,10 +54,10 @@ func TestDemo(t *testing.T) {
 
 	printed := out.String()
 	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`SRV\s+0 50 80 web-0\.nginx\.default\.svc\.cluster\.local\.`),
-		regexp.MustCompile(`SRV\s+0 50 80 web-1\.nginx\.default\.svc\.cluster\.local\.`),
-		regexp.MustCompile(`dig @127\.0\.0\.1 -p \d+ SRV nginx\.default\.svc\.cluster\.local`),
-		regexp.MustCompile(`dig @127\.0\.0\.1 -p \d+ A web-0\.nginx\.default\.svc\.cluster\.local`),
+		regexp.MustCompile(`SRV\s+0 50 80 web-0\.nginx\.default\.svc\.peerdns\.internal\.`),
+		regexp.MustCompile(`SRV\s+0 50 80 web-1\.nginx\.default\.svc\.peerdns\.internal\.`),
+		regexp.MustCompile(`dig @127\.0\.0\.1 -p \d+ SRV nginx\.default\.svc\.peerdns\.internal`),
+		regexp.MustCompile(`dig @127\.0\.0\.1 -p \d+ A web-0\.nginx\.default\.svc\.peerdns\.internal`),
 		regexp.MustCompile(`http://127\.0\.0\.1:\d+/metrics`),
 	} {
 		if !want.MatchString(printed) {
@@ -82,7 +82,7 @@ func TestKwokModeRunsToTheEnd(t *testing.T) {
 		regexp.MustCompile(`(?m)^Kwok mode .*: asked for with --mode=kwok\.$`),
 		regexp.MustCompile(`(?m)^== 1/4  Start a control plane with a fake node$`),
 		regexp.MustCompile(`(?m)^== 4/4  Ask peerdns$`),
-		regexp.MustCompile(`SRV\s+0 50 80 web-1\.nginx\.default\.svc\.cluster\.local\.`),
+		regexp.MustCompile(`SRV\s+0 50 80 web-1\.nginx\.default\.svc\.peerdns\.internal\.`),
 	} {
 		if !want.MatchString(printed) {
 			t.Errorf("output lacks %s:\n%s", want, printed)
