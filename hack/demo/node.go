@@ -311,7 +311,7 @@ func (s *nodeScenario) quorum(ctx context.Context) error {
 func (s *nodeScenario) showQuorum(ctx context.Context, pods []corev1.Pod) error {
 	for _, p := range pods {
 		s.n.note("%s:", p.Name)
-		line := fmt.Sprintf(`curl -s http://%s:%s/metrics | grep -E '^peeragent_(members\{state="alive"\}|expected_members|quorum_size|has_quorum) '`,
+		line := fmt.Sprintf(`curl -s http://%s:%s/metrics | grep -E '^peeragent_(members\{state="alive"\}|expected_members|voters|quorum_size|has_quorum) '`,
 			p.Status.PodIP, seed.AgentPort)
 		if _, err := s.shell(ctx, line); err != nil {
 			return err

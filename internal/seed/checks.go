@@ -230,7 +230,8 @@ func (c *Cluster) PeerViewOnly(pod string) Check {
 }
 
 // Quorum checks that there are alive seed pods, and every one's agent counts alive
-// members of expected, with quorum.
+// members, a target size of expected, expected voters (every learner
+// promoted, every removed ordinal gone) and quorum.
 func (c *Cluster) Quorum(alive, expected int) Check {
 	return c.agentsShow(alive, quorumSamples(alive, expected))
 }
@@ -239,6 +240,7 @@ func quorumSamples(alive, expected int) map[string]float64 {
 	return map[string]float64{
 		`peeragent_members{state="alive"}`: float64(alive),
 		`peeragent_expected_members`:       float64(expected),
+		`peeragent_voters`:                 float64(expected),
 		`peeragent_has_quorum`:             1,
 	}
 }
