@@ -58,14 +58,14 @@ func TestNodeDemo(t *testing.T) {
 	for _, want := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^== 11/11  Stop everything$`),
 		regexp.MustCompile(`(?m)^\$ helm install seed \./seed `),
-		regexp.MustCompile(`(?m)^_web\._tcp\.nginx\.default\.svc\.peers\.internal\.\s+\d+\s+IN\s+SRV\s+0 \d+ 80 web-0\.nginx\.default\.svc\.peers\.internal\.$`),
+		regexp.MustCompile(`(?m)^_web\._tcp\.nginx\.default\.svc\.peerdns\.internal\.\s+\d+\s+IN\s+SRV\s+0 \d+ 80 web-0\.nginx\.default\.svc\.peerdns\.internal\.$`),
 		regexp.MustCompile(`web-1 created`),
 		regexp.MustCompile(`(?m)^peeragent_has_quorum 1$`),
 		regexp.MustCompile(`(?m)^peeragent_expected_members 5$`),
 		regexp.MustCompile(`web-1 Ready`),
 		regexp.MustCompile(`(?m)^\$ helm install etcd \./etcd `),
 		regexp.MustCompile(`install to a healthy 3-member etcd: `),
-		regexp.MustCompile(`(?m)^_etcd-server\._tcp\.etcd\.default\.peers\.peers\.internal\.\s+\d+\s+IN\s+SRV\s+0 \d+ 2380 etcd-0\.etcd\.default\.peers\.peers\.internal\.$`),
+		regexp.MustCompile(`(?m)^_etcd-server\._tcp\.etcd\.default\.peers\.peerdns\.internal\.\s+\d+\s+IN\s+SRV\s+0 \d+ 2380 etcd-0\.etcd\.default\.peers\.peerdns\.internal\.$`),
 		regexp.MustCompile(`etcd-1 reads seed=v1 again`),
 	} {
 		if !want.MatchString(printed) {

@@ -150,8 +150,12 @@ func (c *Cluster) EtcdRunning(images map[string]string) Check {
 	}
 }
 
-// EtcdHealthyCount is how many of the database's pods answer /health true
-// now.
+// EtcdHealthyCount is how many of the database's pods answer
+// /health?serializable=true true now: up, and serving their own copy of
+// the data. Not the plain /health, which also wants a leader: when the
+// leader's pod is the one replaced, every member answers false for the
+// election's length (about a second), which says nothing about how many
+// members the roll took down.
 func (c *Cluster) EtcdHealthyCount(ctx context.Context) (int, error) {
 	pods, err := c.pods(ctx, Namespace, EtcdSelector)
 	if err != nil {
@@ -159,7 +163,7 @@ func (c *Cluster) EtcdHealthyCount(ctx context.Context) (int, error) {
 	}
 	n := 0
 	for _, p := range pods {
-		if p.DeletionTimestamp == nil && etcdHealth(ctx, p) == nil {
+		if p.DeletionTimestamp == nil && etcdHealth(ctx, p, "/health?serializable=true") == nil {
 			n++
 		}
 	}
@@ -235,7 +239,7 @@ func (c *Cluster) EtcdHealthy(n int) Check {
 			if p.Name != EtcdPodName(i) || p.Status.PodIP == "" {
 				return fmt.Errorf("%s: %s", p.Name, PodStatus(p))
 			}
-			if err := etcdHealth(ctx, p); err != nil {
+			if err := etcdHealth(ctx, p, "/health"); err != nil {
 				return err
 			}
 			members, err := c.EtcdMembers(ctx, p)
@@ -305,17 +309,19 @@ func (c *Cluster) EtcdHas(pod, key, value string) Check {
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 
-// etcdHealth asks pod's etcd /health, which is true only with a leader.
-func etcdHealth(ctx context.Context, pod corev1.Pod) error {
+// etcdHealth asks pod's etcd path: /health, which is true only with a
+// leader, or /health?serializable=true, true while the member serves its
+// own data.
+func etcdHealth(ctx context.Context, pod corev1.Pod, path string) error {
 	var resp struct {
 		Health string `json:"health"`
 		Reason string `json:"reason"`
 	}
-	if err := etcdDo(ctx, pod, http.MethodGet, "/health", nil, &resp); err != nil {
+	if err := etcdDo(ctx, pod, http.MethodGet, path, nil, &resp); err != nil {
 		return err
 	}
 	if resp.Health != "true" {
-		return fmt.Errorf("%s: /health %s %s", pod.Name, resp.Health, resp.Reason)
+		return fmt.Errorf("%s: %s %s %s", pod.Name, path, resp.Health, resp.Reason)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func (s *scenario) etcdRollingUpdate(t *testing.T) {
 	wait(t, "3 etcd members healthy", 60*time.Second, s.EtcdHealthy(seed.EtcdReplicas))
 	close(stop)
 	<-done
-	t.Logf("%d samples of /health during the roll; fewest healthy members %d of %d", samples, fewest, seed.EtcdReplicas)
+	t.Logf("%d samples of /health?serializable=true during the roll; fewest healthy members %d of %d", samples, fewest, seed.EtcdReplicas)
 	if quorum := seed.EtcdReplicas/2 + 1; samples == 0 || fewest < quorum {
 		t.Errorf("%d samples, fewest healthy members %d, want at least %d throughout", samples, fewest, quorum)
 	}
