@@ -396,12 +396,7 @@ func (s *Server) serveUDP(si int) {
 		if ok {
 			s.countDrops(si, drops)
 		}
-		var resp []byte
-		if x := s.cfg.Transfers; x != nil && isTransferQuery(in[:n]) {
-			resp = x.AnswerUDP(out, in[:n], addr.Addr()) // transfer.go
-		} else {
-			resp = s.cfg.Handler.answerConn(out, in[:n], via{t: UDP, v6: !addr.Addr().Unmap().Is4(), shard: shard})
-		}
+		resp := s.answerUDP(out, in[:n], addr.Addr().Unmap(), shard)
 		if resp == nil {
 			continue
 		}
@@ -534,6 +529,16 @@ func (s *Server) release(c *tcpConn) {
 	s.mu.Lock()
 	s.forget(c)
 	s.mu.Unlock()
+}
+
+// answerUDP answers one UDP query from client, appending to out: a zone
+// transfer query by the Transfers (transfer.go), any other by the handler,
+// counted in shard.
+func (s *Server) answerUDP(out, q []byte, client netip.Addr, shard *metricShard) []byte {
+	if x := s.cfg.Transfers; x != nil && isTransferQuery(q) {
+		return x.AnswerUDP(out, q, client)
+	}
+	return s.cfg.Handler.answerConn(out, q, via{t: UDP, v6: !client.Is4(), shard: shard})
 }
 
 // serveConn answers the queries of one TCP connection, in order, until the

@@ -178,12 +178,7 @@ func (w *udpWorker) answer() {
 		}
 		q := w.in[i*dns.MaxMsgSize : i*dns.MaxMsgSize+int(w.recv[i].n)]
 		out := w.out[i*w.outSize : i*w.outSize : (i+1)*w.outSize]
-		var resp []byte
-		if x := w.s.cfg.Transfers; x != nil && isTransferQuery(q) {
-			resp = x.AnswerUDP(out, q, clientAddr(&w.names[i])) // transfer.go
-		} else {
-			resp = w.s.cfg.Handler.answerConn(out, q, via{t: UDP, v6: clientIsV6(&w.names[i]), shard: w.shard})
-		}
+		resp := w.s.answerUDP(out, q, clientAddr(&w.names[i]), w.shard)
 		if len(resp) == 0 {
 			continue
 		}
@@ -215,19 +210,4 @@ func clientAddr(sa *unix.RawSockaddrInet6) netip.Addr {
 		return netip.AddrFrom4(sa4.Addr)
 	}
 	return netip.AddrFrom16(sa.Addr).Unmap()
-}
-
-// clientIsV6 tells whether the client address sa is IPv6 (not IPv4, nor
-// IPv4-mapped IPv6).
-func clientIsV6(sa *unix.RawSockaddrInet6) bool {
-	if sa.Family != unix.AF_INET6 {
-		return false
-	}
-	a := sa.Addr
-	for _, b := range a[:10] {
-		if b != 0 {
-			return true
-		}
-	}
-	return a[10] != 0xff || a[11] != 0xff
 }
